@@ -1,0 +1,93 @@
+/*
+ * Run-time choice of kernels. Every instruction-set variant fills the same
+ * table; one is chosen at import (the best the CPU supports, or the one named
+ * by XENTC_CPU) and every array loop calls through the table. The CPU check
+ * uses __builtin_cpu_supports, which also checks that the OS saves the YMM
+ * state; no ifunc/target_clones, which musl, macOS and Windows lack.
+ */
+#ifndef XENTC_DISPATCH_H
+#define XENTC_DISPATCH_H
+
+#include <string.h>
+
+#include "kernels_baseline.h"
+#include "kernels_avx2.h"
+
+typedef xt_lse_partial (*xt_partial_f32_fn)(const float *, ptrdiff_t);
+typedef xt_lse_partial (*xt_partial_f64_fn)(const double *, ptrdiff_t);
+typedef void (*xt_map_f32_fn)(const float *, ptrdiff_t, double, double, float *);
+typedef void (*xt_map_f64_fn)(const double *, ptrdiff_t, double, double, double *);
+
+typedef struct {
+    const char *name;
+    xt_partial_f32_fn partial_f32;
+    xt_partial_f64_fn partial_f64;
+    /* out = exp(x - shift) * scale  (softmax) */
+    xt_map_f32_fn expscale_f32;
+    xt_map_f64_fn expscale_f64;
+    /* out = (x - shift) - offset  (log_softmax) */
+    xt_map_f32_fn shift_f32;
+    xt_map_f64_fn shift_f64;
+} xt_kernels;
+
+static const xt_kernels xt_kernels_baseline = {
+    "baseline",
+    xt_partial_f32_baseline, xt_partial_f64_baseline,
+    xt_expscale_f32_baseline, xt_expscale_f64_baseline,
+    xt_shift_f32_baseline, xt_shift_f64_baseline,
+};
+
+#ifdef XT_HAVE_AVX2
+static const xt_kernels xt_kernels_avx2 = {
+    "avx2",
+    xt_partial_f32_avx2, xt_partial_f64_avx2,
+    xt_expscale_f32_avx2, xt_expscale_f64_avx2,
+    xt_shift_f32_avx2, xt_shift_f64_avx2,
+};
+#endif
+
+static const xt_kernels *xt_active = &xt_kernels_baseline;
+
+/* Does this CPU (and build) support the named level? */
+static int xt_cpu_supports(const char *name)
+{
+    if (strcmp(name, "baseline") == 0)
+        return 1;
+#ifdef XT_HAVE_AVX2
+    if (strcmp(name, "avx2") == 0) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+#endif
+    return 0;
+}
+
+/* Levels compiled into this build, best first, separated by spaces. */
+static const char *xt_compiled_levels(void)
+{
+#ifdef XT_HAVE_AVX2
+    return "avx2 baseline";
+#else
+    return "baseline";
+#endif
+}
+
+/* Activate a level; returns 0, or -1 if it is not compiled in or the CPU
+ * lacks it (the active table is then unchanged). */
+static int xt_select(const char *name)
+{
+    if (!xt_cpu_supports(name))
+        return -1;
+#ifdef XT_HAVE_AVX2
+    if (strcmp(name, "avx2") == 0) {
+        xt_active = &xt_kernels_avx2;
+        return 0;
+    }
+#endif
+    xt_active = &xt_kernels_baseline;
+    return 0;
+}
+
+static const char *xt_active_name(void) { return xt_active->name; }
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * Portable C kernels: the fallback on CPUs without AVX2/FMA and on other
+ * architectures (no intrinsics here), and the reference the SIMD kernels are
+ * tested against. exp comes from libm in double precision, so these are the
+ * most accurate variants too.
+ */
+#ifndef XENTC_KERNELS_BASELINE_H
+#define XENTC_KERNELS_BASELINE_H
+
+#include "blocks.h"
+
+#define XT_DEFINE_BASELINE(SUF, T)                                            \
+    static xt_lse_partial xt_block_##SUF##_baseline(const T *x, ptrdiff_t n)  \
+    {                                                                         \
+        T m = (T)(-INFINITY);                                                 \
+        /* `x > m` is false for NaN: NaN never becomes the max, it reaches   \
+         * the sum below and poisons it, as it must. */                       \
+        for (ptrdiff_t i = 0; i < n; i++)                                     \
+            m = x[i] > m ? x[i] : m;                                          \
+        if (!isfinite(m))                                                     \
+            return xt_special_block_##SUF(x, n);                              \
+        double nmax = 0.0, rest = 0.0;                                        \
+        for (ptrdiff_t i = 0; i < n; i++) {                                   \
+            if (x[i] == m)                                                    \
+                nmax += 1.0;                                                  \
+            else                                                              \
+                rest += exp((double)x[i] - (double)m);                        \
+        }                                                                     \
+        xt_lse_partial p = {(double)m, nmax, rest, 0};                        \
+        return p;                                                             \
+    }                                                                         \
+    static void xt_expscale_##SUF##_baseline(const T *x, ptrdiff_t n,         \
+                                             double shift, double scale,      \
+                                             T *out)                          \
+    {                                                                         \
+        for (ptrdiff_t i = 0; i < n; i++)                                     \
+            out[i] = (T)(exp((double)x[i] - shift) * scale);                  \
+    }                                                                         \
+    static void xt_shift_##SUF##_baseline(const T *x, ptrdiff_t n,            \
+                                          double shift, double offset,        \
+                                          T *out)                             \
+    {                                                                         \
+        for (ptrdiff_t i = 0; i < n; i++)                                     \
+            out[i] = (T)(((double)x[i] - shift) - offset);                    \
+    }
+
+XT_DEFINE_BASELINE(f32, float)
+XT_DEFINE_BASELINE(f64, double)
+
+XT_DEFINE_PARTIAL(, xt_partial_f32_baseline, float, xt_block_f32_baseline, XT_BLOCK_F32)
+XT_DEFINE_PARTIAL(, xt_partial_f64_baseline, double, xt_block_f64_baseline, XT_BLOCK_F64)
+
+#endif

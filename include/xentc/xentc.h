@@ -1,0 +1,22 @@
+/* Everything the Cython layer includes. */
+#ifndef XENTC_XENTC_H
+#define XENTC_XENTC_H
+
+#include "lse_partial.h"
+#include "blocks.h"
+#include "dispatch.h"
+#include "softmax_rows.h"
+#include "lse_weighted.h"
+#include "threads.h"
+
+static inline xt_lse_partial xt_partial_f32(const float *x, ptrdiff_t n)
+{
+    return xt_active->partial_f32(x, n);
+}
+
+static inline xt_lse_partial xt_partial_f64(const double *x, ptrdiff_t n)
+{
+    return xt_active->partial_f64(x, n);
+}
+
+#endif

@@ -1,0 +1,21 @@
+"""
+xentc: fast, exact log-sum-exp, softmax, log-softmax and cross-entropy on CPUs.
+
+The functions follow :mod:`scipy.special` (logsumexp, softmax, log_softmax)
+and :func:`torch.nn.functional.cross_entropy` semantics, run on SIMD kernels
+chosen for the CPU at import, and use OpenMP threads (``workers=``).
+"""
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from . import _dispatch
+from ._config import show_config
+from ._logsumexp import log_softmax, logsumexp, softmax
+
+try:
+    __version__ = _version("xentc")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0+unknown"
+
+_dispatch.select_from_environment()
+
+__all__ = ["logsumexp", "softmax", "log_softmax", "show_config", "__version__"]

@@ -1,0 +1,87 @@
+"""Argument checks and conversions shared by the public functions."""
+import operator
+import os
+
+import numpy as np
+from numpy.lib.array_utils import normalize_axis_tuple
+
+from . import _core
+
+# Below this many elements a call stays on the calling thread: starting the
+# OpenMP team costs more than the work it would share.
+PARALLEL_MIN_ELEMENTS = 1 << 15
+
+
+def normalize_axes(axis, ndim, argname="axis"):
+    """Axes to reduce as a sorted tuple of non-negative ints.
+
+    None means every axis; an int or a tuple of ints is accepted (a list is a
+    TypeError, as in NumPy reductions); out-of-range axes raise
+    numpy.exceptions.AxisError and repeated ones ValueError.
+    """
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, tuple):
+        axes = tuple(operator.index(ax) for ax in axis)
+    else:
+        axes = (operator.index(axis),)
+    return tuple(sorted(normalize_axis_tuple(axes, ndim, argname)))
+
+
+def resolve_workers(workers):
+    """Thread count asked for by `workers`, or 0 for the OpenMP default.
+
+    As in scipy.fft: None is the default (OMP_NUM_THREADS, threadpoolctl),
+    a positive int is that many threads, a negative one counts back from
+    os.cpu_count() (-1 is all cores), 0 is an error.
+    """
+    if workers is None:
+        return 0
+    if isinstance(workers, bool):
+        raise TypeError("workers must be an int or None, not bool")
+    try:
+        n = operator.index(workers)
+    except TypeError:
+        raise TypeError(
+            f"workers must be an int or None, not {type(workers).__name__}"
+        ) from None
+    if n == 0:
+        raise ValueError("workers must not be 0 (use None for the default)")
+    if n < 0:
+        ncpu = os.cpu_count() or 1
+        if n < -ncpu:
+            raise ValueError(
+                f"workers value out of range; got {n}, must not be less than {-ncpu}"
+            )
+        n += ncpu + 1
+    return n
+
+
+def thread_count(workers, nelements, ntasks):
+    """Threads for a call over `nelements` split into `ntasks` pieces."""
+    n = resolve_workers(workers) or _core.max_threads()
+    if nelements < PARALLEL_MIN_ELEMENTS:
+        return 1
+    return max(1, min(n, ntasks))
+
+
+def check_numeric(arr, argname, func):
+    """Reject arrays that cannot hold numbers (object, str, datetime...)."""
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(
+            f"{func}: {argname} must be a numeric array, got dtype {arr.dtype}"
+        )
+
+
+def check_out(out, shape, dtype, func):
+    """Validate a user-supplied `out=` array."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{func}: out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(
+            f"{func}: out has shape {out.shape}, expected {tuple(shape)}"
+        )
+    if out.dtype != dtype:
+        raise ValueError(f"{func}: out has dtype {out.dtype}, expected {dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{func}: out is read-only")
