@@ -9,6 +9,13 @@ from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import _dispatch
 from ._config import show_config
+from ._cross_entropy import (
+    cross_entropy,
+    cross_entropy_and_grad,
+    kl_div,
+    log_loss,
+    nll_loss,
+)
 from ._logsumexp import log_softmax, logsumexp, softmax
 
 try:
@@ -18,4 +25,15 @@ except PackageNotFoundError:  # running from a source tree
 
 _dispatch.select_from_environment()
 
-__all__ = ["logsumexp", "softmax", "log_softmax", "show_config", "__version__"]
+__all__ = [
+    "logsumexp",
+    "softmax",
+    "log_softmax",
+    "cross_entropy",
+    "cross_entropy_and_grad",
+    "nll_loss",
+    "log_loss",
+    "kl_div",
+    "show_config",
+    "__version__",
+]

@@ -175,3 +175,271 @@ def openmp_version():
 def chunk_size():
     """Elements per independently reduced slice of a long row."""
     return XT_CHUNK
+
+
+# ---- cross-entropy --------------------------------------------------------
+
+from cython.parallel cimport parallel, threadid
+
+cdef extern from "xentc/cross_entropy.h" nogil:
+    ctypedef struct xt_ce_stats:
+        xt_lse_partial lse
+        double wx
+        double wq
+        double wqx
+
+    ctypedef struct xt_ce_options:
+        Py_ssize_t nclasses
+        const double *class_weight
+        double weight_total
+        double smoothing
+        double z_loss
+        double softcap
+
+    xt_ce_stats xt_ce_stats_merge(xt_ce_stats a, xt_ce_stats b)
+    double xt_ce_index_loss(const xt_ce_options *o, xt_ce_stats s, double x_y,
+                            double w_y, double *lse_out)
+    double xt_ce_prob_loss(const xt_ce_options *o, xt_ce_stats s, double *lse_out,
+                           double *wq_smoothed)
+    void xt_softcap_f32(const float *x, Py_ssize_t n, double s, float *dst)
+    void xt_softcap_f64(const double *x, Py_ssize_t n, double s, double *dst)
+    xt_ce_stats xt_ce_stats_f32(const float *x, Py_ssize_t n, const double *w,
+                                const float *q, int need_wx)
+    xt_ce_stats xt_ce_stats_f64(const double *x, Py_ssize_t n, const double *w,
+                                const double *q, int need_wx)
+    void xt_ce_grad_slice_f32(const float *x, Py_ssize_t n, double lse, double a,
+                              double bq, double bc, const double *w, const float *q,
+                              Py_ssize_t y, double by, double softcap, float *grad)
+    void xt_ce_grad_slice_f64(const double *x, Py_ssize_t n, double lse, double a,
+                              double bq, double bc, const double *w, const double *q,
+                              Py_ssize_t y, double by, double softcap, double *grad)
+
+from libc.math cimport tanh
+
+
+ctypedef struct _row_coefs:
+    # per-row gradient coefficients of a long row (see xt_ce_grad_slice)
+    double lse
+    double a
+    double bq
+    double bc
+    double by
+
+
+cdef inline const real *_capped(const real *x, Py_ssize_t n, double softcap,
+                                real *scratch) noexcept nogil:
+    """x itself, or its soft-capped copy in scratch."""
+    if softcap <= 0.0:
+        return x
+    if real is float:
+        xt_softcap_f32(x, n, softcap, scratch)
+    else:
+        xt_softcap_f64(x, n, softcap, scratch)
+    return scratch
+
+
+cdef inline xt_ce_stats _stats(const real *x, Py_ssize_t n, const double *w,
+                               const real *q, int need_wx) noexcept nogil:
+    if real is float:
+        return xt_ce_stats_f32(x, n, w, q, need_wx)
+    else:
+        return xt_ce_stats_f64(x, n, w, q, need_wx)
+
+
+cdef inline void _grad_slice(const real *x, Py_ssize_t n, double lse, double a,
+                             double bq, double bc, const double *w, const real *q,
+                             Py_ssize_t y, double by, double softcap,
+                             real *grad) noexcept nogil:
+    if real is float:
+        xt_ce_grad_slice_f32(x, n, lse, a, bq, bc, w, q, y, by, softcap, grad)
+    else:
+        xt_ce_grad_slice_f64(x, n, lse, a, bq, bc, w, q, y, by, softcap, grad)
+
+
+cdef inline void _zero(real *p, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(n):
+        p[j] = 0
+
+
+cdef inline double _wy(const xt_ce_options *o, Py_ssize_t y) noexcept nogil:
+    return o.class_weight[y] if o.class_weight != NULL else 1.0
+
+
+cdef inline double _index_row_grad_coefs(const xt_ce_options *o, double gs,
+                                         double w_y, double lse, double *bc,
+                                         double *by) noexcept nogil:
+    """Coefficients of the index-target gradient (see cross_entropy.h)."""
+    cdef double e = o.smoothing, c = o.smoothing / o.nclasses
+    bc[0] = gs * c
+    by[0] = gs * (1.0 - e) * w_y
+    return gs * ((1.0 - e) * w_y + c * o.weight_total + 2.0 * o.z_loss * lse)
+
+
+cdef inline double _prob_row_grad_coefs(const xt_ce_options *o, double gs,
+                                        double wq, double lse, double *bq,
+                                        double *bc) noexcept nogil:
+    bq[0] = gs * (1.0 - o.smoothing)
+    bc[0] = gs * o.smoothing / o.nclasses
+    return gs * (wq + 2.0 * o.z_loss * lse)
+
+
+cdef xt_ce_options _options(Py_ssize_t nclasses, const double[::1] class_weight,
+                            bint has_weight, double smoothing, double z_loss,
+                            double softcap):
+    cdef xt_ce_options o
+    cdef Py_ssize_t j
+    o.nclasses = nclasses
+    o.class_weight = &class_weight[0] if has_weight else NULL
+    o.weight_total = 0.0
+    if has_weight:
+        for j in range(nclasses):
+            o.weight_total += class_weight[j]
+    else:
+        o.weight_total = <double> nclasses
+    o.smoothing = smoothing
+    o.z_loss = z_loss
+    o.softcap = softcap
+    return o
+
+
+def ce_rows(const real[:, ::1] x, const long long[::1] target,
+            const real[:, ::1] target_prob, bint prob_target,
+            const double[::1] class_weight, bint has_weight,
+            double smoothing, double z_loss, double softcap,
+            const double[::1] grad_scale, double[::1] loss,
+            real[:, ::1] grad, bint want_grad,
+            real[:, ::1] scratch, int nthreads):
+    """Per-row cross-entropy of logits rows x, and optionally its gradient.
+
+    Index targets (prob_target False): target[i] is the class of row i, or
+    negative for an ignored row (loss 0, gradient 0). Probability targets:
+    target_prob has x's shape. loss[i] gets the row's loss before sample
+    weights and reduction; with want_grad, grad[i] gets its gradient times
+    grad_scale[i]. grad may be x itself. scratch has one row of
+    min(ncols, chunk) per thread (used with a soft cap).
+    """
+    cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
+    cdef Py_ssize_t nchunks = (ncols + XT_CHUNK - 1) // XT_CHUNK
+    cdef xt_ce_options o = _options(ncols, class_weight, has_weight, smoothing,
+                                    z_loss, softcap)
+    cdef int need_wx = smoothing > 0.0
+    cdef Py_ssize_t i, t, y, off, n
+    cdef const real *src
+    cdef const real *q = NULL
+    cdef real *scr
+    cdef xt_ce_stats st
+    cdef double lse, l, a, bq, bc, by, w_y, wq, gs, x_y
+    cdef xt_ce_stats *parts
+    cdef _row_coefs *coefs
+    if nrows == 0:
+        return
+
+    if nchunks <= 1:
+        # One pass per row while it is in cache: stats, loss, gradient.
+        with nogil, parallel(num_threads=nthreads):
+            scr = &scratch[threadid(), 0]
+            for i in prange(nrows, schedule="static"):
+                y = -1 if prob_target else target[i]
+                if not prob_target and y < 0:
+                    loss[i] = 0.0
+                    if want_grad:
+                        _zero(&grad[i, 0], ncols)
+                    continue
+                src = _capped(&x[i, 0], ncols, softcap, scr)
+                q = &target_prob[i, 0] if prob_target else NULL
+                st = _stats(src, ncols, o.class_weight, q, need_wx)
+                gs = grad_scale[i] if want_grad else 0.0
+                bq = 0.0
+                if prob_target:
+                    loss[i] = xt_ce_prob_loss(&o, st, &lse, &wq)
+                    a = _prob_row_grad_coefs(&o, gs, wq, lse, &bq, &bc)
+                    by = 0.0
+                else:
+                    w_y = _wy(&o, y)
+                    loss[i] = xt_ce_index_loss(&o, st, src[y], w_y, &lse)
+                    a = _index_row_grad_coefs(&o, gs, w_y, lse, &bc, &by)
+                if want_grad:
+                    _grad_slice(src, ncols, lse, a, bq, bc, o.class_weight, q, y,
+                                by, softcap, &grad[i, 0])
+        return
+
+    # Long rows: stats of fixed chunks in parallel, merged per row in chunk
+    # order (same bits for any thread count), then the gradient by chunks.
+    parts = <xt_ce_stats *> malloc(nrows * nchunks * sizeof(xt_ce_stats))
+    coefs = <_row_coefs *> malloc(nrows * sizeof(_row_coefs))
+    if parts == NULL or coefs == NULL:
+        free(parts)
+        free(coefs)
+        raise MemoryError("xentc: cannot allocate cross-entropy partials")
+    try:
+        with nogil, parallel(num_threads=nthreads):
+            scr = &scratch[threadid(), 0]
+            for t in prange(nrows * nchunks, schedule="static"):
+                i = t // nchunks
+                off = (t % nchunks) * XT_CHUNK
+                n = _imin(XT_CHUNK, ncols - off)
+                src = _capped(&x[i, off], n, softcap, scr)
+                q = &target_prob[i, off] if prob_target else NULL
+                parts[t] = _stats(src, n, o.class_weight + off if has_weight else NULL,
+                                  q, need_wx)
+        with nogil:
+            for i in range(nrows):
+                st = parts[i * nchunks]
+                for t in range(1, nchunks):
+                    st = xt_ce_stats_merge(st, parts[i * nchunks + t])
+                parts[i] = st
+        with nogil, parallel(num_threads=nthreads):
+            for i in prange(nrows, schedule="static"):
+                y = -1 if prob_target else target[i]
+                if not prob_target and y < 0:
+                    loss[i] = 0.0
+                    continue
+                st = parts[i]
+                gs = grad_scale[i] if want_grad else 0.0
+                if prob_target:
+                    loss[i] = xt_ce_prob_loss(&o, st, &lse, &wq)
+                    a = _prob_row_grad_coefs(&o, gs, wq, lse, &bq, &bc)
+                    by = 0.0
+                else:
+                    w_y = _wy(&o, y)
+                    x_y = x[i, y]
+                    if softcap > 0.0:
+                        x_y = softcap * tanh(x_y / softcap)
+                    loss[i] = xt_ce_index_loss(&o, st, x_y, w_y, &lse)
+                    a = _index_row_grad_coefs(&o, gs, w_y, lse, &bc, &by)
+                    bq = 0.0
+                coefs[i].lse = lse
+                coefs[i].a = a
+                coefs[i].bq = bq
+                coefs[i].bc = bc
+                coefs[i].by = by
+        if not want_grad:
+            return
+        with nogil, parallel(num_threads=nthreads):
+            scr = &scratch[threadid(), 0]
+            for t in prange(nrows * nchunks, schedule="static"):
+                i = t // nchunks
+                off = (t % nchunks) * XT_CHUNK
+                n = _imin(XT_CHUNK, ncols - off)
+                y = -1 if prob_target else target[i]
+                if not prob_target and y < 0:
+                    _zero(&grad[i, off], n)
+                    continue
+                src = _capped(&x[i, off], n, softcap, scr)
+                q = &target_prob[i, off] if prob_target else NULL
+                _grad_slice(src, n, coefs[i].lse, coefs[i].a, coefs[i].bq,
+                            coefs[i].bc, o.class_weight + off if has_weight else NULL,
+                            q, y - off if y >= 0 else -1, coefs[i].by,
+                            softcap, &grad[i, off])
+    finally:
+        free(parts)
+        free(coefs)
+
+
+def gather_rows(const real[:, ::1] x, const long long[::1] target,
+                double[::1] out, int nthreads):
+    """out[i] = x[i, target[i]], or 0 where target[i] < 0 (ignored)."""
+    cdef Py_ssize_t i, nrows = x.shape[0]
+    for i in prange(nrows, nogil=True, num_threads=nthreads, schedule="static"):
+        out[i] = x[i, target[i]] if target[i] >= 0 else 0.0

@@ -1,0 +1,432 @@
+"""Cross-entropy family: cross_entropy (+ gradient), nll_loss, log_loss, kl_div."""
+import numpy as np
+
+from . import _core, _targets
+from ._layout import Rows
+from ._validation import resolve_workers, thread_count
+
+__all__ = ["cross_entropy", "cross_entropy_and_grad", "nll_loss", "log_loss", "kl_div"]
+
+
+def _reduce(per_sample, row_weight, denom_weight, reduction, sample_shape, dtype):
+    """Apply sample weights and the reduction to per-sample losses.
+
+    per_sample: float64 losses of the flattened samples; row_weight: what
+    multiplies each (sample weights, or None); denom_weight: what 'mean'
+    divides by, summed (None: the number of samples).
+    """
+    weighted = per_sample if row_weight is None else per_sample * row_weight
+    if reduction == "none":
+        out = weighted.reshape(sample_shape).astype(dtype)
+        return out[()] if out.ndim == 0 else out
+    total = np.sum(weighted)
+    if reduction == "sum":
+        return dtype.type(total)
+    denom = per_sample.size if denom_weight is None else np.sum(denom_weight)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return dtype.type(np.float64(total) / np.float64(denom))
+
+
+class _Problem:
+    """Validated cross-entropy arguments, arranged as (N, C) rows."""
+
+    def __init__(self, func, logits, target, axis, weight, sample_weight, ignore_index,
+                 reduction, label_smoothing, z_loss, softcap):
+        x = _targets.float_array(logits, "logits", func)
+        self.dtype = x.dtype
+        self.cdtype = _targets.compute_dtype(x.dtype)
+        self.axis = _targets.class_axis(axis, x, func)
+        self.shape = x.shape
+        self.nclasses = x.shape[self.axis]
+        self.sample_shape = x.shape[: self.axis] + x.shape[self.axis + 1:]
+        _targets.check_reduction(reduction, func)
+        self.reduction = reduction
+        self.smoothing = _targets.check_fraction(label_smoothing, "label_smoothing", func)
+        self.z_loss = _targets.check_nonnegative(z_loss, "z_loss", func)
+        self.softcap = _targets.check_softcap(softcap, func)
+        self.weight = _targets.class_weights(weight, self.nclasses, func)
+        self.sample_weight = _targets.sample_weights(sample_weight, self.sample_shape, func)
+
+        self.kind = _targets.target_kind(target, x.shape, self.sample_shape, func)
+        self.x = x
+        self.rows = Rows(x, (self.axis,), self.cdtype)
+        if self.kind == "index":
+            self.index = _targets.index_targets(
+                target, self.nclasses, self.sample_shape, ignore_index, func)
+            self.prob = np.empty((0, 0), self.cdtype)
+        else:
+            self.index = np.empty(0, np.int64)
+            self.prob = Rows(np.asarray(target), (self.axis,), self.cdtype).data
+        self._denominator()
+
+    def _denominator(self):
+        """Per-sample weight of the loss, and what 'mean' divides by."""
+        sw = self.sample_weight
+        if self.kind == "prob":
+            # torch: probability targets divide by the number of samples.
+            self.denom_weight = sw
+            return
+        valid = self.index >= 0
+        wy = valid.astype(np.float64)
+        if self.weight is not None:
+            wy = np.where(valid, self.weight[np.where(valid, self.index, 0)], 0.0)
+        self.denom_weight = wy if sw is None else wy * sw
+
+    def grad_scale(self):
+        """d reduced loss / d per-sample loss, for every sample."""
+        n = self.rows.nrows
+        scale = np.ones(n) if self.sample_weight is None else self.sample_weight.copy()
+        if self.reduction == "mean":
+            denom = n if self.denom_weight is None else np.sum(self.denom_weight)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = scale / np.float64(denom)
+        return scale
+
+    def run(self, workers, grad=None):
+        """Per-sample losses (float64); fills grad ((N, C) rows) if given."""
+        rows = self.rows
+        n, c = rows.nrows, rows.ncols
+        per_sample = np.empty(n)
+        nchunks = max(1, -(-c // _core.chunk_size()))
+        nthreads = thread_count(workers, n * c, n * nchunks)
+        scratch_len = min(c, _core.chunk_size()) if self.softcap else 0
+        scratch = np.empty((nthreads, scratch_len), self.cdtype)
+        want_grad = grad is not None
+        _core.ce_rows(
+            rows.data, self.index, self.prob, self.kind == "prob",
+            self.weight if self.weight is not None else np.empty(0),
+            self.weight is not None, self.smoothing, self.z_loss, self.softcap,
+            self.grad_scale() if want_grad else np.empty(0), per_sample,
+            grad if want_grad else np.empty((0, 0), self.cdtype), want_grad,
+            scratch, nthreads,
+        )
+        return per_sample
+
+    def reduce(self, per_sample):
+        return _reduce(per_sample, self.sample_weight, self.denom_weight,
+                       self.reduction, self.sample_shape, self.dtype)
+
+
+_CE_PARAMS_DOC = """
+    Parameters
+    ----------
+    logits : array_like
+        Unnormalised scores; float16/32/64 (integers are taken as float64).
+    target : array_like
+        Either class indices (any integer dtype) with the logits' shape
+        without the class axis, or class probabilities (floating, the logits'
+        shape), chosen as torch does.
+    axis : int, optional
+        The class axis (default -1). ``axis=1`` is torch's (N, C, d1, ...)
+        layout.
+    weight : array_like, optional
+        A weight per class (length C, finite, >= 0).
+    sample_weight : array_like, optional
+        A weight per sample (the target's shape for indices; the logits'
+        shape without the class axis). 'mean' becomes sum(w * l) / sum(w)
+        (times the class weight of the target for index targets).
+    ignore_index : int, optional
+        Index targets equal to it contribute nothing, to the loss, to the
+        'mean' denominator or to the gradient (default -100).
+    reduction : {'mean', 'sum', 'none'}, optional
+        'mean' divides by the sum of the target-class weights of the samples
+        not ignored (index targets) or by the number of samples (probability
+        targets), as torch does; when every sample is ignored the mean is
+        NaN (0/0), as in torch. 'none' returns the per-sample losses.
+    label_smoothing : float, optional
+        In [0, 1]: the target becomes (1 - e) * onehot + e / C, weighted as
+        in torch.
+    z_loss : float, optional
+        Adds ``z_loss * logsumexp(logits)**2`` per sample (PaLM).
+    softcap : float, optional
+        Replaces logits by ``softcap * tanh(logits / softcap)`` first
+        (Gemma 2).
+    workers : int, optional
+        Threads, as in :func:`xentc.logsumexp`; results are bitwise
+        identical for every value.
+"""
+
+
+def cross_entropy(logits, target, *, axis=-1, weight=None, sample_weight=None,
+                  ignore_index=-100, reduction="mean", label_smoothing=0.0,
+                  z_loss=0.0, softcap=None, workers=None):
+    resolve_workers(workers)
+    prob = _Problem("cross_entropy", logits, target, axis, weight, sample_weight,
+                    ignore_index, reduction, label_smoothing, z_loss, softcap)
+    return prob.reduce(prob.run(workers))
+
+
+cross_entropy.__doc__ = """Cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
+
+    For class indices y: ``loss_n = logsumexp(x_n) - x_n[y_n]`` (times the
+    class weight of y_n), computed in one pass per row by the C kernels, with
+    no (N, C) temporary. For probabilities q: ``loss_n = -sum_c q_c
+    log_softmax(x_n)_c``.
+""" + _CE_PARAMS_DOC + """
+    Returns
+    -------
+    loss : NumPy scalar, or ndarray for reduction='none'
+        In the logits' dtype (accumulated in float64).
+
+    Raises
+    ------
+    IndexError
+        For a class index outside [0, C) that is not `ignore_index`.
+    ValueError
+        For targets, weights or options of the wrong shape or range.
+
+    See Also
+    --------
+    cross_entropy_and_grad, nll_loss, log_loss, kl_div
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xentc import cross_entropy
+    >>> logits = np.array([[2.0, 0.5, -1.0], [0.0, 0.0, 3.0]])
+    >>> float(cross_entropy(logits, np.array([0, 2])))
+    0.16811712653905...
+    >>> cross_entropy(logits, np.array([0, -100]), reduction="none")
+    array([0.2413113, 0.       ])
+    """
+
+
+def cross_entropy_and_grad(logits, target, *, axis=-1, weight=None, sample_weight=None,
+                           ignore_index=-100, reduction="mean", label_smoothing=0.0,
+                           z_loss=0.0, softcap=None, workers=None, grad_out=None):
+    resolve_workers(workers)
+    prob = _Problem("cross_entropy_and_grad", logits, target, axis, weight,
+                    sample_weight, ignore_index, reduction, label_smoothing, z_loss,
+                    softcap)
+    if grad_out is not None:
+        _check_grad_out(grad_out, prob)
+    rows = prob.rows
+    # Write straight into grad_out when its memory is laid out as the rows
+    # (grad_out may be the logits themselves: each row is read before it is
+    # overwritten); otherwise into a buffer copied over at the end.
+    direct = (
+        grad_out is not None
+        and rows.identity
+        and grad_out.dtype == prob.cdtype
+        and grad_out.flags.c_contiguous
+        and (not np.may_share_memory(grad_out, rows.data)
+             or _same_memory(grad_out, rows.data))
+    )
+    buf = grad_out.reshape(rows.data.shape) if direct else np.empty_like(rows.data)
+    loss = prob.reduce(prob.run(workers, grad=buf))
+    if direct:
+        return loss, grad_out
+    grad = rows.restore(buf)
+    if grad_out is None:
+        return loss, grad.astype(prob.dtype, copy=False)
+    grad_out[...] = grad
+    return loss, grad_out
+
+
+cross_entropy_and_grad.__doc__ = """Cross-entropy and its gradient with respect to the logits, fused.
+
+    One pass per row computes the log-sum-exp, the loss and
+    ``d loss / d logits`` (softmax minus the smoothed target, scaled as the
+    reduction scales the loss). With ``reduction='none'`` the gradient is
+    that of the sum of the per-sample losses. The pair fits
+    ``scipy.optimize.minimize(fun, x0, jac=True)``.
+""" + _CE_PARAMS_DOC + """    grad_out : ndarray, optional
+        Where to write the gradient: an array of the logits' shape and dtype,
+        or the logits array itself (in place, no extra memory).
+
+    Returns
+    -------
+    loss : NumPy scalar, or ndarray for reduction='none'
+    grad : ndarray
+        The logits' shape and dtype (`grad_out` when given).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xentc import cross_entropy_and_grad
+    >>> logits = np.array([[2.0, 0.5, -1.0]])
+    >>> loss, grad = cross_entropy_and_grad(logits, np.array([0]))
+    >>> grad.round(4)
+    array([[-0.2144,  0.1753,  0.0391]])
+    >>> bool(abs(grad.sum()) < 1e-15)
+    True
+    """
+
+
+def _same_memory(a, b):
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.strides == b.strides and a.size == b.size)
+
+
+def _check_grad_out(grad_out, prob):
+    func = "cross_entropy_and_grad"
+    if not isinstance(grad_out, np.ndarray):
+        raise TypeError(f"{func}: grad_out must be a numpy.ndarray, "
+                        f"got {type(grad_out).__name__}")
+    if grad_out.shape != prob.shape:
+        raise ValueError(f"{func}: grad_out has shape {grad_out.shape}, "
+                         f"expected the logits' shape {prob.shape}")
+    if grad_out.dtype != prob.dtype:
+        raise ValueError(f"{func}: grad_out has dtype {grad_out.dtype}, "
+                         f"expected the logits' dtype {prob.dtype}")
+    if not grad_out.flags.writeable:
+        raise ValueError(f"{func}: grad_out is read-only")
+
+
+def nll_loss(log_probs, target, *, axis=-1, weight=None, sample_weight=None,
+             ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of class indices, as ``torch.nn.functional.nll_loss``.
+
+    ``loss_n = -weight[y_n] * log_probs[n, y_n]``; 'mean' divides by the sum
+    of ``weight[y_n]`` (times `sample_weight`) over samples not ignored.
+
+    Parameters
+    ----------
+    log_probs : array_like
+        Log-probabilities (e.g. from :func:`xentc.log_softmax`).
+    target : array_like of int
+        Class indices, the shape of `log_probs` without the class axis.
+    axis, weight, sample_weight, ignore_index, reduction
+        As in :func:`cross_entropy`.
+
+    Returns
+    -------
+    loss : NumPy scalar, or ndarray for reduction='none'
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xentc import nll_loss, log_softmax
+    >>> logits = np.array([[2.0, 0.5, -1.0], [0.0, 0.0, 3.0]])
+    >>> float(nll_loss(log_softmax(logits, axis=1), np.array([0, 2])))
+    0.16811712653905...
+    """
+    func = "nll_loss"
+    x = _targets.float_array(log_probs, "log_probs", func)
+    ax = _targets.class_axis(axis, x, func, "log_probs")
+    _targets.check_reduction(reduction, func)
+    nclasses = x.shape[ax]
+    sample_shape = x.shape[:ax] + x.shape[ax + 1:]
+    if _targets.target_kind(target, x.shape, sample_shape, func) != "index":
+        raise TypeError(f"{func}: target must hold integer class indices")
+    index = _targets.index_targets(target, nclasses, sample_shape, ignore_index, func)
+    w = _targets.class_weights(weight, nclasses, func)
+    sw = _targets.sample_weights(sample_weight, sample_shape, func)
+    rows = Rows(x, (ax,), _targets.compute_dtype(x.dtype))
+    picked = np.empty(rows.nrows)
+    _core.gather_rows(rows.data, index, picked, 1)
+    valid = index >= 0
+    wy = valid.astype(np.float64)
+    if w is not None:
+        wy = np.where(valid, w[np.where(valid, index, 0)], 0.0)
+    per_sample = -wy * picked
+    denom = wy if sw is None else wy * sw
+    return _reduce(per_sample, sw, denom, reduction, sample_shape, x.dtype)
+
+
+def log_loss(probs, target, *, axis=-1, eps="auto", sample_weight=None, reduction="mean"):
+    """Cross-entropy from probabilities (seed formulation 1), as scikit-learn's log loss.
+
+    ``loss_n = -sum_c y_nc log p_nc`` with `probs` clipped to
+    ``[eps, 1 - eps]``; `target` holds class indices or one-hot (or soft)
+    rows of the probabilities' shape.
+
+    Parameters
+    ----------
+    probs : array_like
+        Probabilities in [0, 1] (other values, NaN included, raise ValueError).
+    target : array_like
+        Integer class indices (the shape of `probs` without the class axis)
+        or floating rows with the shape of `probs`.
+    axis : int, optional
+        The class axis (default -1).
+    eps : float or "auto", optional
+        Clipping; "auto" is ``numpy.finfo(probs.dtype).eps``.
+    sample_weight : array_like, optional
+        Per-sample weights; 'mean' becomes sum(w * l) / sum(w).
+    reduction : {'mean', 'sum', 'none'}, optional
+
+    Returns
+    -------
+    loss : NumPy scalar, or ndarray for reduction='none'
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xentc import log_loss
+    >>> p = np.array([[0.9, 0.1], [0.2, 0.8]])
+    >>> float(log_loss(p, np.array([0, 1])))
+    0.164252033486018
+    >>> float(log_loss(p, np.array([[1.0, 0.0], [0.0, 1.0]])))
+    0.164252033486018
+    """
+    func = "log_loss"
+    p = _targets.float_array(probs, "probs", func)
+    ax = _targets.class_axis(axis, p, func, "probs")
+    _targets.check_reduction(reduction, func)
+    bad = ~((p >= 0) & (p <= 1))
+    if bad.any():
+        pos = np.unravel_index(int(np.argmax(bad)), p.shape)
+        raise ValueError(f"{func}: probs{list(map(int, pos))} = {p[pos]!r} is not a "
+                         "probability in [0, 1]")
+    eps = np.finfo(p.dtype).eps if eps == "auto" else float(eps)
+    if not 0.0 <= eps < 0.5:
+        raise ValueError(f"{func}: eps must be in [0, 0.5) or 'auto', got {eps!r}")
+    nclasses = p.shape[ax]
+    sample_shape = p.shape[:ax] + p.shape[ax + 1:]
+    sw = _targets.sample_weights(sample_weight, sample_shape, func)
+    rows = Rows(p, (ax,), np.float64)
+    if _targets.target_kind(target, p.shape, sample_shape, func) == "index":
+        index = _targets.index_targets(target, nclasses, sample_shape, -100, func)
+        if (index < 0).any():
+            raise IndexError(f"{func}: class indices must be in [0, {nclasses})")
+        picked = np.empty(rows.nrows)
+        _core.gather_rows(rows.data, index, picked, 1)
+        per_sample = -np.log(np.clip(picked, eps, 1 - eps))
+    else:
+        y = Rows(np.asarray(target), (ax,), np.float64).data
+        per_sample = -np.sum(y * np.log(np.clip(rows.data, eps, 1 - eps)), axis=1)
+    return _reduce(per_sample, sw, sw, reduction, sample_shape, p.dtype)
+
+
+def kl_div(logits, target_probs, *, axis=-1, reduction="mean"):
+    """Kullback-Leibler divergence KL(target || softmax(logits)) per sample.
+
+    ``sum_c q_c (log q_c - log_softmax(x)_c)`` with ``0 log 0 = 0``: the
+    cross-entropy with probability targets minus the targets' entropy.
+    'mean' divides by the number of samples (torch's 'batchmean').
+
+    Parameters
+    ----------
+    logits : array_like
+        Unnormalised scores.
+    target_probs : array_like
+        Target distributions, the logits' shape.
+    axis : int, optional
+        The class axis (default -1).
+    reduction : {'mean', 'sum', 'none'}, optional
+
+    Returns
+    -------
+    loss : NumPy scalar, or ndarray for reduction='none'
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xentc import kl_div
+    >>> x = np.log(np.array([[0.5, 0.25, 0.25]]))
+    >>> float(kl_div(x, np.array([[0.5, 0.25, 0.25]])))
+    0.0
+    """
+    func = "kl_div"
+    q = _targets.float_array(target_probs, "target_probs", func)
+    prob = _Problem(func, logits, q, axis, None, None, -100, reduction, 0.0, 0.0, None)
+    if prob.kind != "prob":
+        raise TypeError(f"{func}: target_probs must be floating probabilities")
+    cross = prob.run(None)
+    qd = prob.prob.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        neg_entropy = np.sum(np.where(qd > 0, qd * np.log(np.where(qd > 0, qd, 1)), 0.0),
+                             axis=1)
+    return _reduce(cross + neg_entropy, None, None, reduction, prob.sample_shape,
+                   prob.dtype)

@@ -1,0 +1,163 @@
+"""Validation of cross-entropy arguments, shared by the loss functions."""
+import math
+import operator
+
+import numpy as np
+from numpy.lib.array_utils import normalize_axis_index
+
+from ._validation import check_numeric
+
+REDUCTIONS = ("none", "mean", "sum")
+
+# Logits dtype -> dtype the kernels compute in (accumulation is float64).
+COMPUTE_DTYPE = {
+    np.dtype(np.float16): np.dtype(np.float32),
+    np.dtype(np.float32): np.dtype(np.float32),
+    np.dtype(np.float64): np.dtype(np.float64),
+}
+
+
+def float_array(x, argname, func):
+    """`x` as a real floating array (integers become float64)."""
+    x = np.asarray(x)
+    check_numeric(x, argname, func)
+    if x.dtype.kind == "b":
+        raise TypeError(f"{func}: {argname} must be a floating-point array, not bool")
+    if x.dtype.kind == "c":
+        raise TypeError(f"{func}: {argname} must be real, got dtype {x.dtype}")
+    if x.dtype.kind in "iu":
+        x = x.astype(np.float64)
+    return x
+
+
+def compute_dtype(dtype):
+    return COMPUTE_DTYPE.get(np.dtype(dtype), np.dtype(np.float64))
+
+
+def class_axis(axis, x, func, argname="logits"):
+    if x.ndim == 0:
+        raise ValueError(f"{func}: {argname} must have a class axis, got a 0-d array")
+    try:
+        ax = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{func}: axis must be an int, got {type(axis).__name__}") from None
+    ax = normalize_axis_index(ax, x.ndim, "axis")
+    if x.shape[ax] == 0:
+        raise ValueError(f"{func}: {argname} has no classes (axis {ax} has length 0)")
+    return ax
+
+
+def check_reduction(reduction, func):
+    if reduction not in REDUCTIONS:
+        raise ValueError(
+            f"{func}: reduction must be one of {REDUCTIONS}, got {reduction!r}"
+        )
+
+
+def check_fraction(value, argname, func):
+    v = float(value)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{func}: {argname} must be in [0, 1], got {value!r}")
+    return v
+
+
+def check_nonnegative(value, argname, func):
+    v = float(value)
+    if not (v >= 0.0 and math.isfinite(v)):
+        raise ValueError(f"{func}: {argname} must be finite and >= 0, got {value!r}")
+    return v
+
+
+def check_softcap(softcap, func):
+    if softcap is None:
+        return 0.0
+    v = float(softcap)
+    if not (v > 0.0 and math.isfinite(v)):
+        raise ValueError(f"{func}: softcap must be None or finite and > 0, got {softcap!r}")
+    return v
+
+
+def class_weights(weight, nclasses, func):
+    """Class weights as float64 of length nclasses, or None."""
+    if weight is None:
+        return None
+    w = np.asarray(weight)
+    check_numeric(w, "weight", func)
+    w = w.astype(np.float64)
+    if w.shape != (nclasses,):
+        raise ValueError(
+            f"{func}: weight must have shape ({nclasses},) (one per class), got {w.shape}"
+        )
+    bad = ~(np.isfinite(w) & (w >= 0))
+    if bad.any():
+        j = int(np.argmax(bad))
+        raise ValueError(f"{func}: weight[{j}] = {w[j]!r}; weights must be finite and >= 0")
+    return np.ascontiguousarray(w)
+
+
+def sample_weights(sample_weight, sample_shape, func):
+    """Per-sample weights flattened to float64, or None."""
+    if sample_weight is None:
+        return None
+    s = np.asarray(sample_weight)
+    check_numeric(s, "sample_weight", func)
+    s = s.astype(np.float64)
+    if s.shape != tuple(sample_shape):
+        raise ValueError(
+            f"{func}: sample_weight must have the target's shape {tuple(sample_shape)}, "
+            f"got {s.shape}"
+        )
+    bad = ~(np.isfinite(s) & (s >= 0))
+    if bad.any():
+        pos = np.unravel_index(int(np.argmax(bad)), s.shape)
+        raise ValueError(
+            f"{func}: sample_weight{list(pos)} = {s[pos]!r}; "
+            "sample weights must be finite and >= 0"
+        )
+    return np.ascontiguousarray(s).reshape(-1)
+
+
+def index_targets(target, nclasses, sample_shape, ignore_index, func):
+    """Class indices flattened to int64, ignored samples as -1.
+
+    Raises IndexError naming the first target outside [0, nclasses) that is
+    not ignore_index, and its position.
+    """
+    t = np.asarray(target)
+    if t.shape != tuple(sample_shape):
+        raise ValueError(
+            f"{func}: class-index target must have shape {tuple(sample_shape)} "
+            f"(the logits' shape without the class axis), got {t.shape}"
+        )
+    ignore_index = operator.index(ignore_index)
+    ignored = t == ignore_index
+    bad = ~ignored & ((t < 0) | (t >= nclasses))
+    if bad.any():
+        pos = np.unravel_index(int(np.argmax(bad)), t.shape)
+        raise IndexError(
+            f"{func}: Target {t[pos]} is out of bounds at position {tuple(map(int, pos))}: "
+            f"expected a class index in [0, {nclasses}) or ignore_index={ignore_index}"
+        )
+    out = np.where(ignored, -1, t).astype(np.int64).reshape(-1)
+    return np.ascontiguousarray(out)
+
+
+def target_kind(target, logits_shape, sample_shape, func):
+    """'index' or 'prob', by torch's rule: floating targets of the logits'
+    shape are probabilities, integer targets are class indices."""
+    t = np.asarray(target)
+    check_numeric(t, "target", func)
+    if t.dtype.kind in "iu":
+        return "index"
+    if t.dtype.kind == "f":
+        if t.shape != tuple(logits_shape):
+            raise ValueError(
+                f"{func}: a floating target holds class probabilities and must have "
+                f"the logits' shape {tuple(logits_shape)}, got {t.shape}; for class "
+                f"indices (shape {tuple(sample_shape)}) use an integer array"
+            )
+        return "prob"
+    raise TypeError(
+        f"{func}: target must be integer class indices or floating probabilities, "
+        f"got dtype {t.dtype}"
+    )
