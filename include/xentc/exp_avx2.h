@@ -16,7 +16,10 @@
 #ifndef XENTC_EXP_AVX2_H
 #define XENTC_EXP_AVX2_H
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* XENTC_BASELINE_ONLY builds the portable kernels alone, as on a platform
+ * without x86 intrinsics (tools/check_baseline_build.sh). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(XENTC_BASELINE_ONLY)
 #define XT_HAVE_AVX2 1
 #include <immintrin.h>
 

@@ -8,6 +8,7 @@
 #include "softmax_rows.h"
 #include "lse_weighted.h"
 #include "threads.h"
+#include "cross_entropy.h"
 
 static inline xt_lse_partial xt_partial_f32(const float *x, ptrdiff_t n)
 {
@@ -17,6 +18,18 @@ static inline xt_lse_partial xt_partial_f32(const float *x, ptrdiff_t n)
 static inline xt_lse_partial xt_partial_f64(const double *x, ptrdiff_t n)
 {
     return xt_active->partial_f64(x, n);
+}
+
+static inline void xt_active_expscale_f32(const float *x, ptrdiff_t n, double shift,
+                                          double scale, float *out)
+{
+    xt_active->expscale_f32(x, n, shift, scale, out);
+}
+
+static inline void xt_active_expscale_f64(const double *x, ptrdiff_t n, double shift,
+                                          double scale, double *out)
+{
+    xt_active->expscale_f64(x, n, shift, scale, out);
 }
 
 #endif

@@ -41,6 +41,10 @@ cdef extern from "xentc/xentc.h" nogil:
     const char *xt_compiled_levels()
     int xt_select(const char *name)
     const char *xt_active_name()
+    void xt_active_expscale_f32(const float *x, Py_ssize_t n, double shift,
+                                double scale, float *out)
+    void xt_active_expscale_f64(const double *x, Py_ssize_t n, double shift,
+                                double scale, double *out)
 
 
 ctypedef fused real:
@@ -129,6 +133,64 @@ def softmax_rows(const real[:, ::1] x, real[:, ::1] out, bint take_log, int nthr
             _softmax_slice(&x[i, off], _imin(XT_CHUNK, ncols - off), rows[i],
                            take_log, &out[i, off])
     free(rows)
+
+
+def partial_rows(const real[:, ::1] x, double[:, ::1] out, int nthreads):
+    """The log-sum-exp partial of every row: out[i] = (max, nmax, rest, flags)
+    (see include/xentc/lse_partial.h); rows may be empty."""
+    cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1], i
+    cdef Py_ssize_t nchunks = (ncols + XT_CHUNK - 1) // XT_CHUNK
+    cdef xt_lse_partial p
+    cdef xt_lse_partial *rows
+    if nchunks <= 1:
+        for i in prange(nrows, nogil=True, num_threads=nthreads, schedule="static"):
+            p = _partial(&x[i, 0], ncols)
+            out[i, 0] = p.max
+            out[i, 1] = p.nmax
+            out[i, 2] = p.rest
+            out[i, 3] = p.flags
+        return
+    rows = _row_partials(x, nchunks, nthreads)
+    for i in range(nrows):
+        out[i, 0] = rows[i].max
+        out[i, 1] = rows[i].nmax
+        out[i, 2] = rows[i].rest
+        out[i, 3] = rows[i].flags
+    free(rows)
+
+
+def merge_partials(const double[:, ::1] p, const double[:, ::1] q, double[:, ::1] out):
+    """Row-wise merge of two partial arrays (n, 4), with the C merge."""
+    cdef Py_ssize_t i
+    cdef xt_lse_partial a, b, r
+    for i in range(p.shape[0]):
+        a.max = p[i, 0]; a.nmax = p[i, 1]; a.rest = p[i, 2]; a.flags = <int> p[i, 3]
+        b.max = q[i, 0]; b.nmax = q[i, 1]; b.rest = q[i, 2]; b.flags = <int> q[i, 3]
+        r = xt_partial_merge(a, b)
+        out[i, 0] = r.max
+        out[i, 1] = r.nmax
+        out[i, 2] = r.rest
+        out[i, 3] = r.flags
+
+
+def finalize_partials(const double[:, ::1] p, double[::1] out):
+    """log-sum-exp of each partial row (n, 4)."""
+    cdef Py_ssize_t i
+    cdef xt_lse_partial a
+    for i in range(p.shape[0]):
+        a.max = p[i, 0]; a.nmax = p[i, 1]; a.rest = p[i, 2]; a.flags = <int> p[i, 3]
+        out[i] = xt_partial_lse(a)
+
+
+def exp_nonpositive(const real[::1] x, real[::1] out):
+    """out = exp(x) by the active level's vector exp (meant for x <= 0; the
+    test hook for the exp kernels' accuracy)."""
+    if x.shape[0] == 0:
+        return
+    if real is float:
+        xt_active_expscale_f32(&x[0], x.shape[0], 0.0, 1.0, &out[0])
+    else:
+        xt_active_expscale_f64(&x[0], x.shape[0], 0.0, 1.0, &out[0])
 
 
 def lse_weighted_rows(const double[:, ::1] a, const double[:, ::1] b,
