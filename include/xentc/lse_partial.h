@@ -74,6 +74,10 @@ static inline double xt_partial_lse(xt_lse_partial p)
         return INFINITY;
     if (p.max == -INFINITY)
         return -INFINITY;
+    /* One maximum is the common case: skip log(1), a libm call per row
+     * that costs as much as a short row's exp. */
+    if (p.nmax == 1.0)
+        return p.max + log1p(p.rest);
     return p.max + log(p.nmax) + log1p(p.rest / p.nmax);
 }
 

@@ -41,6 +41,16 @@ cdef extern from "xentc/xentc.h" nogil:
     const char *xt_compiled_levels()
     int xt_select(const char *name)
     const char *xt_active_name()
+
+    enum: XT_SHORT_MAX_COLS
+    enum: XT_SHORT_LSE
+    enum: XT_SHORT_SOFTMAX
+    enum: XT_SHORT_LOG_SOFTMAX
+    enum: XT_SHORT_PARTIALS
+    void xt_short_rows_f32(const float *x, Py_ssize_t nrows, Py_ssize_t C, int mode,
+                           float *out, xt_lse_partial *parts)
+    void xt_short_rows_f64(const double *x, Py_ssize_t nrows, Py_ssize_t C, int mode,
+                           double *out, xt_lse_partial *parts)
     void xt_active_expscale_f32(const float *x, Py_ssize_t n, double shift,
                                 double scale, float *out)
     void xt_active_expscale_f64(const double *x, Py_ssize_t n, double shift,
@@ -69,6 +79,33 @@ cdef inline void _softmax_slice(const real *x, Py_ssize_t n, xt_lse_partial row,
         xt_softmax_slice_f32(x, n, row, take_log, out)
     else:
         xt_softmax_slice_f64(x, n, row, take_log, out)
+
+
+# Rows per parallel task of the short-row kernel.
+cdef enum:
+    SHORT_TASK_ROWS = 1024
+
+
+cdef inline void _short_rows(const real *x, Py_ssize_t nrows, Py_ssize_t ncols,
+                             int mode, real *out, xt_lse_partial *parts) noexcept nogil:
+    if real is float:
+        xt_short_rows_f32(x, nrows, ncols, mode, out, parts)
+    else:
+        xt_short_rows_f64(x, nrows, ncols, mode, out, parts)
+
+
+cdef void _short_rows_parallel(const real[:, ::1] x, int mode, real *out,
+                               Py_ssize_t out_stride, xt_lse_partial *parts,
+                               int nthreads) noexcept nogil:
+    """The short-row kernel over tasks of SHORT_TASK_ROWS rows."""
+    cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
+    cdef Py_ssize_t ntasks = (nrows + SHORT_TASK_ROWS - 1) // SHORT_TASK_ROWS
+    cdef Py_ssize_t t, r0
+    for t in prange(ntasks, num_threads=nthreads, schedule="static"):
+        r0 = t * SHORT_TASK_ROWS
+        _short_rows(&x[r0, 0], _imin(SHORT_TASK_ROWS, nrows - r0), ncols, mode,
+                    out + r0 * out_stride if out != NULL else NULL,
+                    parts + r0 if parts != NULL else NULL)
 
 
 cdef xt_lse_partial *_row_partials(const real[:, ::1] x, Py_ssize_t nchunks,
@@ -102,6 +139,12 @@ def lse_rows(const real[:, ::1] x, real[::1] out, int nthreads):
     cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1], i
     cdef Py_ssize_t nchunks = (ncols + XT_CHUNK - 1) // XT_CHUNK
     cdef xt_lse_partial *rows
+    if nrows == 0:
+        return
+    if ncols <= XT_SHORT_MAX_COLS:
+        with nogil:
+            _short_rows_parallel(x, XT_SHORT_LSE, &out[0], 1, NULL, nthreads)
+        return
     if nchunks <= 1:
         for i in prange(nrows, nogil=True, num_threads=nthreads, schedule="static"):
             out[i] = <real> xt_partial_lse(_partial(&x[i, 0], ncols))
@@ -119,8 +162,15 @@ def softmax_rows(const real[:, ::1] x, real[:, ::1] out, bint take_log, int nthr
     cdef Py_ssize_t i, t, off
     cdef xt_lse_partial p
     cdef xt_lse_partial *rows
+    if nrows == 0:
+        return
+    if ncols <= XT_SHORT_MAX_COLS:
+        with nogil:
+            _short_rows_parallel(x, XT_SHORT_LOG_SOFTMAX if take_log else XT_SHORT_SOFTMAX,
+                                 &out[0, 0], ncols, NULL, nthreads)
+        return
     if nchunks <= 1:
-        # Short rows: reduce and write while the row is still in cache.
+        # Rows that fit in cache: reduce and write while the row is there.
         for i in prange(nrows, nogil=True, num_threads=nthreads, schedule="static"):
             p = _partial(&x[i, 0], ncols)
             _softmax_slice(&x[i, 0], ncols, p, take_log, &out[i, 0])
