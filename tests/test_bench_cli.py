@@ -1,0 +1,134 @@
+"""`python -m xentc bench` / `config` and the benchmark implementation registry.
+
+No timing assertions: these check that the command runs, what it prints and
+writes, and that every implementation it times computes the same thing.
+"""
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from xentc import _bench
+
+
+def _run_cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "xentc", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_quick_bench_json_and_table(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = _run_cli("bench", "--quick", "--function", "logsumexp",
+                    "--dtype", "float32", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+
+    doc = json.loads(out.read_text())
+    env = doc["environment"]
+    assert env["threads"] >= 1 and env["simd"] and env["cpu"]
+    assert doc["settings"]["reference"] == "xentc"
+
+    results = doc["results"]
+    assert [tuple(r["shape"]) for r in results] == list(_bench.QUICK_SHAPES)
+    for r in results:
+        assert r["function"] == "logsumexp" and r["dtype"] == "float32"
+        times = r["times_s"]
+        # scipy is a test dependency; torch is optional.
+        assert {"xentc", "xentc_1thread", "numpy", "scipy"} <= set(times)
+        assert all(math.isfinite(t) and t > 0 for t in times.values())
+        assert set(r["speedup"]) == set(times) - {"xentc"}
+        for key, ratio in r["speedup"].items():
+            assert ratio == pytest.approx(times[key] / times["xentc"])
+        # Every implementation computed the same log-sum-exp as xentc.
+        assert all(r["agrees"].values()), r["agrees"]
+
+    stdout = proc.stdout
+    assert stdout.startswith("CPU: ")
+    assert "speed-up of xentc" in stdout
+    table_rows = [line for line in stdout.splitlines() if line.startswith("logsumexp ")]
+    assert len(table_rows) == len(_bench.QUICK_SHAPES)
+    assert "256x1000" in table_rows[0] and table_rows[0].rstrip().endswith("x")
+    # The progress indicator goes to stderr, never into the table.
+    assert "[1/3]" in proc.stderr and "[1/3]" not in stdout
+
+
+def test_config_subcommand():
+    proc = _run_cli("config")
+    assert proc.returncode == 0, proc.stderr
+    assert "simd_in_use" in proc.stdout and "default_threads" in proc.stdout
+
+
+def test_bad_option_is_rejected():
+    proc = _run_cli("bench", "--function", "softmax_nonexistent")
+    assert proc.returncode == 2
+    assert "invalid choice" in proc.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("xentc._bench_dask") is not None,
+                    reason="the dask benchmark module is installed")
+def test_dask_flag_without_module_explains():
+    proc = _run_cli("bench", "--dask")
+    assert proc.returncode == 2
+    assert "_bench_dask" in proc.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is not None,
+                    reason="matplotlib is installed")
+def test_plot_without_matplotlib_fails_before_timing(tmp_path):
+    png = tmp_path / "p.png"
+    proc = _run_cli("bench", "--quick", "--plot", str(png))
+    assert proc.returncode == 2
+    assert "matplotlib" in proc.stderr
+    assert "[1/" not in proc.stderr  # nothing was timed
+    assert not png.exists()
+
+
+@pytest.mark.parametrize("func", _bench.FUNCTIONS)
+@pytest.mark.parametrize("dtype", _bench.DTYPES)
+def test_implementations_compute_the_same(func, dtype):
+    # The scipy / NumPy / torch expressions are hand-written: check they
+    # compute what xentc computes, so the benchmark compares like with like.
+    x, target = _bench.make_inputs((64, 37), dtype, seed=1)
+    impls = _bench.implementations(func, threads=2)
+    keys = [impl.key for impl in impls]
+    assert keys[:2] == ["xentc_1thread", "xentc"] and "numpy" in keys
+    ref = _bench._sample(impls[0].prepare(x, target)())
+    assert len(ref) == (2 if func == "cross_entropy_and_grad" else 1)
+    for impl in impls[1:]:
+        got = _bench._sample(impl.prepare(x, target)())
+        assert _bench._agrees(got, ref, dtype), impl.key
+
+
+def test_agreement_check_can_fail():
+    a = [np.array([1.0, 2.0, 3.0])]
+    assert _bench._agrees(a, a, "float64")
+    assert not _bench._agrees([a[0] * (1 + 1e-6)], a, "float64")
+    assert _bench._agrees([a[0] * (1 + 1e-6)], a, "float32")
+    assert not _bench._agrees([a[0][:2]], a, "float64")
+
+
+def test_best_time_returns_the_warm_up_result():
+    calls = []
+
+    def fn():
+        calls.append(1)
+        return len(calls)
+
+    seconds, result = _bench.best_time(fn, budget=0.001)
+    assert result == 1
+    assert seconds > 0
+    assert len(calls) >= 1 + 3  # warm-up + at least min_rounds timed calls
+
+
+def test_format_table_marks_disagreement():
+    row = {"function": "logsumexp", "shape": [4, 5], "dtype": "float32",
+           "times_s": {"xentc": 0.001, "numpy": 0.004},
+           "speedup": {"numpy": 4.0},
+           "agrees": {"xentc": True, "numpy": False}}
+    table = _bench.format_table([row], {"xentc": "xentc 2T", "numpy": "numpy"})
+    line = next(l for l in table.splitlines() if l.startswith("logsumexp"))
+    assert "4.00x" in line and "4!" in line
+    assert "differs" in table
