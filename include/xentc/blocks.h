@@ -19,6 +19,16 @@
  * long); fixed, so results are bitwise identical for any `workers`. */
 #define XT_CHUNK 65536
 
+/* Signatures shared by every instruction-set level (see dispatch.h). */
+typedef xt_lse_partial (*xt_partial_f32_fn)(const float *, ptrdiff_t);
+typedef xt_lse_partial (*xt_partial_f64_fn)(const double *, ptrdiff_t);
+typedef void (*xt_map_f32_fn)(const float *, ptrdiff_t, double, double, float *);
+typedef void (*xt_map_f64_fn)(const double *, ptrdiff_t, double, double, double *);
+typedef void (*xt_short_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, int, float *,
+                                xt_lse_partial *);
+typedef void (*xt_short_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, int, double *,
+                                xt_lse_partial *);
+
 #define XT_DEFINE_PARTIAL(ATTR, NAME, T, BLOCK_FN, BLOCK)                     \
     ATTR static xt_lse_partial NAME(const T *x, ptrdiff_t n)                       \
     {                                                                         \

@@ -96,13 +96,14 @@ static inline double xt_ce_prob_loss(const xt_ce_options *o, xt_ce_stats s,
             dst[j] = (T)(s * tanh((double)x[j] / s));                         \
     }                                                                         \
                                                                               \
-    /* Stats of a slice of (capped) logits x; w and q are the matching      \
-     * slices of class weights and probability target, or NULL. */            \
-    static inline xt_ce_stats xt_ce_stats_##SUF(const T *x, ptrdiff_t n,      \
-                                                const double *w, const T *q,  \
-                                                int need_wx)                  \
+    /* The weighted sums of a slice of (capped) logits x into s; w and q are \
+     * the matching slices of class weights and probability target, or NULL.\
+     */                                                                       \
+    static inline void xt_ce_sums_##SUF(const T *x, ptrdiff_t n,              \
+                                        const double *w, const T *q,          \
+                                        int need_wx, xt_ce_stats *s)          \
     {                                                                         \
-        xt_ce_stats s = {xt_active->partial_##SUF(x, n), 0.0, 0.0, 0.0};     \
+        s->wx = s->wq = s->wqx = 0.0;                                         \
         if (need_wx) {                                                        \
             double acc = 0.0;                                                 \
             if (w)                                                            \
@@ -111,7 +112,7 @@ static inline double xt_ce_prob_loss(const xt_ce_options *o, xt_ce_stats s,
             else                                                              \
                 for (ptrdiff_t j = 0; j < n; j++)                             \
                     acc += (double)x[j];                                      \
-            s.wx = acc;                                                       \
+            s->wx = acc;                                                      \
         }                                                                     \
         if (q) {                                                              \
             double aq = 0.0, aqx = 0.0;                                       \
@@ -122,9 +123,19 @@ static inline double xt_ce_prob_loss(const xt_ce_options *o, xt_ce_stats s,
                 if (wq != 0.0)                                                \
                     aqx += wq * (double)x[j];                                 \
             }                                                                 \
-            s.wq = aq;                                                        \
-            s.wqx = aqx;                                                      \
+            s->wq = aq;                                                       \
+            s->wqx = aqx;                                                     \
         }                                                                     \
+    }                                                                         \
+                                                                              \
+    /* Stats (partial and sums) of a slice of (capped) logits. */            \
+    static inline xt_ce_stats xt_ce_stats_##SUF(const T *x, ptrdiff_t n,      \
+                                                const double *w, const T *q,  \
+                                                int need_wx)                  \
+    {                                                                         \
+        xt_ce_stats s;                                                        \
+        s.lse = xt_active->partial_##SUF(x, n);                               \
+        xt_ce_sums_##SUF(x, n, w, q, need_wx, &s);                            \
         return s;                                                             \
     }                                                                         \
                                                                               \

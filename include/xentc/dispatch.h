@@ -12,11 +12,8 @@
 
 #include "kernels_baseline.h"
 #include "kernels_avx2.h"
-
-typedef xt_lse_partial (*xt_partial_f32_fn)(const float *, ptrdiff_t);
-typedef xt_lse_partial (*xt_partial_f64_fn)(const double *, ptrdiff_t);
-typedef void (*xt_map_f32_fn)(const float *, ptrdiff_t, double, double, float *);
-typedef void (*xt_map_f64_fn)(const double *, ptrdiff_t, double, double, double *);
+#include "short_rows.h"
+#include "short_rows_avx2.h"
 
 typedef struct {
     const char *name;
@@ -28,6 +25,9 @@ typedef struct {
     /* out = (x - shift) - offset  (log_softmax) */
     xt_map_f32_fn shift_f32;
     xt_map_f64_fn shift_f64;
+    /* blocks of rows of at most XT_SHORT_MAX_COLS elements (short_rows.h) */
+    xt_short_f32_fn short_rows_f32;
+    xt_short_f64_fn short_rows_f64;
 } xt_kernels;
 
 static const xt_kernels xt_kernels_baseline = {
@@ -35,6 +35,7 @@ static const xt_kernels xt_kernels_baseline = {
     xt_partial_f32_baseline, xt_partial_f64_baseline,
     xt_expscale_f32_baseline, xt_expscale_f64_baseline,
     xt_shift_f32_baseline, xt_shift_f64_baseline,
+    xt_short_rows_f32_baseline, xt_short_rows_f64_baseline,
 };
 
 #ifdef XT_HAVE_AVX2
@@ -43,6 +44,7 @@ static const xt_kernels xt_kernels_avx2 = {
     xt_partial_f32_avx2, xt_partial_f64_avx2,
     xt_expscale_f32_avx2, xt_expscale_f64_avx2,
     xt_shift_f32_avx2, xt_shift_f64_avx2,
+    xt_short_rows_f32_avx2, xt_short_rows_f64_avx2,
 };
 #endif
 

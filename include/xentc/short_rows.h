@@ -4,15 +4,15 @@
  * The per-row kernels would spend most of their time in loop set-up and
  * masked tails. Here a block of consecutive rows is handled together: the
  * row maxima by a scalar scan, then x - max for the whole block into a small
- * buffer, one vector exp over that buffer (the dispatch table's expscale, so
- * every instruction-set level is served by this one piece of code), and the
- * row sums. Each row's arithmetic depends only on that row, so results do
+ * buffer, one vector exp over that buffer (the caller's level's expscale,
+ * so every instruction-set level is served by this one piece of code), and
+ * the row sums. Each row's arithmetic depends only on that row, so results do
  * not depend on how rows are grouped into blocks or threads.
  */
 #ifndef XENTC_SHORT_ROWS_H
 #define XENTC_SHORT_ROWS_H
 
-#include "dispatch.h"
+#include "kernels_baseline.h"
 #include "row_special.h"
 
 #define XT_SHORT_MAX_COLS 32
@@ -32,11 +32,12 @@ enum { XT_SHORT_LSE = 0, XT_SHORT_SOFTMAX = 1, XT_SHORT_LOG_SOFTMAX = 2,
  * out may be x itself for the softmax modes.
  */
 #define XT_DEFINE_SHORT_ROWS(SUF, T)                                          \
-    static void xt_short_rows_##SUF(const T *x, ptrdiff_t nrows, ptrdiff_t C, \
-                                    int mode, T *out, xt_lse_partial *parts)  \
+    static void xt_short_rows_generic_##SUF(                                  \
+        const T *x, ptrdiff_t nrows, ptrdiff_t C, int mode, T *out,           \
+        xt_lse_partial *parts, xt_map_##SUF##_fn expscale)                    \
     {                                                                         \
         T tmp[XT_SHORT_TMP];                                                  \
-        xt_lse_partial p[XT_SHORT_ROWS];                                      \
+        xt_lse_partial local[XT_SHORT_ROWS];                                  \
         if (C <= 0 || C > XT_SHORT_MAX_COLS)                                  \
             return;                                                           \
         const ptrdiff_t block = XT_SHORT_TMP / C < XT_SHORT_ROWS              \
@@ -45,65 +46,73 @@ enum { XT_SHORT_LSE = 0, XT_SHORT_SOFTMAX = 1, XT_SHORT_LOG_SOFTMAX = 2,
         for (ptrdiff_t r0 = 0; r0 < nrows; r0 += block) {                     \
             const ptrdiff_t nb = nrows - r0 < block ? nrows - r0 : block;     \
             const T *xb = x + r0 * C;                                         \
+            /* Partials go straight to the caller's array when it wants     \
+             * them (no struct copies). */                                    \
+            xt_lse_partial *p = mode == XT_SHORT_PARTIALS ? parts + r0 : local;\
             for (ptrdiff_t r = 0; r < nb; r++) {                              \
                 const T *row = xb + r * C;                                    \
+                T *d = tmp + r * C;                                           \
                 T m = (T)(-INFINITY);                                         \
                 for (ptrdiff_t j = 0; j < C; j++)                             \
                     m = row[j] > m ? row[j] : m;                              \
                 if (!isfinite(m)) {                                           \
                     p[r] = xt_special_block_##SUF(row, C);                    \
                     for (ptrdiff_t j = 0; j < C; j++)                         \
-                        tmp[r * C + j] = (T)(-INFINITY);                      \
+                        d[j] = (T)(-INFINITY);                                \
                     continue;                                                 \
+                }                                                             \
+                /* x - m is 0 exactly at the maxima: count them there and    \
+                 * send them to exp as -inf, so the sum below holds the      \
+                 * other elements only (NaN stays NaN). */                    \
+                T count = 0;                                                  \
+                for (ptrdiff_t j = 0; j < C; j++) {                           \
+                    T dj = row[j] - m;                                        \
+                    count += (T)(dj == 0);                                    \
+                    d[j] = dj == 0 ? (T)(-INFINITY) : dj;                     \
                 }                                                             \
                 p[r].max = (double)m;                                         \
-                for (ptrdiff_t j = 0; j < C; j++)                             \
-                    tmp[r * C + j] = row[j] - m;                              \
-            }                                                                 \
-            xt_active->expscale_##SUF(tmp, nb * C, 0.0, 1.0, tmp);            \
-            for (ptrdiff_t r = 0; r < nb; r++) {                              \
-                if (!isfinite(p[r].max))                                      \
-                    continue;                                                 \
-                const T *row = xb + r * C;                                    \
-                const T m = (T)p[r].max;                                      \
-                double nmax = 0.0, rest = 0.0;                                \
-                for (ptrdiff_t j = 0; j < C; j++) {                           \
-                    if (row[j] == m)                                          \
-                        nmax += 1.0;                                          \
-                    else                                                      \
-                        rest += (double)tmp[r * C + j];                       \
-                }                                                             \
-                p[r].nmax = nmax;                                             \
-                p[r].rest = rest;                                             \
+                p[r].nmax = (double)count;                                    \
                 p[r].flags = 0;                                               \
             }                                                                 \
+            expscale(tmp, nb * C, 0.0, 1.0, tmp);                 \
+            for (ptrdiff_t r = 0; r < nb; r++) {                              \
+                if (p[r].flags || !isfinite(p[r].max)) {                      \
+                    p[r].rest = 0.0;                                          \
+                    continue;                                                 \
+                }                                                             \
+                const T *e = tmp + r * C;                                     \
+                double rest0 = 0.0, rest1 = 0.0;                              \
+                ptrdiff_t j = 0;                                              \
+                for (; j + 1 < C; j += 2) {                                   \
+                    rest0 += (double)e[j];                                    \
+                    rest1 += (double)e[j + 1];                                \
+                }                                                             \
+                if (j < C)                                                    \
+                    rest0 += (double)e[j];                                    \
+                p[r].rest = rest0 + rest1;                                    \
+            }                                                                 \
+            if (mode == XT_SHORT_PARTIALS)                                    \
+                continue;                                                     \
             for (ptrdiff_t r = 0; r < nb; r++) {                              \
                 const T *row = xb + r * C;                                    \
-                T *orow = out ? out + (r0 + r) * C : NULL;                    \
-                switch (mode) {                                               \
-                case XT_SHORT_LSE:                                            \
+                T *orow = mode == XT_SHORT_LSE ? NULL : out + (r0 + r) * C;   \
+                if (mode == XT_SHORT_LSE) {                                   \
                     out[r0 + r] = (T)xt_partial_lse(p[r]);                    \
-                    break;                                                    \
-                case XT_SHORT_PARTIALS:                                       \
-                    parts[r0 + r] = p[r];                                     \
-                    break;                                                    \
-                case XT_SHORT_SOFTMAX:                                        \
-                    if (xt_partial_is_special(p[r])) {                        \
+                } else if (xt_partial_is_special(p[r])) {                     \
+                    if (mode == XT_SHORT_SOFTMAX)                             \
                         xt_softmax_special_##SUF(row, C, p[r], orow);         \
-                    } else {                                                  \
-                        double inv = 1.0 / xt_partial_sum(p[r]);              \
-                        for (ptrdiff_t j = 0; j < C; j++)                     \
-                            orow[j] = (T)((double)tmp[r * C + j] * inv);      \
-                    }                                                         \
-                    break;                                                    \
-                default:                                                      \
-                    if (xt_partial_is_special(p[r])) {                        \
+                    else                                                      \
                         xt_log_softmax_special_##SUF(row, C, p[r], orow);     \
-                    } else {                                                  \
-                        double ls = log(xt_partial_sum(p[r]));                \
-                        for (ptrdiff_t j = 0; j < C; j++)                     \
-                            orow[j] = (T)(((double)row[j] - p[r].max) - ls);  \
-                    }                                                         \
+                } else if (mode == XT_SHORT_SOFTMAX) {                        \
+                    const T m = (T)p[r].max;                                  \
+                    const T *e = tmp + r * C;                                 \
+                    double inv = 1.0 / xt_partial_sum(p[r]);                  \
+                    for (ptrdiff_t j = 0; j < C; j++)                         \
+                        orow[j] = (T)((row[j] == m ? 1.0 : (double)e[j]) * inv); \
+                } else {                                                      \
+                    double ls = log(xt_partial_sum(p[r]));                    \
+                    for (ptrdiff_t j = 0; j < C; j++)                         \
+                        orow[j] = (T)(((double)row[j] - p[r].max) - ls);      \
                 }                                                             \
             }                                                                 \
         }                                                                     \
@@ -111,5 +120,17 @@ enum { XT_SHORT_LSE = 0, XT_SHORT_SOFTMAX = 1, XT_SHORT_LOG_SOFTMAX = 2,
 
 XT_DEFINE_SHORT_ROWS(f32, float)
 XT_DEFINE_SHORT_ROWS(f64, double)
+
+static void xt_short_rows_f32_baseline(const float *x, ptrdiff_t nrows, ptrdiff_t C,
+                                       int mode, float *out, xt_lse_partial *parts)
+{
+    xt_short_rows_generic_f32(x, nrows, C, mode, out, parts, xt_expscale_f32_baseline);
+}
+
+static void xt_short_rows_f64_baseline(const double *x, ptrdiff_t nrows, ptrdiff_t C,
+                                       int mode, double *out, xt_lse_partial *parts)
+{
+    xt_short_rows_generic_f64(x, nrows, C, mode, out, parts, xt_expscale_f64_baseline);
+}
 
 #endif

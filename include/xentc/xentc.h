@@ -9,7 +9,6 @@
 #include "lse_weighted.h"
 #include "threads.h"
 #include "cross_entropy.h"
-#include "short_rows.h"
 
 static inline xt_lse_partial xt_partial_f32(const float *x, ptrdiff_t n)
 {
@@ -19,6 +18,18 @@ static inline xt_lse_partial xt_partial_f32(const float *x, ptrdiff_t n)
 static inline xt_lse_partial xt_partial_f64(const double *x, ptrdiff_t n)
 {
     return xt_active->partial_f64(x, n);
+}
+
+static inline void xt_short_rows_f32(const float *x, ptrdiff_t nrows, ptrdiff_t C,
+                                     int mode, float *out, xt_lse_partial *parts)
+{
+    xt_active->short_rows_f32(x, nrows, C, mode, out, parts);
+}
+
+static inline void xt_short_rows_f64(const double *x, ptrdiff_t nrows, ptrdiff_t C,
+                                     int mode, double *out, xt_lse_partial *parts)
+{
+    xt_active->short_rows_f64(x, nrows, C, mode, out, parts);
 }
 
 static inline void xt_active_expscale_f32(const float *x, ptrdiff_t n, double shift,

@@ -319,6 +319,10 @@ cdef extern from "xentc/cross_entropy.h" nogil:
                                 const float *q, int need_wx)
     xt_ce_stats xt_ce_stats_f64(const double *x, Py_ssize_t n, const double *w,
                                 const double *q, int need_wx)
+    void xt_ce_sums_f32(const float *x, Py_ssize_t n, const double *w, const float *q,
+                        int need_wx, xt_ce_stats *s)
+    void xt_ce_sums_f64(const double *x, Py_ssize_t n, const double *w,
+                        const double *q, int need_wx, xt_ce_stats *s)
     void xt_ce_grad_slice_f32(const float *x, Py_ssize_t n, double lse, double a,
                               double bq, double bc, const double *w, const float *q,
                               Py_ssize_t y, double by, double softcap, float *grad)
@@ -415,6 +419,32 @@ cdef xt_ce_options _options(Py_ssize_t nclasses, const double[::1] class_weight,
     return o
 
 
+cdef inline void _ce_row(const xt_ce_options *o, xt_ce_stats st, const real *src,
+                         Py_ssize_t y, const real *q, double gs, bint want_grad,
+                         real *grad, double *loss) noexcept nogil:
+    """Loss (and gradient) of a whole row from its stats; src is the (capped)
+    row, q its probability target (or NULL: class index y)."""
+    cdef double lse, wq, a, bq = 0.0, bc = 0.0, by = 0.0, w_y
+    if q != NULL:
+        loss[0] = xt_ce_prob_loss(o, st, &lse, &wq)
+        a = _prob_row_grad_coefs(o, gs, wq, lse, &bq, &bc)
+    else:
+        w_y = _wy(o, y)
+        loss[0] = xt_ce_index_loss(o, st, src[y], w_y, &lse)
+        a = _index_row_grad_coefs(o, gs, w_y, lse, &bc, &by)
+    if want_grad:
+        _grad_slice(src, o.nclasses, lse, a, bq, bc, o.class_weight, q, y, by,
+                    o.softcap, grad)
+
+
+cdef inline void _sums(const real *x, Py_ssize_t n, const double *w, const real *q,
+                       int need_wx, xt_ce_stats *st) noexcept nogil:
+    if real is float:
+        xt_ce_sums_f32(x, n, w, q, need_wx, st)
+    else:
+        xt_ce_sums_f64(x, n, w, q, need_wx, st)
+
+
 def ce_rows(const real[:, ::1] x, const long long[::1] target,
             const real[:, ::1] target_prob, bint prob_target,
             const double[::1] class_weight, bint has_weight,
@@ -436,15 +466,47 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
     cdef xt_ce_options o = _options(ncols, class_weight, has_weight, smoothing,
                                     z_loss, softcap)
     cdef int need_wx = smoothing > 0.0
-    cdef Py_ssize_t i, t, y, off, n
+    cdef Py_ssize_t i, t, r, y, off, n, r0, nb
     cdef const real *src
     cdef const real *q = NULL
     cdef real *scr
     cdef xt_ce_stats st
-    cdef double lse, l, a, bq, bc, by, w_y, wq, gs, x_y
+    cdef double lse, a, bq, bc, by, w_y, wq, gs, x_y
     cdef xt_ce_stats *parts
     cdef _row_coefs *coefs
+    cdef xt_lse_partial *short_parts
     if nrows == 0:
+        return
+
+    if ncols <= XT_SHORT_MAX_COLS and softcap <= 0.0:
+        # Many short rows: partials of blocks of rows by the short-row kernel
+        # (one vector exp per block), then each row's loss and gradient.
+        short_parts = <xt_lse_partial *> malloc(
+            nthreads * SHORT_TASK_ROWS * sizeof(xt_lse_partial))
+        if short_parts == NULL:
+            raise MemoryError("xentc: cannot allocate row partials")
+        with nogil, parallel(num_threads=nthreads):
+            for t in prange((nrows + SHORT_TASK_ROWS - 1) // SHORT_TASK_ROWS,
+                            schedule="static"):
+                r0 = t * SHORT_TASK_ROWS
+                nb = _imin(SHORT_TASK_ROWS, nrows - r0)
+                _short_rows(&x[r0, 0], nb, ncols, XT_SHORT_PARTIALS, NULL,
+                            short_parts + threadid() * SHORT_TASK_ROWS)
+                for r in range(nb):
+                    i = r0 + r
+                    y = -1 if prob_target else target[i]
+                    if not prob_target and y < 0:
+                        loss[i] = 0.0
+                        if want_grad:
+                            _zero(&grad[i, 0], ncols)
+                        continue
+                    q = &target_prob[i, 0] if prob_target else NULL
+                    st.lse = short_parts[threadid() * SHORT_TASK_ROWS + r]
+                    _sums(&x[i, 0], ncols, o.class_weight, q, need_wx, &st)
+                    _ce_row(&o, st, &x[i, 0], y, q,
+                            grad_scale[i] if want_grad else 0.0, want_grad,
+                            &grad[i, 0] if want_grad else NULL, &loss[i])
+        free(short_parts)
         return
 
     if nchunks <= 1:
@@ -461,19 +523,8 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                 src = _capped(&x[i, 0], ncols, softcap, scr)
                 q = &target_prob[i, 0] if prob_target else NULL
                 st = _stats(src, ncols, o.class_weight, q, need_wx)
-                gs = grad_scale[i] if want_grad else 0.0
-                bq = 0.0
-                if prob_target:
-                    loss[i] = xt_ce_prob_loss(&o, st, &lse, &wq)
-                    a = _prob_row_grad_coefs(&o, gs, wq, lse, &bq, &bc)
-                    by = 0.0
-                else:
-                    w_y = _wy(&o, y)
-                    loss[i] = xt_ce_index_loss(&o, st, src[y], w_y, &lse)
-                    a = _index_row_grad_coefs(&o, gs, w_y, lse, &bc, &by)
-                if want_grad:
-                    _grad_slice(src, ncols, lse, a, bq, bc, o.class_weight, q, y,
-                                by, softcap, &grad[i, 0])
+                _ce_row(&o, st, src, y, q, grad_scale[i] if want_grad else 0.0,
+                        want_grad, &grad[i, 0] if want_grad else NULL, &loss[i])
         return
 
     # Long rows: stats of fixed chunks in parallel, merged per row in chunk

@@ -129,32 +129,40 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, worker
         out, sign = _lse_kernel(a_arr, b_arr, axes, dtype, workers)
         if b_arr is not None and not return_sign:
             out[sign < 0] = np.nan
+        if return_sign and sign is None:
+            sign = _unweighted_sign(out)
         out = out.reshape(kept_shape)
-        sign = sign.reshape(kept_shape)
+        sign = None if sign is None else sign.reshape(kept_shape)
     else:
         out, sign = _numpy_path.logsumexp(
             a_arr.astype(dtype), None if b_arr is None else b_arr.astype(dtype),
             axes, return_sign,
         )
 
+    if not return_sign:
+        return _scalar_or_array(out if keepdims else out.squeeze(axis=axes))
     if not keepdims:
         out = out.squeeze(axis=axes)
         sign = sign.squeeze(axis=axes)
-    out = _scalar_or_array(out)
-    return (out, _scalar_or_array(sign)) if return_sign else out
+    return _scalar_or_array(out), _scalar_or_array(sign)
+
+
+def _unweighted_sign(out):
+    """Sign of sum(exp(a)) from its log: 1, 0 for -inf (empty sum), NaN."""
+    with np.errstate(invalid="ignore"):
+        sign = np.where(np.isnan(out), np.nan, (out != -np.inf).astype(out.dtype))
+    return sign.astype(out.dtype, copy=False)
 
 
 def _lse_kernel(a, b, axes, dtype, workers):
-    """Flat (out, sign) of dtype over the rows of a (and b)."""
+    """Flat (out, sign) of dtype over the rows of a (and b); the sign is None
+    for unweighted input (the caller derives it from out when asked)."""
     if b is None:
         rows = Rows(a, axes, _KERNEL_DTYPE[dtype])
         lse = np.empty(rows.nrows, dtype=rows.data.dtype)
         nthreads = thread_count(workers, a.size, rows.nrows * _chunks_per_row(rows.ncols))
         _core.lse_rows(rows.data, lse, nthreads)
-        out = lse.astype(dtype, copy=False)
-        with np.errstate(invalid="ignore"):
-            sign = np.where(np.isnan(out), np.nan, (out != -np.inf).astype(dtype))
-        return out, sign.astype(dtype, copy=False)
+        return lse.astype(dtype, copy=False), None
     # Weighted: one double-precision kernel serves every real dtype; its
     # inputs are the (broadcast) copies the row layout needs anyway.
     a_rows = Rows(a, axes, np.float64)

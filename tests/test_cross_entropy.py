@@ -1,0 +1,371 @@
+"""
+xentc's cross-entropy family against the slow NumPy references of
+ce_reference.py (themselves checked against torch's golden values in
+test_ce_reference.py), central finite differences, the identities between
+the seed formulations, and bad input.
+"""
+import itertools
+
+import numpy as np
+import pytest
+
+import xentc
+from ce_reference import (
+    cross_entropy_grad_ref,
+    cross_entropy_ref,
+    kl_div_ref,
+    log_loss_ref,
+    nll_loss_ref,
+)
+
+RNG = np.random.default_rng(20261122)
+
+
+def make_case(shape, axis, dtype, ignore_frac=0.25, ignore_index=-100, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    c = shape[axis]
+    sample_shape = shape[:axis % len(shape)] + shape[axis % len(shape) + 1:]
+    y = rng.integers(0, c, sample_shape)
+    if ignore_frac and y.size:
+        y = np.where(rng.random(sample_shape) < ignore_frac, ignore_index, y)
+    return x, np.asarray(y)
+
+
+OPTIONS = [
+    dict(),
+    dict(weight="w"),
+    dict(label_smoothing=0.1),
+    dict(weight="w", label_smoothing=0.3),
+    dict(label_smoothing=1.0),
+    dict(z_loss=1e-2),
+    dict(softcap=2.5),
+    dict(sample_weight="s"),
+    dict(weight="w", sample_weight="s", label_smoothing=0.2, z_loss=0.05, softcap=4.0),
+]
+REDUCTIONS = ["mean", "sum", "none"]
+LAYOUTS = [((7, 5), -1), ((5,), -1), ((4, 6, 3), 1), ((3, 4, 2, 2), 1), ((2, 3, 5), 0)]
+
+
+def resolve(opts, x, axis, rng):
+    c = x.shape[axis]
+    sample_shape = x.shape[:axis % x.ndim] + x.shape[axis % x.ndim + 1:]
+    out = dict(opts)
+    if out.get("weight") == "w":
+        out["weight"] = rng.random(c) + 0.25
+    if out.get("sample_weight") == "s":
+        out["sample_weight"] = rng.random(sample_shape) + 0.1
+    return out
+
+
+def tol(dtype):
+    return dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: "-".join(o) or "plain")
+@pytest.mark.parametrize("shape,axis", LAYOUTS)
+def test_index_targets_match_reference(shape, axis, opts, reduction, dtype):
+    x, y = make_case(shape, axis, dtype)
+    kw = resolve(opts, x, axis, np.random.default_rng(1))
+    x0, y0 = x.copy(), y.copy()
+    got = xentc.cross_entropy(x, y, axis=axis, reduction=reduction, **kw)
+    want = cross_entropy_ref(x, y, axis=axis, reduction=reduction, **kw)
+    np.testing.assert_allclose(got, want, equal_nan=True, **tol(dtype))
+    assert np.asarray(got).dtype == dtype
+    assert np.asarray(got).shape == np.asarray(want).shape
+
+    loss, grad = xentc.cross_entropy_and_grad(x, y, axis=axis, reduction=reduction, **kw)
+    np.testing.assert_allclose(loss, want, equal_nan=True, **tol(dtype))
+    gwant = cross_entropy_grad_ref(x, y, axis=axis, reduction=reduction, **kw)
+    np.testing.assert_allclose(grad, gwant, equal_nan=True, **tol(dtype))
+    assert grad.dtype == dtype and grad.shape == x.shape
+    # inputs untouched
+    assert np.array_equal(x, x0) and np.array_equal(y, y0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: "-".join(o) or "plain")
+@pytest.mark.parametrize("shape,axis", [((7, 5), -1), ((4, 6, 3), 1)])
+def test_probability_targets_match_reference(shape, axis, opts, reduction, dtype):
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    q = rng.random(shape).astype(dtype)
+    q /= q.sum(axis=axis, keepdims=True)
+    kw = resolve(opts, x, axis, rng)
+    got = xentc.cross_entropy(x, q, axis=axis, reduction=reduction, **kw)
+    want = cross_entropy_ref(x, q, axis=axis, reduction=reduction, **kw)
+    np.testing.assert_allclose(got, want, **tol(dtype))
+    loss, grad = xentc.cross_entropy_and_grad(x, q, axis=axis, reduction=reduction, **kw)
+    np.testing.assert_allclose(loss, want, **tol(dtype))
+    np.testing.assert_allclose(
+        grad, cross_entropy_grad_ref(x, q, axis=axis, reduction=reduction, **kw), **tol(dtype))
+
+
+@pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: "-".join(o) or "plain")
+@pytest.mark.parametrize("target_kind", ["index", "prob"])
+def test_gradient_matches_finite_differences(opts, target_kind):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 5)) * 2
+    if target_kind == "index":
+        t = np.array([0, 3, -100, 4])
+    else:
+        t = rng.random((4, 5))
+        t /= t.sum(axis=1, keepdims=True)
+    kw = resolve(opts, x, -1, rng)
+    for reduction in REDUCTIONS:
+        def f(z):
+            return np.sum(xentc.cross_entropy(z, t, reduction=reduction, **kw))
+        _, grad = xentc.cross_entropy_and_grad(x, t, reduction=reduction, **kw)
+        h = 1e-6
+        fd = np.zeros_like(x)
+        for idx in np.ndindex(x.shape):
+            xp, xm = x.copy(), x.copy()
+            xp[idx] += h
+            xm[idx] -= h
+            fd[idx] = (f(xp) - f(xm)) / (2 * h)
+        np.testing.assert_allclose(grad, fd, atol=2e-7, rtol=1e-6)
+
+
+@pytest.mark.parametrize("ncols", [3, 31, 33, 1000, 65536, 65537, 140001])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_lengths_short_cached_and_split(ncols, dtype):
+    # Short rows, rows in cache and rows split into chunks take different
+    # loops; all must agree with the reference.
+    rng = np.random.default_rng(ncols)
+    nrows = 3 if ncols > 10000 else 50
+    x = (rng.standard_normal((nrows, ncols)) * 4).astype(dtype)
+    y = rng.integers(0, ncols, nrows)
+    y[1] = -100
+    w = rng.random(ncols) + 0.5
+    for kw in (dict(), dict(weight=w, label_smoothing=0.1, z_loss=0.01, softcap=3.0)):
+        want = cross_entropy_ref(x, y, reduction="none", **kw)
+        loss, grad = xentc.cross_entropy_and_grad(x, y, reduction="none", **kw)
+        np.testing.assert_allclose(loss, want, **tol(dtype))
+        np.testing.assert_allclose(
+            grad, cross_entropy_grad_ref(x, y, reduction="none", **kw),
+            rtol=tol(dtype)["rtol"], atol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32,
+                                   np.uint32, np.int64, np.uint64])
+def test_any_integer_target_dtype(dtype):
+    x, y = make_case((6, 5), -1, np.float64, ignore_frac=0)
+    want = xentc.cross_entropy(x, y.astype(np.int64))
+    assert xentc.cross_entropy(x, y.astype(dtype)) == want
+
+
+def test_one_hot_probability_targets_equal_indices():
+    x, y = make_case((9, 6), -1, np.float64, ignore_frac=0)
+    onehot = np.eye(6)[y]
+    w = RNG.random(6) + 0.5
+    for kw in (dict(), dict(weight=w)):
+        a = xentc.cross_entropy(x, y, reduction="none", **kw)
+        b = xentc.cross_entropy(x, onehot, reduction="none", **kw)
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+    # Without class weights 'mean' also agrees (both divide by N).
+    np.testing.assert_allclose(xentc.cross_entropy(x, y), xentc.cross_entropy(x, onehot),
+                               rtol=1e-13)
+    np.testing.assert_allclose(xentc.cross_entropy_and_grad(x, y)[1],
+                               xentc.cross_entropy_and_grad(x, onehot)[1], atol=1e-15)
+
+
+def test_seed_formulations_agree():
+    # Formulation 1 (probabilities + one-hot / indices) on softmax(x) equals
+    # formulation 2 (logits + indices).
+    x, y = make_case((50, 7), -1, np.float64, ignore_frac=0)
+    p = xentc.softmax(x, axis=1)
+    ce = xentc.cross_entropy(x, y)
+    np.testing.assert_allclose(xentc.log_loss(p, y), ce, rtol=1e-12)
+    np.testing.assert_allclose(xentc.log_loss(p, np.eye(7)[y]), ce, rtol=1e-12)
+    np.testing.assert_allclose(xentc.nll_loss(xentc.log_softmax(x, axis=1), y), ce,
+                               rtol=1e-12)
+
+
+def test_kl_div_is_cross_entropy_minus_entropy():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 5))
+    q = rng.random((8, 5))
+    q[0, 2] = 0.0  # 0 log 0 = 0
+    q /= q.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.sum(np.where(q > 0, q * np.log(q), 0.0), axis=1)
+    for reduction in REDUCTIONS:
+        kl = xentc.kl_div(x, q, reduction=reduction)
+        np.testing.assert_allclose(kl, kl_div_ref(x, q, reduction=reduction), rtol=1e-12)
+    np.testing.assert_allclose(xentc.kl_div(x, q, reduction="none"),
+                               xentc.cross_entropy(x, q, reduction="none") - entropy,
+                               rtol=1e-12, atol=1e-14)
+    assert xentc.kl_div(np.log(q[1:]), q[1:]) == pytest.approx(0.0, abs=1e-14)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_nll_and_log_loss_match_reference(reduction):
+    x, y = make_case((10, 4), -1, np.float64)
+    lp = xentc.log_softmax(x, axis=1)
+    w = RNG.random(4) + 0.2
+    s = RNG.random(10) + 0.2
+    np.testing.assert_allclose(
+        xentc.nll_loss(lp, y, weight=w, sample_weight=s, reduction=reduction),
+        nll_loss_ref(lp, y, weight=w, sample_weight=s, reduction=reduction), rtol=1e-12)
+    yv = np.where(y < 0, 0, y)
+    p = np.exp(lp)
+    p[0, :] = [1.0, 0.0, 0.0, 0.0]  # clipping at 0 and 1
+    for target in (yv, np.eye(4)[yv]):
+        np.testing.assert_allclose(
+            xentc.log_loss(p, target, sample_weight=s, reduction=reduction),
+            log_loss_ref(p, target, sample_weight=s, reduction=reduction), rtol=1e-12)
+
+
+def test_all_ignored():
+    x = RNG.standard_normal((3, 4))
+    y = np.full(3, -100)
+    assert np.isnan(xentc.cross_entropy(x, y))
+    assert xentc.cross_entropy(x, y, reduction="sum") == 0.0
+    loss, grad = xentc.cross_entropy_and_grad(x, y)
+    assert np.isnan(loss) and np.all(grad == 0)
+
+
+def test_custom_ignore_index_is_a_valid_class():
+    x = RNG.standard_normal((4, 3))
+    y = np.array([0, 2, 1, 2])
+    got = xentc.cross_entropy(x, y, ignore_index=2, reduction="none")
+    assert got[1] == 0 and got[3] == 0 and got[0] > 0
+
+
+def test_non_finite_logits_give_nan_rows():
+    x = np.array([[np.inf, 0.0, 1.0], [np.nan, 0, 0], [-np.inf] * 3, [0.0, 1.0, 2.0]])
+    loss, grad = xentc.cross_entropy_and_grad(x, np.array([1, 0, 2, 2]), reduction="none")
+    assert np.isnan(loss[:3]).all() and np.isfinite(loss[3])
+    assert np.isnan(grad[:3]).all() and np.isfinite(grad[3]).all()
+
+
+class TestGradOut:
+    def test_preallocated(self):
+        x, y = make_case((6, 5), -1, np.float32)
+        want = xentc.cross_entropy_and_grad(x, y)
+        buf = np.empty_like(x)
+        loss, grad = xentc.cross_entropy_and_grad(x, y, grad_out=buf)
+        assert grad is buf and loss == want[0]
+        np.testing.assert_array_equal(grad, want[1])
+
+    @pytest.mark.parametrize("axis", [-1, 0])
+    def test_in_place_on_logits(self, axis):
+        x, y = make_case((6, 5), axis, np.float64)
+        loss0, grad0 = xentc.cross_entropy_and_grad(x, y, axis=axis, label_smoothing=0.1)
+        loss, grad = xentc.cross_entropy_and_grad(x, y, axis=axis, label_smoothing=0.1,
+                                                  grad_out=x)
+        assert grad is x and loss == loss0
+        np.testing.assert_array_equal(x, grad0)
+
+    def test_non_contiguous_grad_out(self):
+        x, y = make_case((6, 5), -1, np.float64)
+        big = np.zeros((6, 10))
+        view = big[:, ::2]
+        _, grad = xentc.cross_entropy_and_grad(x, y, grad_out=view)
+        assert grad is view
+        np.testing.assert_array_equal(view, xentc.cross_entropy_and_grad(x, y)[1])
+        assert np.all(big[:, 1::2] == 0)
+
+    @pytest.mark.parametrize("bad", [np.empty((6, 4)), np.empty((6, 5), np.float32)])
+    def test_wrong_shape_or_dtype(self, bad):
+        x, y = make_case((6, 5), -1, np.float64)
+        with pytest.raises(ValueError, match="grad_out"):
+            xentc.cross_entropy_and_grad(x, y, grad_out=bad)
+
+
+class TestBadInput:
+    x = np.zeros((4, 3))
+
+    def test_index_target_wrong_shape(self):
+        with pytest.raises(ValueError, match=r"shape \(4,\)"):
+            xentc.cross_entropy(self.x, np.zeros(3, int))
+
+    def test_float_target_wrong_shape(self):
+        with pytest.raises(ValueError, match="probabilities"):
+            xentc.cross_entropy(self.x, np.zeros(4))
+
+    def test_out_of_range_target_names_value_and_position(self):
+        with pytest.raises(IndexError, match=r"Target 3 .*position \(2,\)"):
+            xentc.cross_entropy(self.x, np.array([0, 1, 3, 7]))
+        with pytest.raises(IndexError, match=r"Target -1 "):
+            xentc.cross_entropy(self.x, np.array([0, -1, 0, 0]))
+
+    def test_weights(self):
+        with pytest.raises(ValueError, match=r"weight must have shape \(3,\)"):
+            xentc.cross_entropy(self.x, np.zeros(4, int), weight=[1.0, 2.0])
+        with pytest.raises(ValueError, match=r"weight\[1\]"):
+            xentc.cross_entropy(self.x, np.zeros(4, int), weight=[1.0, -2.0, 1.0])
+        with pytest.raises(ValueError, match="sample_weight"):
+            xentc.cross_entropy(self.x, np.zeros(4, int), sample_weight=[1.0, 2.0])
+
+    @pytest.mark.parametrize("eps", [-0.1, 1.5, np.nan])
+    def test_label_smoothing_range(self, eps):
+        with pytest.raises(ValueError, match="label_smoothing"):
+            xentc.cross_entropy(self.x, np.zeros(4, int), label_smoothing=eps)
+
+    def test_reduction(self):
+        with pytest.raises(ValueError, match="reduction"):
+            xentc.cross_entropy(self.x, np.zeros(4, int), reduction="avg")
+
+    def test_other_options(self):
+        with pytest.raises(ValueError, match="softcap"):
+            xentc.cross_entropy(self.x, np.zeros(4, int), softcap=0.0)
+        with pytest.raises(ValueError, match="z_loss"):
+            xentc.cross_entropy(self.x, np.zeros(4, int), z_loss=-1.0)
+        with pytest.raises(TypeError, match="target"):
+            xentc.cross_entropy(self.x, np.zeros(4, bool))
+        with pytest.raises(TypeError, match="logits"):
+            xentc.cross_entropy(self.x.astype(bool), np.zeros(4, int))
+        with pytest.raises(ValueError, match="class axis"):
+            xentc.cross_entropy(np.float64(1.0), np.int64(0))
+        with pytest.raises(ValueError, match="no classes"):
+            xentc.cross_entropy(np.zeros((4, 0)), np.zeros(4, int))
+
+    def test_log_loss_probabilities_checked(self):
+        with pytest.raises(ValueError, match=r"probs\[0, 1\]"):
+            xentc.log_loss(np.array([[0.5, 1.5]]), np.array([0]))
+        with pytest.raises(ValueError, match="probs"):
+            xentc.log_loss(np.array([[0.5, np.nan]]), np.array([0]))
+
+
+def test_empty_batch():
+    x = np.zeros((0, 3))
+    y = np.zeros(0, int)
+    assert np.isnan(xentc.cross_entropy(x, y))
+    assert xentc.cross_entropy(x, y, reduction="sum") == 0
+    assert xentc.cross_entropy(x, y, reduction="none").shape == (0,)
+    loss, grad = xentc.cross_entropy_and_grad(x, y)
+    assert grad.shape == (0, 3)
+
+
+def test_workers_bitwise_identical():
+    rng = np.random.default_rng(9)
+    for shape in [(300, 1000), (3, 200001), (40000, 7)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        y = rng.integers(0, shape[1], shape[0])
+        results = [xentc.cross_entropy_and_grad(x, y, label_smoothing=0.1, workers=w)
+                   for w in (1, 2, 3, -1)]
+        for loss, grad in results[1:]:
+            assert loss.tobytes() == results[0][0].tobytes()
+            assert grad.tobytes() == results[0][1].tobytes()
+
+
+def test_multinomial_logistic_regression_example_converges():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "examples" / "multinomial_logistic_regression.py"
+    spec = importlib.util.spec_from_file_location("mlr_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    X, y, _ = mod.make_data(n_samples=1500, seed=1)
+    W, res = mod.fit(X, y, n_classes=4)
+    assert res.success
+    Xb = np.hstack([X, np.ones((X.shape[0], 1))])
+    # Training accuracy of the fitted model is well above chance (0.25), and
+    # the gradient at the optimum vanishes.
+    assert np.mean(np.argmax(Xb @ W, axis=1) == y) > 0.7
+    assert np.max(np.abs(res.jac)) < 1e-4
