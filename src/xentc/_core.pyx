@@ -437,12 +437,19 @@ cdef inline void _ce_row(const xt_ce_options *o, xt_ce_stats st, const real *src
                     o.softcap, grad)
 
 
-cdef inline void _sums(const real *x, Py_ssize_t n, const double *w, const real *q,
-                       int need_wx, xt_ce_stats *st) noexcept nogil:
+cdef inline xt_ce_stats _stats_from(xt_lse_partial p, const real *x, Py_ssize_t n,
+                                    const double *w, const real *q,
+                                    int need_wx) noexcept nogil:
+    """Stats of a row whose partial is already known. Returned by value: a
+    variable assigned whole in a prange body is thread-private in Cython,
+    one assigned field by field would be shared."""
+    cdef xt_ce_stats st
+    st.lse = p
     if real is float:
-        xt_ce_sums_f32(x, n, w, q, need_wx, st)
+        xt_ce_sums_f32(x, n, w, q, need_wx, &st)
     else:
-        xt_ce_sums_f64(x, n, w, q, need_wx, st)
+        xt_ce_sums_f64(x, n, w, q, need_wx, &st)
+    return st
 
 
 def ce_rows(const real[:, ::1] x, const long long[::1] target,
@@ -501,8 +508,8 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                             _zero(&grad[i, 0], ncols)
                         continue
                     q = &target_prob[i, 0] if prob_target else NULL
-                    st.lse = short_parts[threadid() * SHORT_TASK_ROWS + r]
-                    _sums(&x[i, 0], ncols, o.class_weight, q, need_wx, &st)
+                    st = _stats_from(short_parts[threadid() * SHORT_TASK_ROWS + r],
+                                     &x[i, 0], ncols, o.class_weight, q, need_wx)
                     _ce_row(&o, st, &x[i, 0], y, q,
                             grad_scale[i] if want_grad else 0.0, want_grad,
                             &grad[i, 0] if want_grad else NULL, &loss[i])
