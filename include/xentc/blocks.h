@@ -25,9 +25,9 @@ typedef xt_lse_partial (*xt_partial_f64_fn)(const double *, ptrdiff_t);
 typedef void (*xt_map_f32_fn)(const float *, ptrdiff_t, double, double, float *);
 typedef void (*xt_map_f64_fn)(const double *, ptrdiff_t, double, double, double *);
 typedef void (*xt_short_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, int, float *,
-                                xt_lse_partial *);
+                                xt_lse_partial *, double *);
 typedef void (*xt_short_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, int, double *,
-                                xt_lse_partial *);
+                                xt_lse_partial *, double *);
 
 #define XT_DEFINE_PARTIAL(ATTR, NAME, T, BLOCK_FN, BLOCK)                     \
     ATTR static xt_lse_partial NAME(const T *x, ptrdiff_t n)                       \

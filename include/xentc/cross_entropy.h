@@ -56,12 +56,11 @@ static inline double xt_ce_z_term(const xt_ce_options *o, double lse)
     return o->z_loss * lse * lse;
 }
 
-/* loss of an index-target row from its merged stats and (capped) x_y */
+/* loss of an index-target row from its merged stats, its log-sum-exp (from
+ * the stats, or computed alongside them) and its (capped) x_y */
 static inline double xt_ce_index_loss(const xt_ce_options *o, xt_ce_stats s,
-                                      double x_y, double w_y, double *lse_out)
+                                      double lse, double x_y, double w_y)
 {
-    double lse = xt_partial_lse(s.lse);
-    *lse_out = lse;
     if (!isfinite(lse))
         return NAN;
     double e = o->smoothing;
@@ -71,16 +70,14 @@ static inline double xt_ce_index_loss(const xt_ce_options *o, xt_ce_stats s,
     return loss + xt_ce_z_term(o, lse);
 }
 
-/* loss of a probability-target row from its merged stats */
+/* loss of a probability-target row from its merged stats and log-sum-exp */
 static inline double xt_ce_prob_loss(const xt_ce_options *o, xt_ce_stats s,
-                                     double *lse_out, double *wq_smoothed)
+                                     double lse, double *wq_smoothed)
 {
-    double lse = xt_partial_lse(s.lse);
     double e = o->smoothing, c = e / (double)o->nclasses;
     /* sum w q' and sum w q' x with q' = (1-e) q + e/C */
     double wq = (1.0 - e) * s.wq + c * o->weight_total;
     double wqx = (1.0 - e) * s.wqx + c * s.wx;
-    *lse_out = lse;
     *wq_smoothed = wq;
     if (!isfinite(lse))
         return NAN;

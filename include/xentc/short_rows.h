@@ -28,13 +28,14 @@ enum { XT_SHORT_LSE = 0, XT_SHORT_SOFTMAX = 1, XT_SHORT_LOG_SOFTMAX = 2,
  * mode XT_SHORT_LSE:          out[r] = logsumexp(row r)          (out: nrows)
  * mode XT_SHORT_SOFTMAX:      out[r, :] = softmax(row r)         (out: nrows x C)
  * mode XT_SHORT_LOG_SOFTMAX:  out[r, :] = log_softmax(row r)
- * mode XT_SHORT_PARTIALS:     parts[r] = partial of row r
+ * mode XT_SHORT_PARTIALS:     parts[r] = partial of row r, and lse[r] its
+ *                             log-sum-exp in double when lse is not NULL
  * out may be x itself for the softmax modes.
  */
 #define XT_DEFINE_SHORT_ROWS(SUF, T)                                          \
     static void xt_short_rows_generic_##SUF(                                  \
         const T *x, ptrdiff_t nrows, ptrdiff_t C, int mode, T *out,           \
-        xt_lse_partial *parts, xt_map_##SUF##_fn expscale)                    \
+        xt_lse_partial *parts, double *lse, xt_map_##SUF##_fn expscale)       \
     {                                                                         \
         T tmp[XT_SHORT_TMP];                                                  \
         xt_lse_partial local[XT_SHORT_ROWS];                                  \
@@ -91,8 +92,12 @@ enum { XT_SHORT_LSE = 0, XT_SHORT_SOFTMAX = 1, XT_SHORT_LOG_SOFTMAX = 2,
                     rest0 += (double)e[j];                                    \
                 p[r].rest = rest0 + rest1;                                    \
             }                                                                 \
-            if (mode == XT_SHORT_PARTIALS)                                    \
+            if (mode == XT_SHORT_PARTIALS) {                                  \
+                if (lse)                                                      \
+                    for (ptrdiff_t r = 0; r < nb; r++)                        \
+                        lse[r0 + r] = xt_partial_lse(p[r]);                   \
                 continue;                                                     \
+            }                                                                 \
             for (ptrdiff_t r = 0; r < nb; r++) {                              \
                 const T *row = xb + r * C;                                    \
                 T *orow = mode == XT_SHORT_LSE ? NULL : out + (r0 + r) * C;   \
@@ -122,15 +127,19 @@ XT_DEFINE_SHORT_ROWS(f32, float)
 XT_DEFINE_SHORT_ROWS(f64, double)
 
 static void xt_short_rows_f32_baseline(const float *x, ptrdiff_t nrows, ptrdiff_t C,
-                                       int mode, float *out, xt_lse_partial *parts)
+                                       int mode, float *out, xt_lse_partial *parts,
+                                       double *lse)
 {
-    xt_short_rows_generic_f32(x, nrows, C, mode, out, parts, xt_expscale_f32_baseline);
+    xt_short_rows_generic_f32(x, nrows, C, mode, out, parts, lse,
+                               xt_expscale_f32_baseline);
 }
 
 static void xt_short_rows_f64_baseline(const double *x, ptrdiff_t nrows, ptrdiff_t C,
-                                       int mode, double *out, xt_lse_partial *parts)
+                                       int mode, double *out, xt_lse_partial *parts,
+                                       double *lse)
 {
-    xt_short_rows_generic_f64(x, nrows, C, mode, out, parts, xt_expscale_f64_baseline);
+    xt_short_rows_generic_f64(x, nrows, C, mode, out, parts, lse,
+                               xt_expscale_f64_baseline);
 }
 
 #endif

@@ -36,10 +36,11 @@ XT_AVX2 static inline __m256d xt_lse_finish_pd(__m256d m, __m256d count, __m256d
 }
 
 XT_AVX2 static void xt_short_rows_f32_avx2(const float *x, ptrdiff_t nrows, ptrdiff_t C,
-                                           int mode, float *out, xt_lse_partial *parts)
+                                           int mode, float *out, xt_lse_partial *parts,
+                                           double *lse)
 {
     if (mode != XT_SHORT_LSE && mode != XT_SHORT_PARTIALS) {
-        xt_short_rows_generic_f32(x, nrows, C, mode, out, parts, xt_expscale_f32_avx2);
+        xt_short_rows_generic_f32(x, nrows, C, mode, out, parts, lse, xt_expscale_f32_avx2);
         return;
     }
     if (C <= 0 || C > XT_SHORT_MAX_COLS)
@@ -61,7 +62,8 @@ XT_AVX2 static void xt_short_rows_f32_avx2(const float *x, ptrdiff_t nrows, ptrd
         __m256 fin = _mm256_cmp_ps(_mm256_sub_ps(vm, vm), _mm256_setzero_ps(), _CMP_EQ_OQ);
         if (_mm256_movemask_ps(fin) != 0xff) {
             xt_short_rows_generic_f32(g, 8, C, mode, mode == XT_SHORT_LSE ? out + r0 : NULL,
-                              mode == XT_SHORT_PARTIALS ? parts + r0 : NULL, xt_expscale_f32_avx2);
+                              mode == XT_SHORT_PARTIALS ? parts + r0 : NULL,
+                              lse ? lse + r0 : NULL, xt_expscale_f32_avx2);
             continue;
         }
         __m256 count = _mm256_setzero_ps();
@@ -83,6 +85,10 @@ XT_AVX2 static void xt_short_rows_f32_avx2(const float *x, ptrdiff_t nrows, ptrd
             __m128 hi = _mm256_cvtpd_ps(xt_lse_finish_pd(m_hi, c_hi, rest_hi));
             _mm256_storeu_ps(out + r0, _mm256_set_m128(hi, lo));
         } else {
+            if (lse) {
+                _mm256_storeu_pd(lse + r0, xt_lse_finish_pd(m_lo, c_lo, rest_lo));
+                _mm256_storeu_pd(lse + r0 + 4, xt_lse_finish_pd(m_hi, c_hi, rest_hi));
+            }
             double mm[8], cc[8], rr[8];
             _mm256_storeu_pd(mm, m_lo);
             _mm256_storeu_pd(mm + 4, m_hi);
@@ -101,14 +107,16 @@ XT_AVX2 static void xt_short_rows_f32_avx2(const float *x, ptrdiff_t nrows, ptrd
     if (r0 < nrows)
         xt_short_rows_generic_f32(x + r0 * C, nrows - r0, C, mode,
                           mode == XT_SHORT_LSE ? out + r0 : NULL,
-                          mode == XT_SHORT_PARTIALS ? parts + r0 : NULL, xt_expscale_f32_avx2);
+                          mode == XT_SHORT_PARTIALS ? parts + r0 : NULL,
+                              lse ? lse + r0 : NULL, xt_expscale_f32_avx2);
 }
 
 XT_AVX2 static void xt_short_rows_f64_avx2(const double *x, ptrdiff_t nrows, ptrdiff_t C,
-                                           int mode, double *out, xt_lse_partial *parts)
+                                           int mode, double *out, xt_lse_partial *parts,
+                                           double *lse)
 {
     if (mode != XT_SHORT_LSE && mode != XT_SHORT_PARTIALS) {
-        xt_short_rows_generic_f64(x, nrows, C, mode, out, parts, xt_expscale_f64_avx2);
+        xt_short_rows_generic_f64(x, nrows, C, mode, out, parts, lse, xt_expscale_f64_avx2);
         return;
     }
     if (C <= 0 || C > XT_SHORT_MAX_COLS)
@@ -128,7 +136,8 @@ XT_AVX2 static void xt_short_rows_f64_avx2(const double *x, ptrdiff_t nrows, ptr
         __m256d fin = _mm256_cmp_pd(_mm256_sub_pd(vm, vm), _mm256_setzero_pd(), _CMP_EQ_OQ);
         if (_mm256_movemask_pd(fin) != 0xf) {
             xt_short_rows_generic_f64(g, 4, C, mode, mode == XT_SHORT_LSE ? out + r0 : NULL,
-                              mode == XT_SHORT_PARTIALS ? parts + r0 : NULL, xt_expscale_f64_avx2);
+                              mode == XT_SHORT_PARTIALS ? parts + r0 : NULL,
+                              lse ? lse + r0 : NULL, xt_expscale_f64_avx2);
             continue;
         }
         __m256d count = _mm256_setzero_pd(), rest = _mm256_setzero_pd();
@@ -141,6 +150,8 @@ XT_AVX2 static void xt_short_rows_f64_avx2(const double *x, ptrdiff_t nrows, ptr
         if (mode == XT_SHORT_LSE) {
             _mm256_storeu_pd(out + r0, xt_lse_finish_pd(vm, count, rest));
         } else {
+            if (lse)
+                _mm256_storeu_pd(lse + r0, xt_lse_finish_pd(vm, count, rest));
             double mm[4], cc[4], rr[4];
             _mm256_storeu_pd(mm, vm);
             _mm256_storeu_pd(cc, count);
@@ -156,7 +167,8 @@ XT_AVX2 static void xt_short_rows_f64_avx2(const double *x, ptrdiff_t nrows, ptr
     if (r0 < nrows)
         xt_short_rows_generic_f64(x + r0 * C, nrows - r0, C, mode,
                           mode == XT_SHORT_LSE ? out + r0 : NULL,
-                          mode == XT_SHORT_PARTIALS ? parts + r0 : NULL, xt_expscale_f64_avx2);
+                          mode == XT_SHORT_PARTIALS ? parts + r0 : NULL,
+                              lse ? lse + r0 : NULL, xt_expscale_f64_avx2);
 }
 
 #endif /* XT_HAVE_AVX2 */

@@ -21,15 +21,17 @@ static inline xt_lse_partial xt_partial_f64(const double *x, ptrdiff_t n)
 }
 
 static inline void xt_short_rows_f32(const float *x, ptrdiff_t nrows, ptrdiff_t C,
-                                     int mode, float *out, xt_lse_partial *parts)
+                                     int mode, float *out, xt_lse_partial *parts,
+                                     double *lse)
 {
-    xt_active->short_rows_f32(x, nrows, C, mode, out, parts);
+    xt_active->short_rows_f32(x, nrows, C, mode, out, parts, lse);
 }
 
 static inline void xt_short_rows_f64(const double *x, ptrdiff_t nrows, ptrdiff_t C,
-                                     int mode, double *out, xt_lse_partial *parts)
+                                     int mode, double *out, xt_lse_partial *parts,
+                                     double *lse)
 {
-    xt_active->short_rows_f64(x, nrows, C, mode, out, parts);
+    xt_active->short_rows_f64(x, nrows, C, mode, out, parts, lse);
 }
 
 static inline void xt_active_expscale_f32(const float *x, ptrdiff_t n, double shift,

@@ -48,9 +48,9 @@ cdef extern from "xentc/xentc.h" nogil:
     enum: XT_SHORT_LOG_SOFTMAX
     enum: XT_SHORT_PARTIALS
     void xt_short_rows_f32(const float *x, Py_ssize_t nrows, Py_ssize_t C, int mode,
-                           float *out, xt_lse_partial *parts)
+                           float *out, xt_lse_partial *parts, double *lse)
     void xt_short_rows_f64(const double *x, Py_ssize_t nrows, Py_ssize_t C, int mode,
-                           double *out, xt_lse_partial *parts)
+                           double *out, xt_lse_partial *parts, double *lse)
     void xt_active_expscale_f32(const float *x, Py_ssize_t n, double shift,
                                 double scale, float *out)
     void xt_active_expscale_f64(const double *x, Py_ssize_t n, double shift,
@@ -87,11 +87,12 @@ cdef enum:
 
 
 cdef inline void _short_rows(const real *x, Py_ssize_t nrows, Py_ssize_t ncols,
-                             int mode, real *out, xt_lse_partial *parts) noexcept nogil:
+                             int mode, real *out, xt_lse_partial *parts,
+                             double *lse) noexcept nogil:
     if real is float:
-        xt_short_rows_f32(x, nrows, ncols, mode, out, parts)
+        xt_short_rows_f32(x, nrows, ncols, mode, out, parts, lse)
     else:
-        xt_short_rows_f64(x, nrows, ncols, mode, out, parts)
+        xt_short_rows_f64(x, nrows, ncols, mode, out, parts, lse)
 
 
 cdef void _short_rows_parallel(const real[:, ::1] x, int mode, real *out,
@@ -105,7 +106,7 @@ cdef void _short_rows_parallel(const real[:, ::1] x, int mode, real *out,
         r0 = t * SHORT_TASK_ROWS
         _short_rows(&x[r0, 0], _imin(SHORT_TASK_ROWS, nrows - r0), ncols, mode,
                     out + r0 * out_stride if out != NULL else NULL,
-                    parts + r0 if parts != NULL else NULL)
+                    parts + r0 if parts != NULL else NULL, NULL)
 
 
 cdef xt_lse_partial *_row_partials(const real[:, ::1] x, Py_ssize_t nchunks,
@@ -309,9 +310,9 @@ cdef extern from "xentc/cross_entropy.h" nogil:
         double softcap
 
     xt_ce_stats xt_ce_stats_merge(xt_ce_stats a, xt_ce_stats b)
-    double xt_ce_index_loss(const xt_ce_options *o, xt_ce_stats s, double x_y,
-                            double w_y, double *lse_out)
-    double xt_ce_prob_loss(const xt_ce_options *o, xt_ce_stats s, double *lse_out,
+    double xt_ce_index_loss(const xt_ce_options *o, xt_ce_stats s, double lse,
+                            double x_y, double w_y)
+    double xt_ce_prob_loss(const xt_ce_options *o, xt_ce_stats s, double lse,
                            double *wq_smoothed)
     void xt_softcap_f32(const float *x, Py_ssize_t n, double s, float *dst)
     void xt_softcap_f64(const double *x, Py_ssize_t n, double s, double *dst)
@@ -419,18 +420,18 @@ cdef xt_ce_options _options(Py_ssize_t nclasses, const double[::1] class_weight,
     return o
 
 
-cdef inline void _ce_row(const xt_ce_options *o, xt_ce_stats st, const real *src,
-                         Py_ssize_t y, const real *q, double gs, bint want_grad,
-                         real *grad, double *loss) noexcept nogil:
-    """Loss (and gradient) of a whole row from its stats; src is the (capped)
-    row, q its probability target (or NULL: class index y)."""
-    cdef double lse, wq, a, bq = 0.0, bc = 0.0, by = 0.0, w_y
+cdef inline void _ce_row(const xt_ce_options *o, xt_ce_stats st, double lse,
+                         const real *src, Py_ssize_t y, const real *q, double gs,
+                         bint want_grad, real *grad, double *loss) noexcept nogil:
+    """Loss (and gradient) of a whole row from its stats and log-sum-exp; src
+    is the (capped) row, q its probability target (or NULL: class index y)."""
+    cdef double wq, a, bq = 0.0, bc = 0.0, by = 0.0, w_y
     if q != NULL:
-        loss[0] = xt_ce_prob_loss(o, st, &lse, &wq)
+        loss[0] = xt_ce_prob_loss(o, st, lse, &wq)
         a = _prob_row_grad_coefs(o, gs, wq, lse, &bq, &bc)
     else:
         w_y = _wy(o, y)
-        loss[0] = xt_ce_index_loss(o, st, src[y], w_y, &lse)
+        loss[0] = xt_ce_index_loss(o, st, lse, src[y], w_y)
         a = _index_row_grad_coefs(o, gs, w_y, lse, &bc, &by)
     if want_grad:
         _grad_slice(src, o.nclasses, lse, a, bq, bc, o.class_weight, q, y, by,
@@ -482,6 +483,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
     cdef xt_ce_stats *parts
     cdef _row_coefs *coefs
     cdef xt_lse_partial *short_parts
+    cdef double *short_lse
     if nrows == 0:
         return
 
@@ -490,7 +492,10 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
         # (one vector exp per block), then each row's loss and gradient.
         short_parts = <xt_lse_partial *> malloc(
             nthreads * SHORT_TASK_ROWS * sizeof(xt_lse_partial))
-        if short_parts == NULL:
+        short_lse = <double *> malloc(nthreads * SHORT_TASK_ROWS * sizeof(double))
+        if short_parts == NULL or short_lse == NULL:
+            free(short_parts)
+            free(short_lse)
             raise MemoryError("xentc: cannot allocate row partials")
         with nogil, parallel(num_threads=nthreads):
             for t in prange((nrows + SHORT_TASK_ROWS - 1) // SHORT_TASK_ROWS,
@@ -498,7 +503,8 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                 r0 = t * SHORT_TASK_ROWS
                 nb = _imin(SHORT_TASK_ROWS, nrows - r0)
                 _short_rows(&x[r0, 0], nb, ncols, XT_SHORT_PARTIALS, NULL,
-                            short_parts + threadid() * SHORT_TASK_ROWS)
+                            short_parts + threadid() * SHORT_TASK_ROWS,
+                            short_lse + threadid() * SHORT_TASK_ROWS)
                 for r in range(nb):
                     i = r0 + r
                     y = -1 if prob_target else target[i]
@@ -510,10 +516,11 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                     q = &target_prob[i, 0] if prob_target else NULL
                     st = _stats_from(short_parts[threadid() * SHORT_TASK_ROWS + r],
                                      &x[i, 0], ncols, o.class_weight, q, need_wx)
-                    _ce_row(&o, st, &x[i, 0], y, q,
-                            grad_scale[i] if want_grad else 0.0, want_grad,
-                            &grad[i, 0] if want_grad else NULL, &loss[i])
+                    _ce_row(&o, st, short_lse[threadid() * SHORT_TASK_ROWS + r],
+                            &x[i, 0], y, q, grad_scale[i] if want_grad else 0.0,
+                            want_grad, &grad[i, 0] if want_grad else NULL, &loss[i])
         free(short_parts)
+        free(short_lse)
         return
 
     if nchunks <= 1:
@@ -530,7 +537,8 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                 src = _capped(&x[i, 0], ncols, softcap, scr)
                 q = &target_prob[i, 0] if prob_target else NULL
                 st = _stats(src, ncols, o.class_weight, q, need_wx)
-                _ce_row(&o, st, src, y, q, grad_scale[i] if want_grad else 0.0,
+                _ce_row(&o, st, xt_partial_lse(st.lse), src, y, q,
+                        grad_scale[i] if want_grad else 0.0,
                         want_grad, &grad[i, 0] if want_grad else NULL, &loss[i])
         return
 
@@ -566,9 +574,10 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                     loss[i] = 0.0
                     continue
                 st = parts[i]
+                lse = xt_partial_lse(st.lse)
                 gs = grad_scale[i] if want_grad else 0.0
                 if prob_target:
-                    loss[i] = xt_ce_prob_loss(&o, st, &lse, &wq)
+                    loss[i] = xt_ce_prob_loss(&o, st, lse, &wq)
                     a = _prob_row_grad_coefs(&o, gs, wq, lse, &bq, &bc)
                     by = 0.0
                 else:
@@ -576,7 +585,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                     x_y = x[i, y]
                     if softcap > 0.0:
                         x_y = softcap * tanh(x_y / softcap)
-                    loss[i] = xt_ce_index_loss(&o, st, x_y, w_y, &lse)
+                    loss[i] = xt_ce_index_loss(&o, st, lse, x_y, w_y)
                     a = _index_row_grad_coefs(&o, gs, w_y, lse, &bc, &by)
                     bq = 0.0
                 coefs[i].lse = lse
