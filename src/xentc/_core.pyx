@@ -428,11 +428,13 @@ cdef inline void _ce_row(const xt_ce_options *o, xt_ce_stats st, double lse,
     cdef double wq, a, bq = 0.0, bc = 0.0, by = 0.0, w_y
     if q != NULL:
         loss[0] = xt_ce_prob_loss(o, st, lse, &wq)
-        a = _prob_row_grad_coefs(o, gs, wq, lse, &bq, &bc)
+        if want_grad:
+            a = _prob_row_grad_coefs(o, gs, wq, lse, &bq, &bc)
     else:
         w_y = _wy(o, y)
         loss[0] = xt_ce_index_loss(o, st, lse, src[y], w_y)
-        a = _index_row_grad_coefs(o, gs, w_y, lse, &bc, &by)
+        if want_grad:
+            a = _index_row_grad_coefs(o, gs, w_y, lse, &bc, &by)
     if want_grad:
         _grad_slice(src, o.nclasses, lse, a, bq, bc, o.class_weight, q, y, by,
                     o.softcap, grad)
@@ -457,7 +459,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
             const real[:, ::1] target_prob, bint prob_target,
             const double[::1] class_weight, bint has_weight,
             double smoothing, double z_loss, double softcap,
-            const double[::1] grad_scale, double[::1] loss,
+            const double[::1] grad_scale, double grad_scale_all, double[::1] loss,
             real[:, ::1] grad, bint want_grad,
             real[:, ::1] scratch, int nthreads):
     """Per-row cross-entropy of logits rows x, and optionally its gradient.
@@ -466,7 +468,8 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
     negative for an ignored row (loss 0, gradient 0). Probability targets:
     target_prob has x's shape. loss[i] gets the row's loss before sample
     weights and reduction; with want_grad, grad[i] gets its gradient times
-    grad_scale[i]. grad may be x itself. scratch has one row of
+    grad_scale[i] (or grad_scale_all when grad_scale is empty). grad may be
+    x itself. scratch has one row of
     min(ncols, chunk) per thread (used with a soft cap).
     """
     cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
@@ -474,6 +477,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
     cdef xt_ce_options o = _options(ncols, class_weight, has_weight, smoothing,
                                     z_loss, softcap)
     cdef int need_wx = smoothing > 0.0
+    cdef bint per_row_scale = grad_scale.shape[0] > 0
     cdef Py_ssize_t i, t, r, y, off, n, r0, nb
     cdef const real *src
     cdef const real *q = NULL
@@ -517,7 +521,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                     st = _stats_from(short_parts[threadid() * SHORT_TASK_ROWS + r],
                                      &x[i, 0], ncols, o.class_weight, q, need_wx)
                     _ce_row(&o, st, short_lse[threadid() * SHORT_TASK_ROWS + r],
-                            &x[i, 0], y, q, grad_scale[i] if want_grad else 0.0,
+                            &x[i, 0], y, q, (grad_scale[i] if per_row_scale else grad_scale_all),
                             want_grad, &grad[i, 0] if want_grad else NULL, &loss[i])
         free(short_parts)
         free(short_lse)
@@ -538,7 +542,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                 q = &target_prob[i, 0] if prob_target else NULL
                 st = _stats(src, ncols, o.class_weight, q, need_wx)
                 _ce_row(&o, st, xt_partial_lse(st.lse), src, y, q,
-                        grad_scale[i] if want_grad else 0.0,
+                        (grad_scale[i] if per_row_scale else grad_scale_all),
                         want_grad, &grad[i, 0] if want_grad else NULL, &loss[i])
         return
 
@@ -575,7 +579,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                     continue
                 st = parts[i]
                 lse = xt_partial_lse(st.lse)
-                gs = grad_scale[i] if want_grad else 0.0
+                gs = (grad_scale[i] if per_row_scale else grad_scale_all)
                 if prob_target:
                     loss[i] = xt_ce_prob_loss(&o, st, lse, &wq)
                     a = _prob_row_grad_coefs(&o, gs, wq, lse, &bq, &bc)
@@ -614,6 +618,28 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
     finally:
         free(parts)
         free(coefs)
+
+
+def prepare_index_targets(const long long[::1] target, long long nclasses,
+                          long long ignore_index, long long[::1] out):
+    """out = target with ignore_index as -1, in one pass; returns
+    (position of the first target outside [0, nclasses) that is not
+    ignore_index, or -1; the number of targets not ignored)."""
+    cdef Py_ssize_t i, n = target.shape[0], first_bad = -1, nvalid = 0
+    cdef long long t
+    with nogil:
+        for i in range(n):
+            t = target[i]
+            if t == ignore_index:
+                out[i] = -1
+            elif 0 <= t < nclasses:
+                out[i] = t
+                nvalid += 1
+            else:
+                out[i] = -1
+                if first_bad < 0:
+                    first_bad = i
+    return first_bad, nvalid
 
 
 def gather_rows(const real[:, ::1] x, const long long[::1] target,

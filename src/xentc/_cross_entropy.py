@@ -8,12 +8,12 @@ from ._validation import resolve_workers, thread_count
 __all__ = ["cross_entropy", "cross_entropy_and_grad", "nll_loss", "log_loss", "kl_div"]
 
 
-def _reduce(per_sample, row_weight, denom_weight, reduction, sample_shape, dtype):
+def _reduce(per_sample, row_weight, denominator, reduction, sample_shape, dtype):
     """Apply sample weights and the reduction to per-sample losses.
 
     per_sample: float64 losses of the flattened samples; row_weight: what
-    multiplies each (sample weights, or None); denom_weight: what 'mean'
-    divides by, summed (None: the number of samples).
+    multiplies each (sample weights, or None); denominator: what 'mean'
+    divides by.
     """
     weighted = per_sample if row_weight is None else per_sample * row_weight
     if reduction == "none":
@@ -22,9 +22,8 @@ def _reduce(per_sample, row_weight, denom_weight, reduction, sample_shape, dtype
     total = np.sum(weighted)
     if reduction == "sum":
         return dtype.type(total)
-    denom = per_sample.size if denom_weight is None else np.sum(denom_weight)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return dtype.type(np.float64(total) / np.float64(denom))
+        return dtype.type(np.float64(total) / np.float64(denominator))
 
 
 class _Problem:
@@ -51,7 +50,7 @@ class _Problem:
         self.x = x
         self.rows = Rows(x, (self.axis,), self.cdtype)
         if self.kind == "index":
-            self.index = _targets.index_targets(
+            self.index, self.nvalid = _targets.index_targets(
                 target, self.nclasses, self.sample_shape, ignore_index, func)
             self.prob = np.empty((0, 0), self.cdtype)
         else:
@@ -60,27 +59,31 @@ class _Problem:
         self._denominator()
 
     def _denominator(self):
-        """Per-sample weight of the loss, and what 'mean' divides by."""
+        """What 'mean' divides by (torch's rules, with sample weights)."""
         sw = self.sample_weight
         if self.kind == "prob":
             # torch: probability targets divide by the number of samples.
-            self.denom_weight = sw
-            return
-        valid = self.index >= 0
-        wy = valid.astype(np.float64)
-        if self.weight is not None:
-            wy = np.where(valid, self.weight[np.where(valid, self.index, 0)], 0.0)
-        self.denom_weight = wy if sw is None else wy * sw
+            self.denom = self.rows.nrows if sw is None else np.sum(sw)
+        elif self.weight is None and sw is None:
+            self.denom = self.nvalid
+        else:
+            # the target-class weights of the samples not ignored
+            valid = self.index >= 0
+            wy = valid.astype(np.float64)
+            if self.weight is not None:
+                wy = np.where(valid, self.weight[np.where(valid, self.index, 0)], 0.0)
+            self.denom = np.sum(wy if sw is None else wy * sw)
 
     def grad_scale(self):
-        """d reduced loss / d per-sample loss, for every sample."""
-        n = self.rows.nrows
-        scale = np.ones(n) if self.sample_weight is None else self.sample_weight.copy()
+        """d reduced loss / d per-sample loss: (per-sample array, or an empty
+        one when every sample shares the scalar)."""
+        scale = 1.0
         if self.reduction == "mean":
-            denom = n if self.denom_weight is None else np.sum(self.denom_weight)
             with np.errstate(invalid="ignore", divide="ignore"):
-                scale = scale / np.float64(denom)
-        return scale
+                scale = 1.0 / np.float64(self.denom)
+        if self.sample_weight is None:
+            return np.empty(0), float(scale)
+        return self.sample_weight * scale, 1.0
 
     def run(self, workers, grad=None):
         """Per-sample losses (float64); fills grad ((N, C) rows) if given."""
@@ -92,18 +95,19 @@ class _Problem:
         scratch_len = min(c, _core.chunk_size()) if self.softcap else 0
         scratch = np.empty((nthreads, scratch_len), self.cdtype)
         want_grad = grad is not None
+        scale, scale_all = self.grad_scale() if want_grad else (np.empty(0), 0.0)
         _core.ce_rows(
             rows.data, self.index, self.prob, self.kind == "prob",
             self.weight if self.weight is not None else np.empty(0),
             self.weight is not None, self.smoothing, self.z_loss, self.softcap,
-            self.grad_scale() if want_grad else np.empty(0), per_sample,
+            scale, scale_all, per_sample,
             grad if want_grad else np.empty((0, 0), self.cdtype), want_grad,
             scratch, nthreads,
         )
         return per_sample
 
     def reduce(self, per_sample):
-        return _reduce(per_sample, self.sample_weight, self.denom_weight,
+        return _reduce(per_sample, self.sample_weight, self.denom,
                        self.reduction, self.sample_shape, self.dtype)
 
 
@@ -309,7 +313,7 @@ def nll_loss(log_probs, target, *, axis=-1, weight=None, sample_weight=None,
     sample_shape = x.shape[:ax] + x.shape[ax + 1:]
     if _targets.target_kind(target, x.shape, sample_shape, func) != "index":
         raise TypeError(f"{func}: target must hold integer class indices")
-    index = _targets.index_targets(target, nclasses, sample_shape, ignore_index, func)
+    index, _ = _targets.index_targets(target, nclasses, sample_shape, ignore_index, func)
     w = _targets.class_weights(weight, nclasses, func)
     sw = _targets.sample_weights(sample_weight, sample_shape, func)
     rows = Rows(x, (ax,), _targets.compute_dtype(x.dtype))
@@ -320,7 +324,7 @@ def nll_loss(log_probs, target, *, axis=-1, weight=None, sample_weight=None,
     if w is not None:
         wy = np.where(valid, w[np.where(valid, index, 0)], 0.0)
     per_sample = -wy * picked
-    denom = wy if sw is None else wy * sw
+    denom = np.sum(wy if sw is None else wy * sw)
     return _reduce(per_sample, sw, denom, reduction, sample_shape, x.dtype)
 
 
@@ -377,8 +381,8 @@ def log_loss(probs, target, *, axis=-1, eps="auto", sample_weight=None, reductio
     sw = _targets.sample_weights(sample_weight, sample_shape, func)
     rows = Rows(p, (ax,), np.float64)
     if _targets.target_kind(target, p.shape, sample_shape, func) == "index":
-        index = _targets.index_targets(target, nclasses, sample_shape, -100, func)
-        if (index < 0).any():
+        index, nvalid = _targets.index_targets(target, nclasses, sample_shape, -100, func)
+        if nvalid != index.size:
             raise IndexError(f"{func}: class indices must be in [0, {nclasses})")
         picked = np.empty(rows.nrows)
         _core.gather_rows(rows.data, index, picked, 1)
@@ -386,7 +390,8 @@ def log_loss(probs, target, *, axis=-1, eps="auto", sample_weight=None, reductio
     else:
         y = Rows(np.asarray(target), (ax,), np.float64).data
         per_sample = -np.sum(y * np.log(np.clip(rows.data, eps, 1 - eps)), axis=1)
-    return _reduce(per_sample, sw, sw, reduction, sample_shape, p.dtype)
+    denom = per_sample.size if sw is None else np.sum(sw)
+    return _reduce(per_sample, sw, denom, reduction, sample_shape, p.dtype)
 
 
 def kl_div(logits, target_probs, *, axis=-1, reduction="mean"):
@@ -428,5 +433,5 @@ def kl_div(logits, target_probs, *, axis=-1, reduction="mean"):
     with np.errstate(divide="ignore", invalid="ignore"):
         neg_entropy = np.sum(np.where(qd > 0, qd * np.log(np.where(qd > 0, qd, 1)), 0.0),
                              axis=1)
-    return _reduce(cross + neg_entropy, None, None, reduction, prob.sample_shape,
+    return _reduce(cross + neg_entropy, None, cross.size, reduction, prob.sample_shape,
                    prob.dtype)

@@ -5,6 +5,7 @@ import operator
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
+from . import _core
 from ._validation import check_numeric
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -118,7 +119,8 @@ def sample_weights(sample_weight, sample_shape, func):
 
 
 def index_targets(target, nclasses, sample_shape, ignore_index, func):
-    """Class indices flattened to int64, ignored samples as -1.
+    """Class indices flattened to int64 with ignored samples as -1, and the
+    number of samples not ignored.
 
     Raises IndexError naming the first target outside [0, nclasses) that is
     not ignore_index, and its position.
@@ -130,16 +132,23 @@ def index_targets(target, nclasses, sample_shape, ignore_index, func):
             f"(the logits' shape without the class axis), got {t.shape}"
         )
     ignore_index = operator.index(ignore_index)
-    ignored = t == ignore_index
-    bad = ~ignored & ((t < 0) | (t >= nclasses))
-    if bad.any():
-        pos = np.unravel_index(int(np.argmax(bad)), t.shape)
-        raise IndexError(
-            f"{func}: Target {t[pos]} is out of bounds at position {tuple(map(int, pos))}: "
-            f"expected a class index in [0, {nclasses}) or ignore_index={ignore_index}"
-        )
-    out = np.where(ignored, -1, t).astype(np.int64).reshape(-1)
-    return np.ascontiguousarray(out)
+    int64 = np.iinfo(np.int64)
+    if not int64.min <= ignore_index <= int64.max:
+        raise ValueError(f"{func}: ignore_index must fit in int64, got {ignore_index}")
+    if t.dtype == np.uint64 and t.size and t.max() > int64.max:
+        # Would wrap to negative values in int64: report it as it is.
+        first_bad = int(np.argmax(t.reshape(-1) > int64.max))
+    else:
+        flat = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
+        out = np.empty(flat.shape, np.int64)
+        first_bad, nvalid = _core.prepare_index_targets(flat, nclasses, ignore_index, out)
+        if first_bad < 0:
+            return out, nvalid
+    pos = tuple(int(i) for i in np.unravel_index(first_bad, t.shape))
+    raise IndexError(
+        f"{func}: Target {t[pos]} is out of bounds at position {pos}: "
+        f"expected a class index in [0, {nclasses}) or ignore_index={ignore_index}"
+    )
 
 
 def target_kind(target, logits_shape, sample_shape, func):
