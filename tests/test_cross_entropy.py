@@ -369,3 +369,22 @@ def test_multinomial_logistic_regression_example_converges():
     # the gradient at the optimum vanishes.
     assert np.mean(np.argmax(Xb @ W, axis=1) == y) > 0.7
     assert np.max(np.abs(res.jac)) < 1e-4
+
+
+def test_zero_mean_denominator_is_nan_as_in_torch():
+    # Every non-ignored target has class weight 0: torch's mean is NaN (0/0),
+    # with or without label smoothing; the gradient is NaN on those rows.
+    x = np.random.default_rng(4).random((3, 4))
+    y = np.array([0, 1, -100])
+    w = np.array([0.0, 0.0, 1.0, 1.0])
+    for eps in (0.0, 0.1):
+        loss, grad = xentc.cross_entropy_and_grad(x, y, weight=w, label_smoothing=eps)
+        assert np.isnan(loss)
+        np.testing.assert_array_equal(
+            grad, cross_entropy_grad_ref(x, y, weight=w, label_smoothing=eps))
+
+
+def test_probability_targets_reject_nonnegative_ignore_index():
+    x = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="ignore_index"):
+        xentc.cross_entropy(x, np.full((2, 3), 1 / 3), ignore_index=0)

@@ -58,7 +58,7 @@ static inline double xt_ce_z_term(const xt_ce_options *o, double lse)
 
 /* loss of an index-target row from its merged stats, its log-sum-exp (from
  * the stats, or computed alongside them) and its (capped) x_y */
-static inline double xt_ce_index_loss(const xt_ce_options *o, xt_ce_stats s,
+static inline double xt_ce_index_loss(const xt_ce_options *o, const xt_ce_stats *s,
                                       double lse, double x_y, double w_y)
 {
     if (!isfinite(lse))
@@ -66,18 +66,18 @@ static inline double xt_ce_index_loss(const xt_ce_options *o, xt_ce_stats s,
     double e = o->smoothing;
     double loss = (1.0 - e) * w_y * (lse - x_y);
     if (e > 0.0)
-        loss += e / (double)o->nclasses * (o->weight_total * lse - s.wx);
+        loss += e / (double)o->nclasses * (o->weight_total * lse - s->wx);
     return loss + xt_ce_z_term(o, lse);
 }
 
 /* loss of a probability-target row from its merged stats and log-sum-exp */
-static inline double xt_ce_prob_loss(const xt_ce_options *o, xt_ce_stats s,
+static inline double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *s,
                                      double lse, double *wq_smoothed)
 {
     double e = o->smoothing, c = e / (double)o->nclasses;
     /* sum w q' and sum w q' x with q' = (1-e) q + e/C */
-    double wq = (1.0 - e) * s.wq + c * o->weight_total;
-    double wqx = (1.0 - e) * s.wqx + c * s.wx;
+    double wq = (1.0 - e) * s->wq + c * o->weight_total;
+    double wqx = (1.0 - e) * s->wqx + c * s->wx;
     *wq_smoothed = wq;
     if (!isfinite(lse))
         return NAN;

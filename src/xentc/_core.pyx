@@ -10,7 +10,7 @@ rows are cut into fixed chunks (XT_CHUNK) that threads reduce separately;
 the chunk partials are merged in chunk order, so the result does not depend
 on the number of threads.
 """
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport calloc, malloc, free
 from cython.parallel cimport prange
 
 
@@ -310,9 +310,9 @@ cdef extern from "xentc/cross_entropy.h" nogil:
         double softcap
 
     xt_ce_stats xt_ce_stats_merge(xt_ce_stats a, xt_ce_stats b)
-    double xt_ce_index_loss(const xt_ce_options *o, xt_ce_stats s, double lse,
+    double xt_ce_index_loss(const xt_ce_options *o, const xt_ce_stats *s, double lse,
                             double x_y, double w_y)
-    double xt_ce_prob_loss(const xt_ce_options *o, xt_ce_stats s, double lse,
+    double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *s, double lse,
                            double *wq_smoothed)
     void xt_softcap_f32(const float *x, Py_ssize_t n, double s, float *dst)
     void xt_softcap_f64(const double *x, Py_ssize_t n, double s, double *dst)
@@ -420,7 +420,7 @@ cdef xt_ce_options _options(Py_ssize_t nclasses, const double[::1] class_weight,
     return o
 
 
-cdef inline void _ce_row(const xt_ce_options *o, xt_ce_stats st, double lse,
+cdef inline void _ce_row(const xt_ce_options *o, const xt_ce_stats *st, double lse,
                          const real *src, Py_ssize_t y, const real *q, double gs,
                          bint want_grad, real *grad, double *loss) noexcept nogil:
     """Loss (and gradient) of a whole row from its stats and log-sum-exp; src
@@ -440,19 +440,12 @@ cdef inline void _ce_row(const xt_ce_options *o, xt_ce_stats st, double lse,
                     o.softcap, grad)
 
 
-cdef inline xt_ce_stats _stats_from(xt_lse_partial p, const real *x, Py_ssize_t n,
-                                    const double *w, const real *q,
-                                    int need_wx) noexcept nogil:
-    """Stats of a row whose partial is already known. Returned by value: a
-    variable assigned whole in a prange body is thread-private in Cython,
-    one assigned field by field would be shared."""
-    cdef xt_ce_stats st
-    st.lse = p
+cdef inline void _sums(const real *x, Py_ssize_t n, const double *w, const real *q,
+                       int need_wx, xt_ce_stats *st) noexcept nogil:
     if real is float:
-        xt_ce_sums_f32(x, n, w, q, need_wx, &st)
+        xt_ce_sums_f32(x, n, w, q, need_wx, st)
     else:
-        xt_ce_sums_f64(x, n, w, q, need_wx, &st)
-    return st
+        xt_ce_sums_f64(x, n, w, q, need_wx, st)
 
 
 def ce_rows(const real[:, ::1] x, const long long[::1] target,
@@ -488,6 +481,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
     cdef _row_coefs *coefs
     cdef xt_lse_partial *short_parts
     cdef double *short_lse
+    cdef xt_ce_stats *short_stats
     if nrows == 0:
         return
 
@@ -497,9 +491,14 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
         short_parts = <xt_lse_partial *> malloc(
             nthreads * SHORT_TASK_ROWS * sizeof(xt_lse_partial))
         short_lse = <double *> malloc(nthreads * SHORT_TASK_ROWS * sizeof(double))
-        if short_parts == NULL or short_lse == NULL:
+        # One stats record per thread: threads write their own through a
+        # pointer (a struct variable assigned field by field inside prange
+        # would be shared between threads).
+        short_stats = <xt_ce_stats *> calloc(nthreads, sizeof(xt_ce_stats))
+        if short_parts == NULL or short_lse == NULL or short_stats == NULL:
             free(short_parts)
             free(short_lse)
+            free(short_stats)
             raise MemoryError("xentc: cannot allocate row partials")
         with nogil, parallel(num_threads=nthreads):
             for t in prange((nrows + SHORT_TASK_ROWS - 1) // SHORT_TASK_ROWS,
@@ -518,13 +517,16 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                             _zero(&grad[i, 0], ncols)
                         continue
                     q = &target_prob[i, 0] if prob_target else NULL
-                    st = _stats_from(short_parts[threadid() * SHORT_TASK_ROWS + r],
-                                     &x[i, 0], ncols, o.class_weight, q, need_wx)
-                    _ce_row(&o, st, short_lse[threadid() * SHORT_TASK_ROWS + r],
+                    if need_wx or prob_target:
+                        _sums(&x[i, 0], ncols, o.class_weight, q, need_wx,
+                              short_stats + threadid())
+                    _ce_row(&o, short_stats + threadid(),
+                            short_lse[threadid() * SHORT_TASK_ROWS + r],
                             &x[i, 0], y, q, (grad_scale[i] if per_row_scale else grad_scale_all),
                             want_grad, &grad[i, 0] if want_grad else NULL, &loss[i])
         free(short_parts)
         free(short_lse)
+        free(short_stats)
         return
 
     if nchunks <= 1:
@@ -541,7 +543,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                 src = _capped(&x[i, 0], ncols, softcap, scr)
                 q = &target_prob[i, 0] if prob_target else NULL
                 st = _stats(src, ncols, o.class_weight, q, need_wx)
-                _ce_row(&o, st, xt_partial_lse(st.lse), src, y, q,
+                _ce_row(&o, &st, xt_partial_lse(st.lse), src, y, q,
                         (grad_scale[i] if per_row_scale else grad_scale_all),
                         want_grad, &grad[i, 0] if want_grad else NULL, &loss[i])
         return
@@ -581,7 +583,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                 lse = xt_partial_lse(st.lse)
                 gs = (grad_scale[i] if per_row_scale else grad_scale_all)
                 if prob_target:
-                    loss[i] = xt_ce_prob_loss(&o, st, lse, &wq)
+                    loss[i] = xt_ce_prob_loss(&o, &parts[i], lse, &wq)
                     a = _prob_row_grad_coefs(&o, gs, wq, lse, &bq, &bc)
                     by = 0.0
                 else:
@@ -589,7 +591,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                     x_y = x[i, y]
                     if softcap > 0.0:
                         x_y = softcap * tanh(x_y / softcap)
-                    loss[i] = xt_ce_index_loss(&o, st, lse, x_y, w_y)
+                    loss[i] = xt_ce_index_loss(&o, &parts[i], lse, x_y, w_y)
                     a = _index_row_grad_coefs(&o, gs, w_y, lse, &bc, &by)
                     bq = 0.0
                 coefs[i].lse = lse

@@ -1,4 +1,6 @@
 """Cross-entropy family: cross_entropy (+ gradient), nll_loss, log_loss, kl_div."""
+import operator
+
 import numpy as np
 
 from . import _core, _targets
@@ -22,8 +24,11 @@ def _reduce(per_sample, row_weight, denominator, reduction, sample_shape, dtype)
     total = np.sum(weighted)
     if reduction == "sum":
         return dtype.type(total)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return dtype.type(np.float64(total) / np.float64(denominator))
+    if denominator == 0:
+        # torch divides the NLL term (0 / 0) and the smoothing term apart:
+        # the mean over nothing is NaN whatever the smoothing adds.
+        return dtype.type(np.nan)
+    return dtype.type(np.float64(total) / np.float64(denominator))
 
 
 class _Problem:
@@ -54,6 +59,12 @@ class _Problem:
                 target, self.nclasses, self.sample_shape, ignore_index, func)
             self.prob = np.empty((0, 0), self.cdtype)
         else:
+            if operator.index(ignore_index) >= 0:
+                # torch: "ignore_index is not supported for floating point target"
+                raise ValueError(
+                    f"{func}: ignore_index={ignore_index} cannot apply to probability "
+                    "targets; use a negative ignore_index (the default) or class indices"
+                )
             self.index = np.empty(0, np.int64)
             self.prob = Rows(np.asarray(target), (self.axis,), self.cdtype).data
         self._denominator()
