@@ -132,3 +132,17 @@ def test_format_table_marks_disagreement():
     line = next(l for l in table.splitlines() if l.startswith("logsumexp"))
     assert "4.00x" in line and "4!" in line
     assert "differs" in table
+
+
+def test_time_case_times_every_implementation_and_checks_results():
+    def const(value):
+        return lambda x, target: (lambda: np.full(3, value))
+
+    impls = [_bench.Impl("first", "first", const(1.0)),
+             _bench.Impl("same", "same", const(1.0)),
+             _bench.Impl("wrong", "wrong", const(2.0))]
+    times, agrees = _bench.time_case(np.zeros((1, 3)), np.zeros(1, np.int64), impls,
+                                     budget=0.001)
+    assert set(times) == {"first", "same", "wrong"}
+    assert all(0 < t < 1 for t in times.values())
+    assert agrees == {"first": True, "same": True, "wrong": False}

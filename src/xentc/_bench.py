@@ -34,8 +34,10 @@ QUICK_BUDGET = 0.02
 # Throughput sweep for --plot: N*C fixed, C over powers of two.
 SWEEP_TOTAL = 1 << 22
 SWEEP_CLASSES = tuple(1 << k for k in range(1, 18))          # 2 .. 131072
+# Per point (17 per panel): the sweep's many points matter more than each one's precision.
+SWEEP_BUDGET = 0.1
 QUICK_SWEEP_TOTAL = 1 << 16
-QUICK_SWEEP_CLASSES = tuple(1 << k for k in range(1, 17, 3))  # 2 .. 16384
+QUICK_SWEEP_CLASSES = tuple(1 << k for k in range(1, 17, 3))  # 2 .. 65536
 
 # Stable implementation keys, in table order. "xentc" (all threads) is the
 # reference the speed-up ratios are taken against.
@@ -218,30 +220,44 @@ def make_inputs(shape, dtype, seed=0):
 # Timing and checking
 # --------------------------------------------------------------------------
 
-def best_time(fn, budget, min_rounds=3, max_rounds=7):
-    """(best seconds per call, result of the warm-up call).
+MIN_ROUNDS, MAX_ROUNDS = 3, 9
 
-    One warm-up call, then best-of-`rounds` rounds of `number` calls each,
-    sized so the timed calls take about `budget` seconds, but never fewer
-    than `min_rounds` single calls (so slow cases cost ~4 calls).
-    """
+
+def _plan(first, budget):
+    """(rounds, calls per round) so the timed calls take about `budget`
+    seconds, given the duration of one warm-up call; slow calls still get
+    MIN_ROUNDS rounds of one call."""
+    first = max(first, 1e-7)
+    rounds = int(min(max(budget / first, MIN_ROUNDS), MAX_ROUNDS))
+    return rounds, max(1, int(budget / rounds / first))
+
+
+def _round(fn, number):
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
+
+
+class _NoGC:
+    """Garbage collection off while timing (as timeit does)."""
+
+    def __enter__(self):
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc):
+        if self.was_enabled:
+            gc.enable()
+
+
+def best_time(fn, budget):
+    """(best seconds per call, result of the warm-up call) for one callable."""
     t0 = time.perf_counter()
     result = fn()
-    first = max(time.perf_counter() - t0, 1e-7)
-    rounds = int(min(max(budget / first, min_rounds), max_rounds))
-    number = max(1, int(budget / rounds / first))
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        best = float("inf")
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            best = min(best, (time.perf_counter() - t0) / number)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    rounds, number = _plan(time.perf_counter() - t0, budget)
+    with _NoGC():
+        best = min(_round(fn, number) for _ in range(rounds))
     return best, result
 
 
@@ -293,20 +309,36 @@ class _Progress:
         self.width = 0
 
 
-def time_case(func, x, target, impls, budget):
-    """Time each implementation on (x, target): {key: seconds}, {key: agrees}."""
-    times, agrees = {}, {}
+def time_case(x, target, impls, budget):
+    """Time each implementation on (x, target): {key: seconds}, {key: agrees}.
+
+    Each implementation is warmed up once (its result checked against the
+    first implementation's, xentc on one thread), then the timed rounds are
+    interleaved: round k runs every implementation in turn, so a burst of
+    load from elsewhere on the machine hits all of them rather than skewing
+    one ratio. Each time is the best round's per-call mean.
+    """
+    fns, plans, agrees = {}, {}, {}
     reference = None
     for impl in impls:
         fn = impl.prepare(x, target)
-        seconds, result = best_time(fn, budget)
+        t0 = time.perf_counter()
+        result = fn()
+        plans[impl.key] = _plan(time.perf_counter() - t0, budget)
         sample = _sample(result)
-        del result, fn  # large outputs: free before the next implementation
+        del result  # large outputs: free before the next implementation runs
         if reference is None:
-            reference = sample  # the first entry (xentc, 1 thread)
-        times[impl.key] = seconds
+            reference = sample
         agrees[impl.key] = _agrees(sample, reference, x.dtype)
-    return times, agrees
+        fns[impl.key] = fn
+    best = dict.fromkeys(fns, float("inf"))
+    with _NoGC():
+        for k in range(max(rounds for rounds, _ in plans.values())):
+            for key, fn in fns.items():
+                rounds, number = plans[key]
+                if k < rounds:
+                    best[key] = min(best[key], _round(fn, number))
+    return best, agrees
 
 
 def run(shapes, dtypes, funcs, budget, threads=None, progress=True):
@@ -325,7 +357,7 @@ def run(shapes, dtypes, funcs, budget, threads=None, progress=True):
             for func in funcs:
                 k += 1
                 bar.show(f"[{k}/{ncases}] {func} {_shape_str(shape)} {dtype}")
-                times, agrees = time_case(func, x, target, impls[func], budget)
+                times, agrees = time_case(x, target, impls[func], budget)
                 ref = times[REFERENCE]
                 rows.append({
                     "function": func,
@@ -355,7 +387,7 @@ def sweep(funcs, dtypes, total, classes, budget, threads=None, progress=True):
                 bar.show(f"[plot] {func} {dtype} C={c}")
                 n = max(total // c, 1)
                 x, target = make_inputs((n, c), dtype)
-                times, _ = time_case(func, x, target, impls, budget)
+                times, _ = time_case(x, target, impls, budget)
                 for key, seconds in times.items():
                     panel["throughput"][key].append(n * c / seconds / 1e9)
                 del x, target
@@ -472,7 +504,7 @@ def plot(panels, path, title):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))  # leave the suptitle its own line
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -554,7 +586,8 @@ def bench(args):
     if args.plot:
         total, classes = ((QUICK_SWEEP_TOTAL, QUICK_SWEEP_CLASSES) if args.quick
                           else (SWEEP_TOTAL, SWEEP_CLASSES))
-        panels = sweep(funcs, dtypes, total, classes, budget, threads, progress)
+        panels = sweep(funcs, dtypes, total, classes, min(budget, SWEEP_BUDGET),
+                       threads, progress)
         plot(panels, args.plot, header(env))
         print(f"plot written to {args.plot}")
     elapsed = time.perf_counter() - started
