@@ -6,8 +6,10 @@ writes, and that every implementation it times computes the same thing.
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -146,3 +148,17 @@ def test_time_case_times_every_implementation_and_checks_results():
     assert set(times) == {"first", "same", "wrong"}
     assert all(0 < t < 1 for t in times.values())
     assert agrees == {"first": True, "same": True, "wrong": False}
+
+
+def test_other_load_is_measured_and_busy_rows_are_marked():
+    load = _bench._OtherLoad()
+    time.sleep(0.6)
+    other = load.cpus()
+    assert other is None or 0 <= other <= (os.cpu_count() or 1) + 0.5
+
+    row = {"function": "logsumexp", "shape": [4, 5], "dtype": "float32",
+           "times_s": {"xentc": 0.001}, "speedup": {}, "agrees": {"xentc": True}}
+    quiet = _bench.format_table([dict(row, other_cpus=0.0)], {})
+    busy = _bench.format_table([dict(row, other_cpus=1.0)], {})
+    assert "*" not in quiet
+    assert "* 1.0" in busy and "other processes" in busy

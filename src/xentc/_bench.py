@@ -309,6 +309,48 @@ class _Progress:
         self.width = 0
 
 
+# Rows timed while other processes kept this much CPU busy (in CPUs, averaged)
+# are marked: on a small machine a busy neighbour slows multi-threaded runs most.
+BUSY_CPUS = 0.25
+
+
+class _OtherLoad:
+    """CPU time used by other processes (and stolen by the hypervisor) over
+    an interval, as an average number of CPUs; None where /proc/stat is not
+    available.
+
+    Whole-machine busy time from /proc/stat minus this process's own CPU time.
+    """
+
+    def __init__(self):
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample():
+        try:
+            with open("/proc/stat") as f:
+                fields = f.readline().split()
+        except OSError:
+            return None
+        if not fields or fields[0] != "cpu":
+            return None
+        # user nice system idle iowait irq softirq steal ...
+        ticks = [int(v) for v in fields[1:9]]
+        busy = sum(ticks) - ticks[3] - ticks[4]
+        own = os.times()
+        return (time.perf_counter(), busy / os.sysconf("SC_CLK_TCK"), own.user + own.system)
+
+    def cpus(self):
+        end = self._sample()
+        if self.start is None or end is None:
+            return None
+        wall = end[0] - self.start[0]
+        if wall < 0.5:  # the counters tick every 10 ms: too coarse below that
+            return None
+        other = (end[1] - self.start[1]) - (end[2] - self.start[2])
+        return max(other, 0.0) / wall
+
+
 def time_case(x, target, impls, budget):
     """Time each implementation on (x, target): {key: seconds}, {key: agrees}.
 
@@ -357,6 +399,7 @@ def run(shapes, dtypes, funcs, budget, threads=None, progress=True):
             for func in funcs:
                 k += 1
                 bar.show(f"[{k}/{ncases}] {func} {_shape_str(shape)} {dtype}")
+                load = _OtherLoad()
                 times, agrees = time_case(x, target, impls[func], budget)
                 ref = times[REFERENCE]
                 rows.append({
@@ -366,6 +409,7 @@ def run(shapes, dtypes, funcs, budget, threads=None, progress=True):
                     "times_s": times,
                     "speedup": {key: t / ref for key, t in times.items() if key != REFERENCE},
                     "agrees": agrees,
+                    "other_cpus": load.cpus(),
                 })
             del x, target
     bar.done()
@@ -451,7 +495,8 @@ def format_table(rows, labels):
     """Times in ms per implementation, then the speed-up of xentc over each.
 
     labels: {key: column title}; a "!" after a time marks an implementation
-    whose result disagreed with xentc's (the timing may not be comparable).
+    whose result disagreed with xentc's (the timing may not be comparable),
+    a "*" after a row one timed while other processes were busy.
     """
     keys = [k for k in IMPLEMENTATION_KEYS if any(k in r["times_s"] for r in rows)]
     others = [k for k in keys if k != REFERENCE]
@@ -462,7 +507,7 @@ def format_table(rows, labels):
     sub = (" " * 44 + "|" + " " * (tw * len(keys) + 7) + "|"
            + "".join(f"{labels.get(k, k):>{rw}}" for k in others))
     lines = [head, sub, "-" * len(sub)]
-    flagged = False
+    flagged = busy = False
     for r in rows:
         t, ok = r["times_s"], r["agrees"]
         cells = []
@@ -475,10 +520,17 @@ def format_table(rows, labels):
                 cells.append(f"{'-':>{tw - 1}} ")
         ratios = [f"{r['speedup'][k]:>{rw - 1}.2f}x" if k in r["speedup"]
                   else f"{'-':>{rw}}" for k in others]
+        other = r.get("other_cpus")
+        row_busy = other is not None and other > BUSY_CPUS
+        busy |= row_busy
         lines.append(f"{r['function']:<22} {_shape_str(r['shape']):<12} {r['dtype']:<7} |"
-                     + "".join(cells) + "       |" + "".join(ratios))
+                     + "".join(cells) + "       |" + "".join(ratios)
+                     + (f"  * {other:.1f}" if row_busy else ""))
     if flagged:
         lines.append("! result differs from xentc's beyond rounding")
+    if busy:
+        lines.append("* other processes kept this many CPUs busy while the row was "
+                     "timed: its times, above all the multi-threaded ones, are inflated")
     return "\n".join(lines)
 
 
@@ -578,7 +630,9 @@ def bench(args):
     env = environment(threads)
     print(header(env), flush=True)
     started = time.perf_counter()
+    load = _OtherLoad()
     rows = run(shapes, dtypes, funcs, budget, threads, progress)
+    other_cpus = load.cpus()
     labels = {impl.key: impl.label for f in funcs for impl in implementations(f, threads)}
     print(format_table(rows, labels), flush=True)
 
@@ -591,12 +645,15 @@ def bench(args):
         plot(panels, args.plot, header(env))
         print(f"plot written to {args.plot}")
     elapsed = time.perf_counter() - started
-    print(f"({elapsed:.0f} s)")
+    busy = "" if other_cpus is None else (
+        f"; other processes kept {other_cpus:.2f} CPUs busy on average during the table")
+    print(f"({elapsed:.0f} s{busy})")
 
     if args.json:
         doc = {
             "environment": env,
             "settings": {"quick": args.quick, "budget_s": budget, "threads": threads,
+                         "other_cpus": other_cpus,
                          "reference": REFERENCE, "labels": labels},
             "results": rows,
         }
