@@ -35,14 +35,28 @@ XT_AVX2 static inline __m256d xt_lse_finish_pd(__m256d m, __m256d count, __m256d
     return _mm256_blendv_pd(r, _mm256_set1_pd(NAN), nan);
 }
 
+/* Where rows from r0 on write: out is per row for LSE, per element for the
+ * softmax modes, unused for PARTIALS. A macro: it serves float and double. */
+#define xt_short_out(mode, out, r0, C)                                        \
+    ((mode) == XT_SHORT_LSE ? (out) + (r0)                                    \
+     : (mode) == XT_SHORT_PARTIALS ? NULL : (out) + (r0) * (C))
+
+/* log_softmax of n rows of C from their log-sum-exp: x - lse in double. */
+#define XT_DEFINE_WRITE_LOG_SOFTMAX(SUF, T)                                   \
+    static inline void xt_short_write_log_softmax_##SUF(                      \
+        const T *x, ptrdiff_t C, int n, const double *ls, T *out)             \
+    {                                                                         \
+        for (int l = 0; l < n; l++)                                           \
+            for (ptrdiff_t j = 0; j < C; j++)                                 \
+                out[l * C + j] = (T)((double)x[l * C + j] - ls[l]);           \
+    }
+XT_DEFINE_WRITE_LOG_SOFTMAX(f32, float)
+XT_DEFINE_WRITE_LOG_SOFTMAX(f64, double)
+
 XT_AVX2 static void xt_short_rows_f32_avx2(const float *x, ptrdiff_t nrows, ptrdiff_t C,
                                            int mode, float *out, xt_lse_partial *parts,
                                            double *lse)
 {
-    if (mode != XT_SHORT_LSE && mode != XT_SHORT_PARTIALS) {
-        xt_short_rows_generic_f32(x, nrows, C, mode, out, parts, lse, xt_expscale_f32_avx2);
-        return;
-    }
     if (C <= 0 || C > XT_SHORT_MAX_COLS)
         return;
     __m256 v[XT_SHORT_MAX_COLS];
@@ -61,7 +75,7 @@ XT_AVX2 static void xt_short_rows_f32_avx2(const float *x, ptrdiff_t nrows, ptrd
         /* any lane whose max is +inf, -inf (or all NaN): generic kernel */
         __m256 fin = _mm256_cmp_ps(_mm256_sub_ps(vm, vm), _mm256_setzero_ps(), _CMP_EQ_OQ);
         if (_mm256_movemask_ps(fin) != 0xff) {
-            xt_short_rows_generic_f32(g, 8, C, mode, mode == XT_SHORT_LSE ? out + r0 : NULL,
+            xt_short_rows_generic_f32(g, 8, C, mode, xt_short_out(mode, out, r0, C),
                               mode == XT_SHORT_PARTIALS ? parts + r0 : NULL,
                               lse ? lse + r0 : NULL, xt_expscale_f32_avx2);
             continue;
@@ -73,6 +87,8 @@ XT_AVX2 static void xt_short_rows_f32_avx2(const float *x, ptrdiff_t nrows, ptrd
             __m256 eq = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_EQ_OQ);
             count = _mm256_add_ps(count, _mm256_and_ps(eq, one));
             __m256 e = _mm256_andnot_ps(eq, xt_exp_ps_avx2(d));
+            if (mode == XT_SHORT_SOFTMAX) /* keep exp(x - max), 1 at the maxima */
+                v[j] = _mm256_blendv_ps(e, one, eq);
             rest_lo = _mm256_add_pd(rest_lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
             rest_hi = _mm256_add_pd(rest_hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
         }
@@ -84,6 +100,26 @@ XT_AVX2 static void xt_short_rows_f32_avx2(const float *x, ptrdiff_t nrows, ptrd
             __m128 lo = _mm256_cvtpd_ps(xt_lse_finish_pd(m_lo, c_lo, rest_lo));
             __m128 hi = _mm256_cvtpd_ps(xt_lse_finish_pd(m_hi, c_hi, rest_hi));
             _mm256_storeu_ps(out + r0, _mm256_set_m128(hi, lo));
+        } else if (mode == XT_SHORT_LOG_SOFTMAX) {
+            double ls[8];
+            _mm256_storeu_pd(ls, xt_lse_finish_pd(m_lo, c_lo, rest_lo));
+            _mm256_storeu_pd(ls + 4, xt_lse_finish_pd(m_hi, c_hi, rest_hi));
+            xt_short_write_log_softmax_f32(g, C, 8, ls, out + r0 * C);
+        } else if (mode == XT_SHORT_SOFTMAX) {
+            /* 1 / (count + rest) per row, then row r gets lane r of each v[j] */
+            float inv[8];
+            __m128 ilo = _mm256_cvtpd_ps(_mm256_div_pd(_mm256_set1_pd(1.0),
+                                                       _mm256_add_pd(c_lo, rest_lo)));
+            __m128 ihi = _mm256_cvtpd_ps(_mm256_div_pd(_mm256_set1_pd(1.0),
+                                                       _mm256_add_pd(c_hi, rest_hi)));
+            _mm256_storeu_ps(inv, _mm256_set_m128(ihi, ilo));
+            float e[XT_SHORT_MAX_COLS * 8];
+            for (ptrdiff_t j = 0; j < C; j++)
+                _mm256_storeu_ps(e + 8 * j, _mm256_mul_ps(v[j], _mm256_loadu_ps(inv)));
+            float *o = out + r0 * C;
+            for (int l = 0; l < 8; l++)
+                for (ptrdiff_t j = 0; j < C; j++)
+                    o[l * C + j] = e[8 * j + l];
         } else {
             if (lse) {
                 _mm256_storeu_pd(lse + r0, xt_lse_finish_pd(m_lo, c_lo, rest_lo));
@@ -106,7 +142,7 @@ XT_AVX2 static void xt_short_rows_f32_avx2(const float *x, ptrdiff_t nrows, ptrd
     }
     if (r0 < nrows)
         xt_short_rows_generic_f32(x + r0 * C, nrows - r0, C, mode,
-                          mode == XT_SHORT_LSE ? out + r0 : NULL,
+                          xt_short_out(mode, out, r0, C),
                           mode == XT_SHORT_PARTIALS ? parts + r0 : NULL,
                               lse ? lse + r0 : NULL, xt_expscale_f32_avx2);
 }
@@ -115,10 +151,6 @@ XT_AVX2 static void xt_short_rows_f64_avx2(const double *x, ptrdiff_t nrows, ptr
                                            int mode, double *out, xt_lse_partial *parts,
                                            double *lse)
 {
-    if (mode != XT_SHORT_LSE && mode != XT_SHORT_PARTIALS) {
-        xt_short_rows_generic_f64(x, nrows, C, mode, out, parts, lse, xt_expscale_f64_avx2);
-        return;
-    }
     if (C <= 0 || C > XT_SHORT_MAX_COLS)
         return;
     __m256d v[XT_SHORT_MAX_COLS];
@@ -135,7 +167,7 @@ XT_AVX2 static void xt_short_rows_f64_avx2(const double *x, ptrdiff_t nrows, ptr
         }
         __m256d fin = _mm256_cmp_pd(_mm256_sub_pd(vm, vm), _mm256_setzero_pd(), _CMP_EQ_OQ);
         if (_mm256_movemask_pd(fin) != 0xf) {
-            xt_short_rows_generic_f64(g, 4, C, mode, mode == XT_SHORT_LSE ? out + r0 : NULL,
+            xt_short_rows_generic_f64(g, 4, C, mode, xt_short_out(mode, out, r0, C),
                               mode == XT_SHORT_PARTIALS ? parts + r0 : NULL,
                               lse ? lse + r0 : NULL, xt_expscale_f64_avx2);
             continue;
@@ -145,10 +177,26 @@ XT_AVX2 static void xt_short_rows_f64_avx2(const double *x, ptrdiff_t nrows, ptr
             __m256d d = _mm256_sub_pd(v[j], vm);
             __m256d eq = _mm256_cmp_pd(d, _mm256_setzero_pd(), _CMP_EQ_OQ);
             count = _mm256_add_pd(count, _mm256_and_pd(eq, one));
-            rest = _mm256_add_pd(rest, _mm256_andnot_pd(eq, xt_exp_pd_avx2(d)));
+            __m256d e = _mm256_andnot_pd(eq, xt_exp_pd_avx2(d));
+            if (mode == XT_SHORT_SOFTMAX)
+                v[j] = _mm256_blendv_pd(e, one, eq);
+            rest = _mm256_add_pd(rest, e);
         }
         if (mode == XT_SHORT_LSE) {
             _mm256_storeu_pd(out + r0, xt_lse_finish_pd(vm, count, rest));
+        } else if (mode == XT_SHORT_LOG_SOFTMAX) {
+            double ls[4];
+            _mm256_storeu_pd(ls, xt_lse_finish_pd(vm, count, rest));
+            xt_short_write_log_softmax_f64(g, C, 4, ls, out + r0 * C);
+        } else if (mode == XT_SHORT_SOFTMAX) {
+            __m256d inv = _mm256_div_pd(_mm256_set1_pd(1.0), _mm256_add_pd(count, rest));
+            double e[XT_SHORT_MAX_COLS * 4];
+            for (ptrdiff_t j = 0; j < C; j++)
+                _mm256_storeu_pd(e + 4 * j, _mm256_mul_pd(v[j], inv));
+            double *o = out + r0 * C;
+            for (int l = 0; l < 4; l++)
+                for (ptrdiff_t j = 0; j < C; j++)
+                    o[l * C + j] = e[4 * j + l];
         } else {
             if (lse)
                 _mm256_storeu_pd(lse + r0, xt_lse_finish_pd(vm, count, rest));
@@ -166,7 +214,7 @@ XT_AVX2 static void xt_short_rows_f64_avx2(const double *x, ptrdiff_t nrows, ptr
     }
     if (r0 < nrows)
         xt_short_rows_generic_f64(x + r0 * C, nrows - r0, C, mode,
-                          mode == XT_SHORT_LSE ? out + r0 : NULL,
+                          xt_short_out(mode, out, r0, C),
                           mode == XT_SHORT_PARTIALS ? parts + r0 : NULL,
                               lse ? lse + r0 : NULL, xt_expscale_f64_avx2);
 }

@@ -474,7 +474,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
     cdef Py_ssize_t i, t, r, y, off, n, r0, nb
     cdef const real *src
     cdef const real *q = NULL
-    cdef real *scr
+    cdef real *scr = NULL
     cdef xt_ce_stats st
     cdef double lse, a, bq, bc, by, w_y, wq, gs, x_y
     cdef xt_ce_stats *parts
