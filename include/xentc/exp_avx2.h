@@ -35,23 +35,28 @@ XT_AVX2 static inline __m256 xt_exp_ps_avx2(__m256 x)
     /* ln(FLT_MIN): below it the result would be subnormal. */
     const __m256 lo_limit = _mm256_set1_ps(-87.3365447f);
 
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, log2e),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    /* Adding 1.5 * 2^23 rounds x / ln2 to an integer n and leaves n + 127
+     * (the bias folded into the constant) in the low mantissa bits: one
+     * FMA instead of a round and a conversion. */
+    const __m256 shifter = _mm256_set1_ps(12582912.0f + 127.0f);
+    __m256 t = _mm256_fmadd_ps(x, log2e, shifter);
+    __m256 n = _mm256_sub_ps(t, shifter);
     __m256 r = _mm256_fnmadd_ps(n, ln2_hi, x);
     r = _mm256_fnmadd_ps(n, ln2_lo, r);
 
+    /* 1 + r + r^2 P(r), evaluated as ((P r + 1) r + 1) with FMAs only. */
     __m256 p = _mm256_set1_ps(1.9875691500e-4f);
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    __m256 r2 = _mm256_mul_ps(r, r);
-    p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
 
-    /* 2^n for n in [-126, 0]: (n + 127) shifted into the exponent field. */
-    __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
-    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+    /* 2^n for n in [-126, 0]: the biased exponent n + 127 sits in t's low
+     * bits (t's mantissa field); shifted into the exponent field. */
+    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23));
     __m256 y = _mm256_mul_ps(p, scale);
 
     __m256 tiny = _mm256_cmp_ps(x, lo_limit, _CMP_LT_OQ);
