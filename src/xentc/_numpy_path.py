@@ -14,6 +14,15 @@ def _wrap_phase(x):
     return np.where(np.abs(x) < np.pi, x, wrapped)
 
 
+def _sign(z):
+    """sign as the array API defines it: z / |z| for complex z (NaN for
+    infinite z, where numpy.sign returns a unit phase), as scipy uses it."""
+    if not np.iscomplexobj(z):
+        return np.sign(z)
+    with np.errstate(all="ignore"):
+        return np.where(z == 0, 0, z / np.abs(z))
+
+
 def _max_real_element(a, axes):
     """Per slice: the element of largest real part (one of them, for complex)
     and the mask of the elements treated as the maximum."""
@@ -41,7 +50,7 @@ def logsumexp(a, b, axes, return_sign):
         # (inf/NaN inputs), where IEEE arithmetic gives the right answer.
         terms = np.exp(a) if b is None else np.where(b == 0, 0, b * np.exp(a))
         direct = np.sum(terms, axis=axes, keepdims=True)
-        direct_sign = np.sign(direct)
+        direct_sign = _sign(direct)
         direct_out = np.log(np.abs(direct) if return_sign else direct)
 
         if b is not None:
@@ -55,7 +64,7 @@ def logsumexp(a, b, axes, return_sign):
             e = b * e
         s = np.sum(e, axis=axes, keepdims=True, dtype=a.dtype)
         s = np.where(s == 0, s, s / m)
-        sign = np.sign(s + 1) * np.sign(m)
+        sign = _sign(s + 1) * _sign(m)
         if np.iscomplexobj(a):
             sign = sign * np.exp(np.imag(a_max) * 1j)
         else:
