@@ -75,10 +75,11 @@ XT_AVX2 static inline long long xt_hsum_epi64(__m256i v)
 
 /* ---- float32 ---------------------------------------------------------- */
 
-XT_AVX2 static xt_lse_partial xt_block_f32_avx2(const float *x, ptrdiff_t n)
+/* Largest non-NaN element of x[0:n) (-inf for none): max(v, acc) returns
+ * acc when v is NaN, so NaN never becomes the max. */
+XT_AVX2 static inline float xt_max_f32_avx2(const float *x, ptrdiff_t n)
 {
     const __m256 ninf = _mm256_set1_ps(-INFINITY);
-    /* max(v, acc) returns acc when v is NaN: NaN never becomes the max. */
     __m256 m0 = ninf, m1 = ninf;
     ptrdiff_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -87,47 +88,87 @@ XT_AVX2 static xt_lse_partial xt_block_f32_avx2(const float *x, ptrdiff_t n)
     }
     for (; i + 8 <= n; i += 8)
         m0 = _mm256_max_ps(_mm256_loadu_ps(x + i), m0);
-    const ptrdiff_t tail = n - i;
-    const __m256i tmask = xt_tail_mask_epi32(tail);
-    if (tail) {
+    if (i < n) {
+        __m256i tmask = xt_tail_mask_epi32(n - i);
         __m256 v = _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + i, tmask),
                                     _mm256_castsi256_ps(tmask));
         m0 = _mm256_max_ps(v, m0);
     }
-    const float m = xt_hmax_ps(_mm256_max_ps(m0, m1));
-    if (!isfinite(m))
-        return xt_special_block_f32(x, n);
+    return xt_hmax_ps(_mm256_max_ps(m0, m1));
+}
 
-    /* Maxima are counted, not summed: the final log1p needs the others
-     * alone. Equal lanes are -1 in the compare mask; subtracting counts. */
+/* sum of exp(x - m) over x[0:n), summed in float lanes and widened once.
+ * With exclude_max, elements equal to m are left out of the sum and counted
+ * in *nmax instead (the caller keeps them apart for log1p accuracy);
+ * without it the caller knows no element equals m. */
+#define XT_SUMEXP_F32_STEP(v, acc, cnt)                                       \
+    do {                                                                      \
+        __m256 e_ = xt_exp_ps_avx2(_mm256_sub_ps((v), vm));                   \
+        if (exclude_max) {                                                    \
+            __m256 q_ = _mm256_cmp_ps((v), vm, _CMP_EQ_OQ);                   \
+            e_ = _mm256_andnot_ps(q_, e_);                                    \
+            cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(q_));             \
+        }                                                                     \
+        acc = _mm256_add_ps(acc, e_);                                         \
+    } while (0)
+
+XT_AVX2 static inline double xt_sumexp_f32_avx2(const float *x, ptrdiff_t n, float m,
+                                                int exclude_max, double *nmax)
+{
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
     const __m256 vm = _mm256_set1_ps(m);
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256();
-    for (i = 0; i + 16 <= n; i += 16) {
+    ptrdiff_t i = 0;
+    for (; i + 16 <= n; i += 16) {
         __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
-        __m256 q0 = _mm256_cmp_ps(v0, vm, _CMP_EQ_OQ);
-        __m256 q1 = _mm256_cmp_ps(v1, vm, _CMP_EQ_OQ);
-        s0 = _mm256_add_ps(s0, _mm256_andnot_ps(q0, xt_exp_ps_avx2(_mm256_sub_ps(v0, vm))));
-        s1 = _mm256_add_ps(s1, _mm256_andnot_ps(q1, xt_exp_ps_avx2(_mm256_sub_ps(v1, vm))));
-        c0 = _mm256_sub_epi32(c0, _mm256_castps_si256(q0));
-        c1 = _mm256_sub_epi32(c1, _mm256_castps_si256(q1));
+        XT_SUMEXP_F32_STEP(v0, s0, c0);
+        XT_SUMEXP_F32_STEP(v1, s1, c1);
     }
     for (; i + 8 <= n; i += 8) {
         __m256 v0 = _mm256_loadu_ps(x + i);
-        __m256 q0 = _mm256_cmp_ps(v0, vm, _CMP_EQ_OQ);
-        s0 = _mm256_add_ps(s0, _mm256_andnot_ps(q0, xt_exp_ps_avx2(_mm256_sub_ps(v0, vm))));
-        c0 = _mm256_sub_epi32(c0, _mm256_castps_si256(q0));
+        XT_SUMEXP_F32_STEP(v0, s0, c0);
     }
-    if (tail) {
+    if (i < n) {
         /* Masked-off lanes read as -inf: exp gives 0, compare is false. */
+        __m256i tmask = xt_tail_mask_epi32(n - i);
         __m256 v0 = _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + i, tmask),
                                      _mm256_castsi256_ps(tmask));
-        __m256 q0 = _mm256_cmp_ps(v0, vm, _CMP_EQ_OQ);
-        s0 = _mm256_add_ps(s0, _mm256_andnot_ps(q0, xt_exp_ps_avx2(_mm256_sub_ps(v0, vm))));
-        c0 = _mm256_sub_epi32(c0, _mm256_castps_si256(q0));
+        XT_SUMEXP_F32_STEP(v0, s0, c0);
     }
-    xt_lse_partial p = {(double)m, (double)xt_hsum_epi32(_mm256_add_epi32(c0, c1)),
-                        xt_hsum_ps_pd(_mm256_add_ps(s0, s1)), 0};
+    *nmax = (double)xt_hsum_epi32(_mm256_add_epi32(c0, c1));
+    return xt_hsum_ps_pd(_mm256_add_ps(s0, s1));
+}
+
+/*
+ * Partial of a slice (at most XT_CHUNK elements, so it stays in L2 between
+ * the passes): the slice max M, then blocks of XT_BLOCK_F32 summed in float
+ * lanes as exp(x - M) and added in double. Only the blocks whose own max is
+ * M can hold maxima; the others skip the compare-and-count work.
+ */
+XT_AVX2 static xt_lse_partial xt_partial_f32_avx2(const float *x, ptrdiff_t n)
+{
+    float bmax[XT_CHUNK / XT_BLOCK_F32 + 1];
+    ptrdiff_t nblocks = (n + XT_BLOCK_F32 - 1) / XT_BLOCK_F32;
+    if (nblocks > XT_CHUNK / XT_BLOCK_F32) /* longer than a chunk: merge chunks */
+        return xt_partial_merge(xt_partial_f32_avx2(x, XT_CHUNK),
+                                xt_partial_f32_avx2(x + XT_CHUNK, n - XT_CHUNK));
+    float m = -INFINITY;
+    for (ptrdiff_t b = 0; b < nblocks; b++) {
+        ptrdiff_t off = b * XT_BLOCK_F32;
+        bmax[b] = xt_max_f32_avx2(x + off, n - off < XT_BLOCK_F32 ? n - off : XT_BLOCK_F32);
+        m = bmax[b] > m ? bmax[b] : m;
+    }
+    if (!isfinite(m))
+        return xt_special_block_f32(x, n);
+    xt_lse_partial p = {(double)m, 0.0, 0.0, 0};
+    for (ptrdiff_t b = 0; b < nblocks; b++) {
+        ptrdiff_t off = b * XT_BLOCK_F32;
+        double cnt = 0.0;
+        p.rest += xt_sumexp_f32_avx2(x + off, n - off < XT_BLOCK_F32 ? n - off : XT_BLOCK_F32,
+                                     m, bmax[b] == m, &cnt);
+        p.nmax += cnt;
+    }
     return p;
 }
 
@@ -165,7 +206,7 @@ XT_AVX2 static void xt_shift_f32_avx2(const float *x, ptrdiff_t n, double shift,
 
 /* ---- float64 ---------------------------------------------------------- */
 
-XT_AVX2 static xt_lse_partial xt_block_f64_avx2(const double *x, ptrdiff_t n)
+XT_AVX2 static inline double xt_max_f64_avx2(const double *x, ptrdiff_t n)
 {
     const __m256d ninf = _mm256_set1_pd(-INFINITY);
     __m256d m0 = ninf, m1 = ninf;
@@ -176,44 +217,78 @@ XT_AVX2 static xt_lse_partial xt_block_f64_avx2(const double *x, ptrdiff_t n)
     }
     for (; i + 4 <= n; i += 4)
         m0 = _mm256_max_pd(_mm256_loadu_pd(x + i), m0);
-    const ptrdiff_t tail = n - i;
-    const __m256i tmask = xt_tail_mask_epi64(tail);
-    if (tail) {
+    if (i < n) {
+        __m256i tmask = xt_tail_mask_epi64(n - i);
         __m256d v = _mm256_blendv_pd(ninf, _mm256_maskload_pd(x + i, tmask),
                                      _mm256_castsi256_pd(tmask));
         m0 = _mm256_max_pd(v, m0);
     }
-    const double m = xt_hmax_pd(_mm256_max_pd(m0, m1));
-    if (!isfinite(m))
-        return xt_special_block_f64(x, n);
+    return xt_hmax_pd(_mm256_max_pd(m0, m1));
+}
 
+#define XT_SUMEXP_F64_STEP(v, acc, cnt)                                       \
+    do {                                                                      \
+        __m256d e_ = xt_exp_pd_avx2(_mm256_sub_pd((v), vm));                  \
+        if (exclude_max) {                                                    \
+            __m256d q_ = _mm256_cmp_pd((v), vm, _CMP_EQ_OQ);                  \
+            e_ = _mm256_andnot_pd(q_, e_);                                    \
+            cnt = _mm256_sub_epi64(cnt, _mm256_castpd_si256(q_));             \
+        }                                                                     \
+        acc = _mm256_add_pd(acc, e_);                                         \
+    } while (0)
+
+XT_AVX2 static inline double xt_sumexp_f64_avx2(const double *x, ptrdiff_t n, double m,
+                                                int exclude_max, double *nmax)
+{
+    const __m256d ninf = _mm256_set1_pd(-INFINITY);
     const __m256d vm = _mm256_set1_pd(m);
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
     __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256();
-    for (i = 0; i + 8 <= n; i += 8) {
+    ptrdiff_t i = 0;
+    for (; i + 8 <= n; i += 8) {
         __m256d v0 = _mm256_loadu_pd(x + i), v1 = _mm256_loadu_pd(x + i + 4);
-        __m256d q0 = _mm256_cmp_pd(v0, vm, _CMP_EQ_OQ);
-        __m256d q1 = _mm256_cmp_pd(v1, vm, _CMP_EQ_OQ);
-        s0 = _mm256_add_pd(s0, _mm256_andnot_pd(q0, xt_exp_pd_avx2(_mm256_sub_pd(v0, vm))));
-        s1 = _mm256_add_pd(s1, _mm256_andnot_pd(q1, xt_exp_pd_avx2(_mm256_sub_pd(v1, vm))));
-        c0 = _mm256_sub_epi64(c0, _mm256_castpd_si256(q0));
-        c1 = _mm256_sub_epi64(c1, _mm256_castpd_si256(q1));
+        XT_SUMEXP_F64_STEP(v0, s0, c0);
+        XT_SUMEXP_F64_STEP(v1, s1, c1);
     }
     for (; i + 4 <= n; i += 4) {
         __m256d v0 = _mm256_loadu_pd(x + i);
-        __m256d q0 = _mm256_cmp_pd(v0, vm, _CMP_EQ_OQ);
-        s0 = _mm256_add_pd(s0, _mm256_andnot_pd(q0, xt_exp_pd_avx2(_mm256_sub_pd(v0, vm))));
-        c0 = _mm256_sub_epi64(c0, _mm256_castpd_si256(q0));
+        XT_SUMEXP_F64_STEP(v0, s0, c0);
     }
-    if (tail) {
+    if (i < n) {
+        __m256i tmask = xt_tail_mask_epi64(n - i);
         __m256d v0 = _mm256_blendv_pd(ninf, _mm256_maskload_pd(x + i, tmask),
                                       _mm256_castsi256_pd(tmask));
-        __m256d q0 = _mm256_cmp_pd(v0, vm, _CMP_EQ_OQ);
-        s0 = _mm256_add_pd(s0, _mm256_andnot_pd(q0, xt_exp_pd_avx2(_mm256_sub_pd(v0, vm))));
-        c0 = _mm256_sub_epi64(c0, _mm256_castpd_si256(q0));
+        XT_SUMEXP_F64_STEP(v0, s0, c0);
     }
-    xt_lse_partial p = {m, (double)xt_hsum_epi64(_mm256_add_epi64(c0, c1)),
-                        xt_hsum_pd(_mm256_add_pd(s0, s1)), 0};
+    *nmax = (double)xt_hsum_epi64(_mm256_add_epi64(c0, c1));
+    return xt_hsum_pd(_mm256_add_pd(s0, s1));
+}
+
+/* As xt_partial_f32_avx2; double lanes need no widening, and the blocks
+ * only decide where maxima can be. */
+XT_AVX2 static xt_lse_partial xt_partial_f64_avx2(const double *x, ptrdiff_t n)
+{
+    double bmax[XT_CHUNK / XT_BLOCK_F64 + 1];
+    ptrdiff_t nblocks = (n + XT_BLOCK_F64 - 1) / XT_BLOCK_F64;
+    if (nblocks > XT_CHUNK / XT_BLOCK_F64)
+        return xt_partial_merge(xt_partial_f64_avx2(x, XT_CHUNK),
+                                xt_partial_f64_avx2(x + XT_CHUNK, n - XT_CHUNK));
+    double m = -INFINITY;
+    for (ptrdiff_t b = 0; b < nblocks; b++) {
+        ptrdiff_t off = b * XT_BLOCK_F64;
+        bmax[b] = xt_max_f64_avx2(x + off, n - off < XT_BLOCK_F64 ? n - off : XT_BLOCK_F64);
+        m = bmax[b] > m ? bmax[b] : m;
+    }
+    if (!isfinite(m))
+        return xt_special_block_f64(x, n);
+    xt_lse_partial p = {m, 0.0, 0.0, 0};
+    for (ptrdiff_t b = 0; b < nblocks; b++) {
+        ptrdiff_t off = b * XT_BLOCK_F64;
+        double cnt = 0.0;
+        p.rest += xt_sumexp_f64_avx2(x + off, n - off < XT_BLOCK_F64 ? n - off : XT_BLOCK_F64,
+                                     m, bmax[b] == m, &cnt);
+        p.nmax += cnt;
+    }
     return p;
 }
 
@@ -249,8 +324,6 @@ XT_AVX2 static void xt_shift_f64_avx2(const double *x, ptrdiff_t n, double shift
     }
 }
 
-XT_DEFINE_PARTIAL(XT_AVX2, xt_partial_f32_avx2, float, xt_block_f32_avx2, XT_BLOCK_F32)
-XT_DEFINE_PARTIAL(XT_AVX2, xt_partial_f64_avx2, double, xt_block_f64_avx2, XT_BLOCK_F64)
 
 #endif /* XT_HAVE_AVX2 */
 #endif
