@@ -17,6 +17,7 @@ from ._cross_entropy import (
     nll_loss,
 )
 from ._logsumexp import log_softmax, logsumexp, softmax
+from ._partials import CEPartial, LSEPartial, cross_entropy_partial, lse_partial
 
 try:
     __version__ = _version("xentc")
@@ -35,5 +36,9 @@ __all__ = [
     "log_loss",
     "kl_div",
     "show_config",
+    "lse_partial",
+    "LSEPartial",
+    "cross_entropy_partial",
+    "CEPartial",
     "__version__",
 ]
