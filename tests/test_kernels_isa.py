@@ -127,13 +127,13 @@ def exp_scale(p):
         return np.where(p > 0, p * np.maximum(1.0, np.abs(np.log(p))), 0.0)
 
 
-# The AVX2 exp-and-scale kernel rounds its shift to float32; the cross-entropy
-# gradient passes lse (not a float32 value) as the shift, so p = exp(x - lse)
-# carries a relative error of eps32 * |lse| / 2 instead of about eps32: 245
-# eps for logits near 1000 (test_float32_gradient_of_large_logits below).
-# Until the kernel shifts by the row max and folds exp(max - lse) into the
-# scale, comparisons allow for it.
-F32_SIMD_GRAD_ROUNDS_LSE = True
+# The AVX2 exp-and-scale kernel rounds its shift to float32. The cross-entropy
+# gradient once passed lse (not a float32 value) as the shift, so p =
+# exp(x - lse) carried a relative error of eps32 * |lse| / 2: 245 eps for
+# logits near 1000 (test_float32_gradient_of_large_logits below). It now shifts
+# by the row max and folds exp(max - lse) into the scale; set this back to
+# True only to re-allow that error.
+F32_SIMD_GRAD_ROUNDS_LSE = False
 
 
 def grad_scale(grad, target, lse, level, dtype):

@@ -137,14 +137,15 @@ static inline double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *
     }                                                                         \
                                                                               \
     /* grad_j = (a p_j - bq w_j q_j - bc w_j - [j == y] by) * cap'_j,        \
-     * p_j = exp(x_j - lse). With a soft cap, x holds the capped logits c   \
+     * p_j = exp(x_j - lse), rowmax the row's max (of the capped logits).    \
+     * With a soft cap, x holds the capped logits c   \
      * (a scratch copy), and cap'_j = 1 - (c_j / s)^2; without one cap' = 1.\
      * grad may be the caller's logits (in place): x_j is read before      \
      * grad_j is written. */                                                  \
     static inline void xt_ce_grad_slice_##SUF(                                \
-        const T *x, ptrdiff_t n, double lse, double a, double bq, double bc,  \
-        const double *w, const T *q, ptrdiff_t y, double by, double softcap,  \
-        T *grad)                                                              \
+        const T *x, ptrdiff_t n, double lse, double rowmax, double a,         \
+        double bq, double bc, const double *w, const T *q, ptrdiff_t y,       \
+        double by, double softcap, T *grad)                                   \
     {                                                                         \
         if (!isfinite(lse)) {                                                 \
             for (ptrdiff_t j = 0; j < n; j++)                                 \
@@ -165,7 +166,10 @@ static inline double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *
             }                                                                 \
             return;                                                           \
         }                                                                     \
-        xt_active->expscale_##SUF(x, n, lse, a, grad);                        \
+        /* p = exp(x - max) exp(max - lse): the shift is the row max, an    \
+         * element of x, so the vector kernels lose nothing rounding it to  \
+         * T (lse would not survive that for large float32 logits). */      \
+        xt_active->expscale_##SUF(x, n, rowmax, a * exp(rowmax - lse), grad); \
         if (bc != 0.0) {                                                      \
             if (w)                                                            \
                 for (ptrdiff_t j = 0; j < n; j++)                             \

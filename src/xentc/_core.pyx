@@ -324,12 +324,14 @@ cdef extern from "xentc/cross_entropy.h" nogil:
                         int need_wx, xt_ce_stats *s)
     void xt_ce_sums_f64(const double *x, Py_ssize_t n, const double *w,
                         const double *q, int need_wx, xt_ce_stats *s)
-    void xt_ce_grad_slice_f32(const float *x, Py_ssize_t n, double lse, double a,
-                              double bq, double bc, const double *w, const float *q,
-                              Py_ssize_t y, double by, double softcap, float *grad)
-    void xt_ce_grad_slice_f64(const double *x, Py_ssize_t n, double lse, double a,
-                              double bq, double bc, const double *w, const double *q,
-                              Py_ssize_t y, double by, double softcap, double *grad)
+    void xt_ce_grad_slice_f32(const float *x, Py_ssize_t n, double lse, double rowmax,
+                              double a, double bq, double bc, const double *w,
+                              const float *q, Py_ssize_t y, double by, double softcap,
+                              float *grad)
+    void xt_ce_grad_slice_f64(const double *x, Py_ssize_t n, double lse, double rowmax,
+                              double a, double bq, double bc, const double *w,
+                              const double *q, Py_ssize_t y, double by, double softcap,
+                              double *grad)
 
 from libc.math cimport tanh
 
@@ -337,6 +339,7 @@ from libc.math cimport tanh
 ctypedef struct _row_coefs:
     # per-row gradient coefficients of a long row (see xt_ce_grad_slice)
     double lse
+    double rowmax
     double a
     double bq
     double bc
@@ -363,14 +366,14 @@ cdef inline xt_ce_stats _stats(const real *x, Py_ssize_t n, const double *w,
         return xt_ce_stats_f64(x, n, w, q, need_wx)
 
 
-cdef inline void _grad_slice(const real *x, Py_ssize_t n, double lse, double a,
-                             double bq, double bc, const double *w, const real *q,
-                             Py_ssize_t y, double by, double softcap,
+cdef inline void _grad_slice(const real *x, Py_ssize_t n, double lse, double rowmax,
+                             double a, double bq, double bc, const double *w,
+                             const real *q, Py_ssize_t y, double by, double softcap,
                              real *grad) noexcept nogil:
     if real is float:
-        xt_ce_grad_slice_f32(x, n, lse, a, bq, bc, w, q, y, by, softcap, grad)
+        xt_ce_grad_slice_f32(x, n, lse, rowmax, a, bq, bc, w, q, y, by, softcap, grad)
     else:
-        xt_ce_grad_slice_f64(x, n, lse, a, bq, bc, w, q, y, by, softcap, grad)
+        xt_ce_grad_slice_f64(x, n, lse, rowmax, a, bq, bc, w, q, y, by, softcap, grad)
 
 
 cdef inline void _zero(real *p, Py_ssize_t n) noexcept nogil:
@@ -421,10 +424,11 @@ cdef xt_ce_options _options(Py_ssize_t nclasses, const double[::1] class_weight,
 
 
 cdef inline void _ce_row(const xt_ce_options *o, const xt_ce_stats *st, double lse,
-                         const real *src, Py_ssize_t y, const real *q, double gs,
-                         bint want_grad, real *grad, double *loss) noexcept nogil:
-    """Loss (and gradient) of a whole row from its stats and log-sum-exp; src
-    is the (capped) row, q its probability target (or NULL: class index y)."""
+                         double rowmax, const real *src, Py_ssize_t y, const real *q,
+                         double gs, bint want_grad, real *grad,
+                         double *loss) noexcept nogil:
+    """Loss (and gradient) of a whole row from its stats, log-sum-exp and max;
+    src is the (capped) row, q its probability target (or NULL: index y)."""
     cdef double wq, a, bq = 0.0, bc = 0.0, by = 0.0, w_y
     if q != NULL:
         loss[0] = xt_ce_prob_loss(o, st, lse, &wq)
@@ -436,7 +440,7 @@ cdef inline void _ce_row(const xt_ce_options *o, const xt_ce_stats *st, double l
         if want_grad:
             a = _index_row_grad_coefs(o, gs, w_y, lse, &bc, &by)
     if want_grad:
-        _grad_slice(src, o.nclasses, lse, a, bq, bc, o.class_weight, q, y, by,
+        _grad_slice(src, o.nclasses, lse, rowmax, a, bq, bc, o.class_weight, q, y, by,
                     o.softcap, grad)
 
 
@@ -522,6 +526,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                               short_stats + threadid())
                     _ce_row(&o, short_stats + threadid(),
                             short_lse[threadid() * SHORT_TASK_ROWS + r],
+                            short_parts[threadid() * SHORT_TASK_ROWS + r].max,
                             &x[i, 0], y, q, (grad_scale[i] if per_row_scale else grad_scale_all),
                             want_grad, &grad[i, 0] if want_grad else NULL, &loss[i])
         free(short_parts)
@@ -543,7 +548,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                 src = _capped(&x[i, 0], ncols, softcap, scr)
                 q = &target_prob[i, 0] if prob_target else NULL
                 st = _stats(src, ncols, o.class_weight, q, need_wx)
-                _ce_row(&o, &st, xt_partial_lse(st.lse), src, y, q,
+                _ce_row(&o, &st, xt_partial_lse(st.lse), st.lse.max, src, y, q,
                         (grad_scale[i] if per_row_scale else grad_scale_all),
                         want_grad, &grad[i, 0] if want_grad else NULL, &loss[i])
         return
@@ -595,6 +600,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                     a = _index_row_grad_coefs(&o, gs, w_y, lse, &bc, &by)
                     bq = 0.0
                 coefs[i].lse = lse
+                coefs[i].rowmax = parts[i].lse.max
                 coefs[i].a = a
                 coefs[i].bq = bq
                 coefs[i].bc = bc
@@ -613,7 +619,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                     continue
                 src = _capped(&x[i, off], n, softcap, scr)
                 q = &target_prob[i, off] if prob_target else NULL
-                _grad_slice(src, n, coefs[i].lse, coefs[i].a, coefs[i].bq,
+                _grad_slice(src, n, coefs[i].lse, coefs[i].rowmax, coefs[i].a, coefs[i].bq,
                             coefs[i].bc, o.class_weight + off if has_weight else NULL,
                             q, y - off if y >= 0 else -1, coefs[i].by,
                             softcap, &grad[i, off])
