@@ -80,6 +80,11 @@ def _merge_blocks(block, axis, keepdims, kind):
     along the class axis, in block order (a fixed order: same bits each run)."""
     (ax,) = axis
     cls, dtype = (LSEPartial, _LSE_DTYPE) if kind == "lse" else (CEPartial, _CE_DTYPE)
+    if block.shape[ax] == 0:
+        # Only dask's metadata probes pass no partials (every real block of
+        # the input, even an empty one, has a partial).
+        shape = block.shape[:ax] + ((1,) if keepdims else ()) + block.shape[ax + 1:]
+        return np.zeros(shape, dtype)
     total = None
     for j in range(block.shape[ax]):
         part = cls.from_array(_unpack(np.take(block, [j], axis=ax), ax))
@@ -315,6 +320,10 @@ def _ce_finalize(block, axis):
                       dtype=np.float64)
 
 
+def _target_weight(block, axis):
+    return np.array(np.squeeze(block, axis=axis)["target_weight"])
+
+
 def _mean(total, denominator, out_dtype):
     with np.errstate(invalid="ignore", divide="ignore"):
         # 0/0 is NaN: the mean over no (weighted) sample, as torch gives it
@@ -404,7 +413,7 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
         target = da.from_array(target, chunks=sample_chunks)
     # Give target a length-1 class axis (broadcast over the class blocks),
     # and the class weights the logits' class chunks (each block its slice).
-    args = [x, da.expand_dims(target, ax)]
+    args = [x, target[(slice(None),) * ax + (None,)]]
     if w is not None:
         wshape = [1] * x.ndim
         wshape[ax] = nclasses
@@ -438,6 +447,8 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
         return total.astype(dtype)
     # 'mean' divides by the summed class weights of the samples not ignored:
     # the target_weight column (0 for ignored samples).
-    denominator = parts["target_weight"].sum()
+    denominator = parts.map_blocks(_target_weight, axis=ax, drop_axis=ax,
+                                   dtype=np.float64,
+                                   meta=np.empty((0,) * (x.ndim - 1), np.float64)).sum()
     return da.map_blocks(_mean, total, denominator, out_dtype=dtype, dtype=dtype,
                          meta=np.empty((), dtype))
