@@ -24,7 +24,6 @@ the accuracy of :func:`xentc.logsumexp` (``max + log(nmax) + log1p(rest /
 nmax)``). Merging is commutative exactly and associative up to rounding;
 merging the same shards in the same order gives the same bits every time.
 """
-import functools
 import operator
 
 import numpy as np
@@ -901,8 +900,3 @@ def cross_entropy_partial(logits, target, *, class_offset=0, axis=-1, weight=Non
         "z_loss": z,
     }
     return CEPartial._wrap(out.reshape(sample_shape + (out.shape[1],)), scalars)
-
-
-def _merge_in_order(partials):
-    """Merge partials left to right (a fixed order: reproducible bits)."""
-    return functools.reduce(lambda p, q: p.merge(q), partials)
