@@ -303,3 +303,22 @@ def test_cluster_reports_bad_targets(client):
     with pytest.raises(IndexError, match="none of the merged shards"):
         client.compute(xd.cross_entropy(da.from_array(x, chunks=(10, 16)), t),
                        sync=True)
+
+
+def test_clear_error_without_dask():
+    # Simulate an environment without dask: importing xentc.dask still works,
+    # using it explains what to install.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['dask'] = None; sys.modules['dask.array'] = None\n"
+        "import xentc.dask\n"
+        "try:\n"
+        "    xentc.dask.logsumexp([[1.0, 2.0]])\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "pip install 'xentc[dask]'" in out
