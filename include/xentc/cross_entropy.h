@@ -64,7 +64,8 @@ static inline double xt_ce_index_loss(const xt_ce_options *o, const xt_ce_stats 
     if (!isfinite(lse))
         return NAN;
     double e = o->smoothing;
-    double loss = (1.0 - e) * w_y * (lse - x_y);
+    /* With e = 1 the target term is absent, not 0 * inf for a -inf x_y. */
+    double loss = e < 1.0 ? (1.0 - e) * w_y * (lse - x_y) : 0.0;
     if (e > 0.0)
         loss += e / (double)o->nclasses * (o->weight_total * lse - s->wx);
     return loss + xt_ce_z_term(o, lse);
@@ -77,7 +78,7 @@ static inline double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *
     double e = o->smoothing, c = e / (double)o->nclasses;
     /* sum w q' and sum w q' x with q' = (1-e) q + e/C */
     double wq = (1.0 - e) * s->wq + c * o->weight_total;
-    double wqx = (1.0 - e) * s->wqx + c * s->wx;
+    double wqx = (e < 1.0 ? (1.0 - e) * s->wqx : 0.0) + c * s->wx;
     *wq_smoothed = wq;
     if (!isfinite(lse))
         return NAN;

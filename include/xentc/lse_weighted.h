@@ -32,6 +32,10 @@ static inline void xt_lse_weighted_row(const double *a, const double *b, ptrdiff
             amax = a[j];
         else if (a[j] != a[j])
             has_nan = 1;
+        /* Infinite or NaN weights: the scaled sum below would divide inf by
+         * inf; the direct sum gives IEEE's answer. */
+        if (!isfinite(b[j]))
+            has_nan = 1;
     }
     if (!has_nan && isfinite(amax)) {
         /* m: net weight of the maxima; s: the others, relative to amax. */

@@ -226,6 +226,8 @@ def cross_entropy_and_grad(logits, target, *, axis=-1, weight=None, sample_weigh
         and grad_out.flags.c_contiguous
         and (not np.may_share_memory(grad_out, rows.data)
              or _same_memory(grad_out, rows.data))
+        # the kernels read probability targets while writing the gradient
+        and not np.may_share_memory(grad_out, prob.prob)
     )
     buf = grad_out.reshape(rows.data.shape) if direct else np.empty_like(rows.data)
     loss = prob.reduce(prob.run(workers, grad=buf))

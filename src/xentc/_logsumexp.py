@@ -185,7 +185,12 @@ def _softmax_impl(x, axis, out, workers, take_log):
             "convert it to a float array first"
         )
     dtype = np.result_type(x, 1.0)
-    axes = normalize_axes(axis, x.ndim)
+    if x.ndim == 0 and not isinstance(axis, (tuple, bool, np.bool_)) and axis in (0, -1):
+        # NumPy's reductions (and so scipy) accept an int axis 0 or -1 for a
+        # 0-d array; it normalises over itself.
+        axes = ()
+    else:
+        axes = normalize_axes(axis, x.ndim)
     if out is not None:
         check_out(out, x.shape, dtype, func)
 

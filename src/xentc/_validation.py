@@ -21,10 +21,11 @@ def normalize_axes(axis, ndim, argname="axis"):
     """
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, tuple):
-        axes = tuple(operator.index(ax) for ax in axis)
-    else:
-        axes = (operator.index(axis),)
+    items = axis if isinstance(axis, tuple) else (axis,)
+    if any(isinstance(ax, (bool, np.bool_)) for ax in items):
+        # operator.index(True) is 1; NumPy reductions refuse a bool axis
+        raise TypeError(f"{argname} must be an int or a tuple of ints, not bool")
+    axes = tuple(operator.index(ax) for ax in items)
     return tuple(sorted(normalize_axis_tuple(axes, ndim, argname)))
 
 
