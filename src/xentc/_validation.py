@@ -59,11 +59,16 @@ def resolve_workers(workers):
 
 
 def thread_count(workers, nelements, ntasks):
-    """Threads for a call over `nelements` split into `ntasks` pieces."""
+    """Threads for a call over `nelements` split into `ntasks` pieces.
+
+    Capped at a few per core: results do not depend on the count, and
+    OpenMP runtimes abort or crash when asked for tens of thousands.
+    """
     n = resolve_workers(workers) or _core.max_threads()
     if nelements < PARALLEL_MIN_ELEMENTS:
         return 1
-    return max(1, min(n, ntasks))
+    cap = 4 * max(os.cpu_count() or 1, 16)
+    return max(1, min(n, ntasks, cap))
 
 
 def check_numeric(arr, argname, func):
