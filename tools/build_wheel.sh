@@ -2,7 +2,7 @@
 # Build xentc's sdist and a portable (manylinux) wheel from a clean copy of
 # the repository, never touching the working tree or its in-place build.
 #
-#   tools/build_wheel.sh [OUTDIR]        (default: ./wheelhouse)
+#   tools/build_wheel.sh [--head] [OUTDIR]     (default OUTDIR: ./wheelhouse)
 #
 # Steps, all in a temporary directory:
 #   1. copy the repository's tracked files (their working-tree contents;
