@@ -297,8 +297,6 @@ def _python(code, timeout=300, env=None):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="bug: workers is passed to OpenMP uncapped; "
-                   "100000 threads segfault, 40000 make libgomp exit(1)")
 @pytest.mark.parametrize("func", ["logsumexp", "softmax", "cross_entropy"])
 def test_huge_workers_do_not_crash(func):
     """workers=100000 on an input big enough to be threaded: OpenMP cannot
