@@ -4,6 +4,7 @@ the argument and says what was expected. Also the reliability bugs found by
 the fuzzers (tests/test_fuzz.py, tools/fuzz.py), each with its minimal
 reproducer, and allocation failure (MemoryError, not a crash).
 """
+import os
 import re
 import subprocess
 import sys
@@ -361,3 +362,109 @@ def test_private_hooks_check_their_buffers():
     """
     status, out = _python(code)
     assert status == 0 and "ERRORS 4" in out, (status, out[-2000:])
+
+
+# ------------------------------------------------------------ huge inputs
+# More than 2**31 elements: every index computation must be 64-bit. Run with
+# XENTC_BIG_TESTS=1. The inputs are np.zeros arrays, whose untouched pages
+# are the kernel's shared zero page: reading 8.6 GB of them costs no memory
+# (the few elements set below touch one page each). The tests that write a
+# full-size result need that much free memory and check for it first.
+BIG = pytest.mark.skipif(os.environ.get("XENTC_BIG_TESTS") != "1",
+                         reason="set XENTC_BIG_TESTS=1 (inputs of 2**31+ elements)")
+N31 = 2**31 + 17
+
+
+def _available_bytes():
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _need(nbytes):
+    if _available_bytes() < nbytes + (2 << 30):
+        pytest.skip(f"needs {nbytes / 2**30:.1f} GiB of free memory (+2 GiB margin)")
+
+
+@BIG
+@pytest.mark.parametrize("workers", [1, 2])
+def test_big_logsumexp_one_long_row(workers):
+    """One row of 2**31 + 17 float32 (8.6 GB): the maximum is the last
+    element, beyond index 2**31."""
+    x = np.zeros(N31, np.float32)
+    x[-1] = 5.0
+    x[2**31 + 3] = -1.0
+    want = 5.0 + np.log1p(((N31 - 2) + np.exp(-1.0)) * np.exp(-5.0))
+    got = xentc.logsumexp(x, workers=workers)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=2e-7)
+
+
+@BIG
+def test_big_logsumexp_many_short_rows():
+    """2**27 + 3 rows of 16 (8.6 GB): row offsets beyond 2**31 elements in
+    the short-row kernel."""
+    n = 2**27 + 3
+    x = np.zeros((n, 16), np.float32)
+    x[-1, 7] = 3.0
+    _need(n * 4)
+    out = xentc.logsumexp(x, axis=1, workers=2)
+    assert out.shape == (n,)
+    np.testing.assert_allclose(out[-1], np.log(15 + np.exp(3.0)), rtol=2e-7)
+    assert np.all(out[:-1] == np.float32(np.log(16.0)))
+
+
+@BIG
+def test_big_cross_entropy_long_rows():
+    """2 rows of 2**30 + 9 classes: targets and their logits at offsets
+    beyond 2**31 elements; loss, nll_loss and log_loss pick them."""
+    c = 2**30 + 9
+    x = np.zeros((2, c), np.float32)
+    x[1, c - 4] = 2.0
+    y = np.array([3, c - 4])
+    loss = xentc.cross_entropy(x, y, reduction="none", workers=2)
+    want = [np.log(c), np.log(c - 1 + np.exp(2.0)) - 2.0]
+    np.testing.assert_allclose(loss, want, rtol=1e-6)
+    np.testing.assert_array_equal(xentc.nll_loss(-x, y, reduction="none"), [0.0, 2.0])
+
+
+@BIG
+def test_big_cross_entropy_many_short_rows():
+    n = 2**27 + 3
+    x = np.zeros((n, 16), np.float32)
+    x[-1, 5] = 1.0
+    _need(n * (8 + 8 + 8))  # targets, per-sample losses, float64 row weights
+    y = np.full(n, 5, np.int64)
+    y[0] = -100
+    loss = xentc.cross_entropy(x, y, reduction="sum", workers=2)
+    want = (n - 2) * np.log(16.0) + (np.log(15 + np.e) - 1.0)
+    np.testing.assert_allclose(loss, want, rtol=1e-6)
+
+
+@BIG
+def test_big_softmax_in_place():
+    """Writes all 8.6 GB (needs the memory)."""
+    _need(N31 * 4)
+    x = np.zeros(N31, np.float32)
+    x[-1] = np.log(2.0)
+    xentc.softmax(x, out=x, workers=2)
+    total = N31 + 1.0  # N31 - 1 ones and one 2
+    np.testing.assert_allclose(x[[0, 2**31 + 1, -1]], [1 / total, 1 / total, 2 / total],
+                               rtol=2e-6)
+
+
+@BIG
+def test_big_gradient_in_place():
+    _need(2 * (2**30 + 9) * 4)
+    c = 2**30 + 9
+    x = np.zeros((2, c), np.float32)
+    y = np.array([0, c - 1])
+    loss, g = xentc.cross_entropy_and_grad(x, y, grad_out=x, reduction="sum", workers=2)
+    assert g is x
+    np.testing.assert_allclose(loss, 2 * np.log(c), rtol=1e-6)
+    np.testing.assert_allclose(g[1, [0, c - 2, c - 1]], [1 / c, 1 / c, 1 / c - 1], rtol=1e-5)

@@ -112,9 +112,13 @@ def test_threads_with_errors_mixed_in():
 
 # ------------------------------------------------------------------ Ctrl-C
 CHILD = """
-    import sys, time
+    import signal, sys, time
     import numpy as np
     import xentc
+
+    # Python leaves SIGINT alone when it starts ignored (a background job of
+    # a non-interactive shell, nohup): install the usual handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     x = np.random.default_rng(0).standard_normal((64, 400_000)).astype(np.float32)
     y = np.zeros(64, np.int64)

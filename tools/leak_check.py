@@ -82,7 +82,7 @@ def main(argv=None):
     for func in args.functions.split(","):
         rows, elapsed = check(func, args.calls, trace)
         for done, rss, heap, traced in rows:
-            print(f"{func:<24}{done:>8} {kib(heap)} {kib(rss)} {kib(traced):>10}")
+            print(f"{func:<24}{done:>8} {kib(heap)} {kib(rss)} {kib(traced):>10}", flush=True)
         (n0, rss0, heap0, tr0), (n1, rss1, heap1, tr1) = rows[0], rows[-1]
         span = max(n1 - n0, 1)
         slope = [(heap1 - heap0) / span, (rss1 - rss0) / span, (tr1 - tr0) / span]
