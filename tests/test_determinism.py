@@ -201,3 +201,26 @@ def test_shapes_are_threaded(shape_name):
     ncols = n if axis is None else shape[axis]
     ntasks = (n // ncols) * max(1, -(-ncols // CHUNK))
     assert thread_count(3, n, ntasks) == 3
+
+
+@pytest.mark.parametrize("case", ["prob-masses", "index-smoothing-sample-weights"])
+def test_long_rows_with_different_row_coefficients(case):
+    """Long rows (chunked path) whose gradient coefficients differ a lot
+    from row to row: a coefficient shared between OpenMP threads instead of
+    private (a data race) shows as a wrong row. The race found in the
+    chunked cross-entropy loop (wq and bc assigned only through pointers, so
+    Cython did not make them thread-private) is hidden by gcc -O3 and shows
+    in the -O1 sanitizer build (tools/asan_test.sh): 10^4 relative error."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, CHUNK + 4465))
+    if case == "prob-masses":
+        q = rng.random(x.shape)
+        q *= (10.0 ** np.arange(8) / q.sum(axis=1))[:, None]   # row sums 1 ... 1e7
+        args, kw = (x, q), {"reduction": "sum"}
+    else:
+        args = (x, rng.integers(0, x.shape[1], 8))
+        kw = {"label_smoothing": 0.3, "sample_weight": 10.0 ** np.arange(8),
+              "reduction": "sum"}
+    want = xentc.cross_entropy_and_grad(*args, workers=1, **kw)
+    for _ in range(10):
+        assert same_bits([want, xentc.cross_entropy_and_grad(*args, workers=8, **kw)])

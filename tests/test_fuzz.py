@@ -1262,7 +1262,8 @@ def _check_loss(loss, want, dtype, err_unit, kwargs, func, overflow):
 def known_issue(func, args, kwargs):
     if func in ("cross_entropy", "cross_entropy_and_grad") and len(args) > 1:
         x, t = np.asarray(args[0]), np.asarray(args[1])
-        if (t.dtype.kind == "f" and x.dtype.kind == "f" and 0 < kwargs.get("label_smoothing", 0)
+        if (t.dtype.kind == "f" and x.dtype.kind == "f"
+                and 0 < (_real(kwargs.get("label_smoothing", 0)) or 0)
                 and (t < 0).any() and np.isneginf(x).any()):
             # negative "probabilities" (not validated) at a -inf logit with
             # smoothing: (1-e) sum q x + (e/C) sum x = inf - inf = NaN where
