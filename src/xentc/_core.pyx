@@ -423,25 +423,44 @@ cdef xt_ce_options _options(Py_ssize_t nclasses, const double[::1] class_weight,
     return o
 
 
+cdef inline void _row_loss_coefs(const xt_ce_options *o, const xt_ce_stats *st,
+                                 double lse, double rowmax, double x_y, Py_ssize_t y,
+                                 bint prob, double gs, _row_coefs *c,
+                                 double *loss) noexcept nogil:
+    """Loss of a whole row from its stats and log-sum-exp, and the
+    coefficients of its gradient in c. x_y is the (capped) target logit of
+    an index target y; prob selects a probability target instead.
+
+    Every temporary is a local of this function: inside a prange, a
+    variable that is only written through a pointer is shared between the
+    threads (Cython privatises assigned variables only), which made the
+    long-row path's results depend on the thread count."""
+    cdef double wq, w_y
+    c.lse = lse
+    c.rowmax = rowmax
+    c.bq = 0.0
+    c.by = 0.0
+    if prob:
+        loss[0] = xt_ce_prob_loss(o, st, lse, &wq)
+        c.a = _prob_row_grad_coefs(o, gs, wq, lse, &c.bq, &c.bc)
+    else:
+        w_y = _wy(o, y)
+        loss[0] = xt_ce_index_loss(o, st, lse, x_y, w_y)
+        c.a = _index_row_grad_coefs(o, gs, w_y, lse, &c.bc, &c.by)
+
+
 cdef inline void _ce_row(const xt_ce_options *o, const xt_ce_stats *st, double lse,
                          double rowmax, const real *src, Py_ssize_t y, const real *q,
                          double gs, bint want_grad, real *grad,
                          double *loss) noexcept nogil:
     """Loss (and gradient) of a whole row from its stats, log-sum-exp and max;
     src is the (capped) row, q its probability target (or NULL: index y)."""
-    cdef double wq, a, bq = 0.0, bc = 0.0, by = 0.0, w_y
-    if q != NULL:
-        loss[0] = xt_ce_prob_loss(o, st, lse, &wq)
-        if want_grad:
-            a = _prob_row_grad_coefs(o, gs, wq, lse, &bq, &bc)
-    else:
-        w_y = _wy(o, y)
-        loss[0] = xt_ce_index_loss(o, st, lse, src[y], w_y)
-        if want_grad:
-            a = _index_row_grad_coefs(o, gs, w_y, lse, &bc, &by)
+    cdef _row_coefs c
+    _row_loss_coefs(o, st, lse, rowmax, src[y] if q == NULL else 0.0, y, q != NULL,
+                    gs, &c, loss)
     if want_grad:
-        _grad_slice(src, o.nclasses, lse, rowmax, a, bq, bc, o.class_weight, q, y, by,
-                    o.softcap, grad)
+        _grad_slice(src, o.nclasses, c.lse, c.rowmax, c.a, c.bq, c.bc, o.class_weight,
+                    q, y, c.by, o.softcap, grad)
 
 
 cdef inline void _sums(const real *x, Py_ssize_t n, const double *w, const real *q,
@@ -480,7 +499,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
     cdef const real *q = NULL
     cdef real *scr = NULL
     cdef xt_ce_stats st
-    cdef double lse, a, bq, bc, by, w_y, wq, gs, x_y
+    cdef double x_y
     cdef xt_ce_stats *parts
     cdef _row_coefs *coefs
     cdef xt_lse_partial *short_parts
@@ -584,27 +603,15 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                 if not prob_target and y < 0:
                     loss[i] = 0.0
                     continue
-                st = parts[i]
-                lse = xt_partial_lse(st.lse)
-                gs = (grad_scale[i] if per_row_scale else grad_scale_all)
-                if prob_target:
-                    loss[i] = xt_ce_prob_loss(&o, &parts[i], lse, &wq)
-                    a = _prob_row_grad_coefs(&o, gs, wq, lse, &bq, &bc)
-                    by = 0.0
-                else:
-                    w_y = _wy(&o, y)
+                x_y = 0.0
+                if not prob_target:
                     x_y = x[i, y]
                     if softcap > 0.0:
                         x_y = softcap * tanh(x_y / softcap)
-                    loss[i] = xt_ce_index_loss(&o, &parts[i], lse, x_y, w_y)
-                    a = _index_row_grad_coefs(&o, gs, w_y, lse, &bc, &by)
-                    bq = 0.0
-                coefs[i].lse = lse
-                coefs[i].rowmax = parts[i].lse.max
-                coefs[i].a = a
-                coefs[i].bq = bq
-                coefs[i].bc = bc
-                coefs[i].by = by
+                _row_loss_coefs(&o, &parts[i], xt_partial_lse(parts[i].lse),
+                                parts[i].lse.max, x_y, y, prob_target,
+                                (grad_scale[i] if per_row_scale else grad_scale_all),
+                                &coefs[i], &loss[i])
         if not want_grad:
             return
         with nogil, parallel(num_threads=nthreads):
