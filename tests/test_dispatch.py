@@ -92,8 +92,8 @@ def test_each_known_level(tmp_path, level):
         assert out["cfg"]["simd_in_use"] == level
         assert out["warnings"] == []
     else:
-        # Known but not runnable here (avx512 is never compiled in): a
-        # RuntimeWarning naming it, and the best level instead.
+        # Known but not runnable here (not compiled in, or the CPU lacks
+        # it): a RuntimeWarning naming it, and the best level instead.
         assert out["cfg"]["simd_in_use"] == BEST
         assert len(out["warnings"]) == 1
         category, message = out["warnings"][0]
@@ -101,10 +101,17 @@ def test_each_known_level(tmp_path, level):
         assert repr(level) in message and repr(BEST) in message
 
 
-def test_level_the_build_lacks_warns_and_falls_back(tmp_path):
-    # avx512 is a known name that no build compiles: always a fallback.
-    assert "avx512" not in _core.compiled_levels()
-    out = probe(tmp_path, XENTC_CPU="avx512")
+# A known level this CPU or build cannot run (avx512 on an AVX2-only CPU);
+# None where every known level runs.
+UNAVAILABLE = next((lvl for lvl in _dispatch.KNOWN_LEVELS
+                    if lvl != "auto" and lvl not in AVAILABLE), None)
+needs_unavailable = pytest.mark.skipif(UNAVAILABLE is None,
+                                       reason="this CPU runs every known level")
+
+
+@needs_unavailable
+def test_level_the_machine_lacks_warns_and_falls_back(tmp_path):
+    out = probe(tmp_path, XENTC_CPU=UNAVAILABLE)
     assert out["cfg"]["simd_in_use"] == BEST
     assert [w[0] for w in out["warnings"]] == ["RuntimeWarning"]
 
@@ -130,10 +137,11 @@ def test_select_switches_and_reports(restore_level):
     assert _dispatch.select("auto") == BEST
 
 
+@needs_unavailable
 def test_select_unavailable_level_warns(restore_level):
     _dispatch.select("baseline")
-    with pytest.warns(RuntimeWarning, match="avx512"):
-        assert _dispatch.select("avx512") == BEST
+    with pytest.warns(RuntimeWarning, match=UNAVAILABLE):
+        assert _dispatch.select(UNAVAILABLE) == BEST
     assert _core.active_kernels() == BEST
 
 

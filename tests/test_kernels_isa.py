@@ -25,15 +25,15 @@ LEVELS = _dispatch.available_levels()
 SIMD_LEVELS = [lvl for lvl in LEVELS if lvl != "baseline"]
 DTYPES = [np.float32, np.float64]
 
-# Row lengths: every length up to two AVX2 vectors plus one (8 floats /
-# 4 doubles a vector), the short-row kernel's limit (32 columns), the
+# Row lengths: every length up to two of the widest vectors plus one
+# (AVX-512: 16 floats / 8 doubles a vector), the short-row kernel's limit (32 columns), the
 # block size (1024 floats / 512 doubles) and the chunk size (65536) with
 # their neighbours, and a row of two chunks plus one element.
-SHORT_LENGTHS = {np.float32: list(range(0, 18)), np.float64: list(range(0, 10))}
+SHORT_LENGTHS = {np.float32: list(range(0, 34)), np.float64: list(range(0, 18))}
 BOUNDARY_LENGTHS = [31, 32, 33, 511, 512, 513, 1023, 1024, 1025,
                     65535, 65536, 65537, 131073]
 # Lengths of the rows that carry a NaN/inf in each lane position.
-SPECIAL_LENGTH = {np.float32: 17, np.float64: 9}
+SPECIAL_LENGTH = {np.float32: 33, np.float64: 17}
 
 # Tolerances in units of the dtype's eps (see assert_close). Measured
 # maxima (AVX2 vs baseline, this module's data): float32 1.97 eps
@@ -363,20 +363,20 @@ def test_vector_exp_edges(level, dtype):
         y = vector_exp(below)
         assert np.all((y >= 0) & (y <= tiny))
         assert np.all(y[below < LN_TINY[dtype] - 50] == 0)   # past every subnormal
-        # Exact points and propagation, in every lane of two vectors + 1.
+        # Exact points and propagation, in every lane of two AVX-512 vectors + 1.
         for value, want in [(0.0, 1.0), (-0.0, 1.0), (-np.inf, 0.0)]:
-            np.testing.assert_array_equal(vector_exp(np.full(17, value, dtype)),
-                                          np.full(17, want, dtype))
-        x = np.full(17, -1.0, dtype)
-        for k in range(17):
+            np.testing.assert_array_equal(vector_exp(np.full(33, value, dtype)),
+                                          np.full(33, want, dtype))
+        x = np.full(33, -1.0, dtype)
+        for k in range(33):
             z = x.copy()
             z[k] = np.nan
             y = vector_exp(z)
             assert np.isnan(y[k]) and not np.any(np.isnan(np.delete(y, k)))
         # A lone element, the masked tails: the same as a full vector.
-        x = np.linspace(-20, 0, 17).astype(dtype)
+        x = np.linspace(-20, 0, 33).astype(dtype)
         full = vector_exp(x)
-        for n in range(1, 17):
+        for n in range(1, 33):
             np.testing.assert_array_equal(vector_exp(x[:n].copy()), full[:n])
 
 
@@ -391,3 +391,18 @@ def test_levels_are_reported_consistently():
     before = _core.active_kernels()
     assert not _core.select_kernels("no-such-level")
     assert _core.active_kernels() == before
+
+
+@pytest.mark.skipif(not {"avx2", "avx512"} <= set(SIMD_LEVELS),
+                    reason="needs both the AVX2 and the AVX-512 kernels")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vector_exp_is_the_same_at_every_width(dtype):
+    """exp_avx512.h runs exp_avx2.h's algorithm and constants: the same bits
+    per element, so the levels differ only in the order of their sums."""
+    x = -np.geomspace(1e-30, 800.0, 200003).astype(dtype)
+    x = np.concatenate([x, [0.0, -0.0, -np.inf, np.nan]]).astype(dtype)
+    with kernels("avx2"):
+        a = vector_exp(x)
+    with kernels("avx512"):
+        b = vector_exp(x)
+    np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))

@@ -40,4 +40,43 @@ typedef void (*xt_short_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, int, doubl
         return p;                                                             \
     }
 
+/*
+ * Partial of a slice with vector kernels MAX_FN(x, n) and
+ * SUMEXP_FN(x, n, m, exclude_max, &nmax) (see kernels_avx2.h): the slice
+ * max M first (block by block, remembering each block's max), then the
+ * blocks' sums of exp(x - M), each added in double. Only the blocks whose
+ * own max is M can hold maxima, so only they pay for the compare-and-count.
+ * A slice longer than XT_CHUNK is split into chunks whose partials are
+ * merged, so the bmax array stays small and on the stack. One definition
+ * for every SIMD level: the levels differ in their block kernels only.
+ */
+#define XT_DEFINE_CHUNK_PARTIAL(ATTR, NAME, T, BLOCK, MAX_FN, SUMEXP_FN,     \
+                                SPECIAL_FN)                                   \
+    ATTR static xt_lse_partial NAME(const T *x, ptrdiff_t n)                  \
+    {                                                                         \
+        T bmax[XT_CHUNK / (BLOCK) + 1];                                       \
+        ptrdiff_t nblocks = (n + (BLOCK) - 1) / (BLOCK);                      \
+        if (nblocks > XT_CHUNK / (BLOCK))                                     \
+            return xt_partial_merge(NAME(x, XT_CHUNK),                        \
+                                    NAME(x + XT_CHUNK, n - XT_CHUNK));        \
+        T m = (T)(-INFINITY);                                                 \
+        for (ptrdiff_t b = 0; b < nblocks; b++) {                             \
+            ptrdiff_t off = b * (BLOCK);                                      \
+            bmax[b] = MAX_FN(x + off, n - off < (BLOCK) ? n - off : (BLOCK)); \
+            m = bmax[b] > m ? bmax[b] : m;                                    \
+        }                                                                     \
+        if (!isfinite(m))                                                     \
+            return SPECIAL_FN(x, n);                                          \
+        xt_lse_partial p = {(double)m, 0.0, 0.0, 0};                          \
+        for (ptrdiff_t b = 0; b < nblocks; b++) {                             \
+            ptrdiff_t off = b * (BLOCK);                                      \
+            double cnt = 0.0;                                                 \
+            p.rest += SUMEXP_FN(x + off,                                      \
+                                n - off < (BLOCK) ? n - off : (BLOCK), m,     \
+                                bmax[b] == m, &cnt);                          \
+            p.nmax += cnt;                                                    \
+        }                                                                     \
+        return p;                                                             \
+    }
+
 #endif

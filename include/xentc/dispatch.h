@@ -12,6 +12,7 @@
 
 #include "kernels_baseline.h"
 #include "kernels_avx2.h"
+#include "kernels_avx512.h"
 #include "short_rows.h"
 #include "short_rows_avx2.h"
 
@@ -48,6 +49,18 @@ static const xt_kernels xt_kernels_avx2 = {
 };
 #endif
 
+#ifdef XT_HAVE_AVX512
+/* Short rows keep the AVX2 kernel: every AVX-512 CPU has AVX2, and rows of
+ * at most 32 classes are gathers, not wide streams. */
+static const xt_kernels xt_kernels_avx512 = {
+    "avx512",
+    xt_partial_f32_avx512, xt_partial_f64_avx512,
+    xt_expscale_f32_avx512, xt_expscale_f64_avx512,
+    xt_shift_f32_avx512, xt_shift_f64_avx512,
+    xt_short_rows_f32_avx2, xt_short_rows_f64_avx2,
+};
+#endif
+
 static const xt_kernels *xt_active = &xt_kernels_baseline;
 
 /* Does this CPU (and build) support the named level? */
@@ -55,6 +68,14 @@ static int xt_cpu_supports(const char *name)
 {
     if (strcmp(name, "baseline") == 0)
         return 1;
+#ifdef XT_HAVE_AVX512
+    if (strcmp(name, "avx512") == 0) {
+        __builtin_cpu_init();
+        /* avx512f alone: the kernels use no other AVX-512 subset. */
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma");
+    }
+#endif
 #ifdef XT_HAVE_AVX2
     if (strcmp(name, "avx2") == 0) {
         __builtin_cpu_init();
@@ -67,7 +88,9 @@ static int xt_cpu_supports(const char *name)
 /* Levels compiled into this build, best first, separated by spaces. */
 static const char *xt_compiled_levels(void)
 {
-#ifdef XT_HAVE_AVX2
+#if defined(XT_HAVE_AVX512)
+    return "avx512 avx2 baseline";
+#elif defined(XT_HAVE_AVX2)
     return "avx2 baseline";
 #else
     return "baseline";
@@ -80,6 +103,12 @@ static int xt_select(const char *name)
 {
     if (!xt_cpu_supports(name))
         return -1;
+#ifdef XT_HAVE_AVX512
+    if (strcmp(name, "avx512") == 0) {
+        xt_active = &xt_kernels_avx512;
+        return 0;
+    }
+#endif
 #ifdef XT_HAVE_AVX2
     if (strcmp(name, "avx2") == 0) {
         xt_active = &xt_kernels_avx2;

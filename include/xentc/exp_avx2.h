@@ -23,22 +23,24 @@
 #define XT_HAVE_AVX2 1
 #include <immintrin.h>
 
+#include "exp_coefs.h"
+
 #define XT_AVX2 __attribute__((target("avx2,fma")))
 
 /* float32: polynomial of degree 5 after the reduction; max error about
  * 2 ulp on [-87.3, 0] (measured in tests/test_kernels_isa.py). */
 XT_AVX2 static inline __m256 xt_exp_ps_avx2(__m256 x)
 {
-    const __m256 log2e = _mm256_set1_ps(1.44269504088896341f);
-    const __m256 ln2_hi = _mm256_set1_ps(0.693359375f);
-    const __m256 ln2_lo = _mm256_set1_ps(-2.12194440e-4f);
+    const __m256 log2e = _mm256_set1_ps(XT_EXPF_LOG2E);
+    const __m256 ln2_hi = _mm256_set1_ps(XT_EXPF_LN2_HI);
+    const __m256 ln2_lo = _mm256_set1_ps(XT_EXPF_LN2_LO);
     /* ln(FLT_MIN): below it the result would be subnormal. */
-    const __m256 lo_limit = _mm256_set1_ps(-87.3365447f);
+    const __m256 lo_limit = _mm256_set1_ps(XT_EXPF_LO_LIMIT);
 
     /* Adding 1.5 * 2^23 rounds x / ln2 to an integer n and leaves n + 127
      * (the bias folded into the constant) in the low mantissa bits: one
      * FMA instead of a round and a conversion. */
-    const __m256 shifter = _mm256_set1_ps(12582912.0f + 127.0f);
+    const __m256 shifter = _mm256_set1_ps(XT_EXPF_SHIFTER);
     __m256 t = _mm256_fmadd_ps(x, log2e, shifter);
     __m256 n = _mm256_sub_ps(t, shifter);
     __m256 r = _mm256_fnmadd_ps(n, ln2_hi, x);
@@ -46,12 +48,8 @@ XT_AVX2 static inline __m256 xt_exp_ps_avx2(__m256 x)
 
     /* exp(r) ~ 1 + r Q(r), Q of degree 4 fitted for minimal relative error
      * on [-ln2/2, ln2/2] (9.2e-8 there); five FMAs, and exp(0) = 1 exactly. */
-    __m256 p = _mm256_set1_ps(8.2902722e-3f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1898161e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6667639e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.9999148e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(9.9999970e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256 p;
+    XT_EXPF_POLY(_mm256_fmadd_ps, _mm256_set1_ps, p, r);
 
     /* 2^n for n in [-126, 0]: the biased exponent n + 127 sits in t's low
      * bits (t's mantissa field); shifted into the exponent field. */
@@ -66,33 +64,22 @@ XT_AVX2 static inline __m256 xt_exp_ps_avx2(__m256 x)
  * 2e-16 relative), about 1-2 ulp overall. */
 XT_AVX2 static inline __m256d xt_exp_pd_avx2(__m256d x)
 {
-    const __m256d log2e = _mm256_set1_pd(1.4426950408889634074);
-    const __m256d ln2_hi = _mm256_set1_pd(6.93147180369123816490e-01);
-    const __m256d ln2_lo = _mm256_set1_pd(1.90821492927058770002e-10);
+    const __m256d log2e = _mm256_set1_pd(XT_EXP_LOG2E);
+    const __m256d ln2_hi = _mm256_set1_pd(XT_EXP_LN2_HI);
+    const __m256d ln2_lo = _mm256_set1_pd(XT_EXP_LN2_LO);
     /* ln(DBL_MIN) */
-    const __m256d lo_limit = _mm256_set1_pd(-708.39641853226408);
+    const __m256d lo_limit = _mm256_set1_pd(XT_EXP_LO_LIMIT);
     /* Adding 1.5 * 2^52 rounds to an integer and leaves it in the low
      * mantissa bits, which avoids a double -> int64 conversion AVX2 lacks. */
-    const __m256d shifter = _mm256_set1_pd(6755399441055744.0);
+    const __m256d shifter = _mm256_set1_pd(XT_EXP_SHIFTER);
 
     __m256d t = _mm256_fmadd_pd(x, log2e, shifter);
     __m256d n = _mm256_sub_pd(t, shifter);
     __m256d r = _mm256_fnmadd_pd(n, ln2_hi, x);
     r = _mm256_fnmadd_pd(n, ln2_lo, r);
 
-    __m256d p = _mm256_set1_pd(1.0 / 479001600.0);   /* 1/12! */
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 39916800.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 3628800.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 362880.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 40320.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 5040.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 720.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 120.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 24.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 6.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(0.5));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0));
+    __m256d p;
+    XT_EXP_POLY(_mm256_fmadd_pd, _mm256_set1_pd, p, r);
 
     /* The integer n sits in the low bits of t (two's complement), so
      * (t_bits - shifter_bits + 1023) << 52 is 2^n for n in [-1022, 0]. */

@@ -140,37 +140,8 @@ XT_AVX2 static inline double xt_sumexp_f32_avx2(const float *x, ptrdiff_t n, flo
     return xt_hsum_ps_pd(_mm256_add_ps(s0, s1));
 }
 
-/*
- * Partial of a slice (at most XT_CHUNK elements, so it stays in L2 between
- * the passes): the slice max M, then blocks of XT_BLOCK_F32 summed in float
- * lanes as exp(x - M) and added in double. Only the blocks whose own max is
- * M can hold maxima; the others skip the compare-and-count work.
- */
-XT_AVX2 static xt_lse_partial xt_partial_f32_avx2(const float *x, ptrdiff_t n)
-{
-    float bmax[XT_CHUNK / XT_BLOCK_F32 + 1];
-    ptrdiff_t nblocks = (n + XT_BLOCK_F32 - 1) / XT_BLOCK_F32;
-    if (nblocks > XT_CHUNK / XT_BLOCK_F32) /* longer than a chunk: merge chunks */
-        return xt_partial_merge(xt_partial_f32_avx2(x, XT_CHUNK),
-                                xt_partial_f32_avx2(x + XT_CHUNK, n - XT_CHUNK));
-    float m = -INFINITY;
-    for (ptrdiff_t b = 0; b < nblocks; b++) {
-        ptrdiff_t off = b * XT_BLOCK_F32;
-        bmax[b] = xt_max_f32_avx2(x + off, n - off < XT_BLOCK_F32 ? n - off : XT_BLOCK_F32);
-        m = bmax[b] > m ? bmax[b] : m;
-    }
-    if (!isfinite(m))
-        return xt_special_block_f32(x, n);
-    xt_lse_partial p = {(double)m, 0.0, 0.0, 0};
-    for (ptrdiff_t b = 0; b < nblocks; b++) {
-        ptrdiff_t off = b * XT_BLOCK_F32;
-        double cnt = 0.0;
-        p.rest += xt_sumexp_f32_avx2(x + off, n - off < XT_BLOCK_F32 ? n - off : XT_BLOCK_F32,
-                                     m, bmax[b] == m, &cnt);
-        p.nmax += cnt;
-    }
-    return p;
-}
+XT_DEFINE_CHUNK_PARTIAL(XT_AVX2, xt_partial_f32_avx2, float, XT_BLOCK_F32, xt_max_f32_avx2,
+                        xt_sumexp_f32_avx2, xt_special_block_f32)
 
 XT_AVX2 static void xt_expscale_f32_avx2(const float *x, ptrdiff_t n, double shift,
                                          double scale, float *out)
@@ -264,33 +235,8 @@ XT_AVX2 static inline double xt_sumexp_f64_avx2(const double *x, ptrdiff_t n, do
     return xt_hsum_pd(_mm256_add_pd(s0, s1));
 }
 
-/* As xt_partial_f32_avx2; double lanes need no widening, and the blocks
- * only decide where maxima can be. */
-XT_AVX2 static xt_lse_partial xt_partial_f64_avx2(const double *x, ptrdiff_t n)
-{
-    double bmax[XT_CHUNK / XT_BLOCK_F64 + 1];
-    ptrdiff_t nblocks = (n + XT_BLOCK_F64 - 1) / XT_BLOCK_F64;
-    if (nblocks > XT_CHUNK / XT_BLOCK_F64)
-        return xt_partial_merge(xt_partial_f64_avx2(x, XT_CHUNK),
-                                xt_partial_f64_avx2(x + XT_CHUNK, n - XT_CHUNK));
-    double m = -INFINITY;
-    for (ptrdiff_t b = 0; b < nblocks; b++) {
-        ptrdiff_t off = b * XT_BLOCK_F64;
-        bmax[b] = xt_max_f64_avx2(x + off, n - off < XT_BLOCK_F64 ? n - off : XT_BLOCK_F64);
-        m = bmax[b] > m ? bmax[b] : m;
-    }
-    if (!isfinite(m))
-        return xt_special_block_f64(x, n);
-    xt_lse_partial p = {m, 0.0, 0.0, 0};
-    for (ptrdiff_t b = 0; b < nblocks; b++) {
-        ptrdiff_t off = b * XT_BLOCK_F64;
-        double cnt = 0.0;
-        p.rest += xt_sumexp_f64_avx2(x + off, n - off < XT_BLOCK_F64 ? n - off : XT_BLOCK_F64,
-                                     m, bmax[b] == m, &cnt);
-        p.nmax += cnt;
-    }
-    return p;
-}
+XT_DEFINE_CHUNK_PARTIAL(XT_AVX2, xt_partial_f64_avx2, double, XT_BLOCK_F64, xt_max_f64_avx2,
+                        xt_sumexp_f64_avx2, xt_special_block_f64)
 
 XT_AVX2 static void xt_expscale_f64_avx2(const double *x, ptrdiff_t n, double shift,
                                          double scale, double *out)
