@@ -175,6 +175,29 @@ def test_out_in_place(func, dtype, axis):
 
 
 @pytest.mark.parametrize("func", SOFTMAX_FUNCS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ncols", [5, 1000, 70001], ids=["short", "cached", "chunked"])
+def test_out_in_place_special_rows(func, dtype, ncols):
+    """In place on every row path, with rows holding NaN, +inf, -inf and
+    all -inf: softmax may keep its exps in out while it reduces, so a row
+    that turns out special must still get scipy's values, not leftovers."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(0, 3, (6, ncols)).astype(dtype)
+    x[1, ncols // 2] = np.nan
+    x[2, ncols - 1] = np.inf
+    x[3, 0] = -np.inf
+    x[4] = -np.inf
+    x[5, 1:3] = np.inf
+    with np.errstate(invalid="ignore"):   # scipy's inf - inf on these rows
+        want = getattr(sc, func)(x.astype(np.float64), axis=1)
+    expected = getattr(xentc, func)(x.copy(), axis=1)
+    res = getattr(xentc, func)(x, axis=1, out=x)
+    assert res is x
+    np.testing.assert_array_equal(x, expected)
+    np.testing.assert_allclose(x, want, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("func", SOFTMAX_FUNCS)
 def test_out_strided_view(func):
     # A non-contiguous out of the right shape and dtype is fine; the memory
     # between its elements is left alone.

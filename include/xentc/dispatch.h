@@ -20,6 +20,9 @@ typedef struct {
     const char *name;
     xt_partial_f32_fn partial_f32;
     xt_partial_f64_fn partial_f64;
+    /* the partial, and exp(x - max) left in out when it returns 1 */
+    xt_partial_store_f32_fn partial_store_f32;
+    xt_partial_store_f64_fn partial_store_f64;
     /* out = exp(x - shift) * scale  (softmax) */
     xt_map_f32_fn expscale_f32;
     xt_map_f64_fn expscale_f64;
@@ -34,6 +37,7 @@ typedef struct {
 static const xt_kernels xt_kernels_baseline = {
     "baseline",
     xt_partial_f32_baseline, xt_partial_f64_baseline,
+    xt_partial_f32_baseline_store, xt_partial_f64_baseline_store,
     xt_expscale_f32_baseline, xt_expscale_f64_baseline,
     xt_shift_f32_baseline, xt_shift_f64_baseline,
     xt_short_rows_f32_baseline, xt_short_rows_f64_baseline,
@@ -43,6 +47,7 @@ static const xt_kernels xt_kernels_baseline = {
 static const xt_kernels xt_kernels_avx2 = {
     "avx2",
     xt_partial_f32_avx2, xt_partial_f64_avx2,
+    xt_partial_f32_avx2_store, xt_partial_f64_avx2_store,
     xt_expscale_f32_avx2, xt_expscale_f64_avx2,
     xt_shift_f32_avx2, xt_shift_f64_avx2,
     xt_short_rows_f32_avx2, xt_short_rows_f64_avx2,
@@ -55,6 +60,7 @@ static const xt_kernels xt_kernels_avx2 = {
 static const xt_kernels xt_kernels_avx512 = {
     "avx512",
     xt_partial_f32_avx512, xt_partial_f64_avx512,
+    xt_partial_f32_avx512_store, xt_partial_f64_avx512_store,
     xt_expscale_f32_avx512, xt_expscale_f64_avx512,
     xt_shift_f32_avx512, xt_shift_f64_avx512,
     xt_short_rows_f32_avx2, xt_short_rows_f64_avx2,

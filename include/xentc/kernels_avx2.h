@@ -100,10 +100,13 @@ XT_AVX2 static inline float xt_max_f32_avx2(const float *x, ptrdiff_t n)
 /* sum of exp(x - m) over x[0:n), summed in float lanes and widened once.
  * With exclude_max, elements equal to m are left out of the sum and counted
  * in *nmax instead (the caller keeps them apart for log1p accuracy);
- * without it the caller knows no element equals m. */
-#define XT_SUMEXP_F32_STEP(v, acc, cnt)                                       \
+ * without it the caller knows no element equals m. With out, exp(x - m) of
+ * every element (maxima included: 1) is also stored there, for softmax
+ * and the cross-entropy gradient to rescale instead of taking exp again. */
+#define XT_SUMEXP_F32_STEP(v, acc, cnt, STORE)                                \
     do {                                                                      \
         __m256 e_ = xt_exp_ps_avx2(_mm256_sub_ps((v), vm));                   \
+        STORE;                                                                \
         if (exclude_max) {                                                    \
             __m256 q_ = _mm256_cmp_ps((v), vm, _CMP_EQ_OQ);                   \
             e_ = _mm256_andnot_ps(q_, e_);                                    \
@@ -113,7 +116,8 @@ XT_AVX2 static inline float xt_max_f32_avx2(const float *x, ptrdiff_t n)
     } while (0)
 
 XT_AVX2 static inline double xt_sumexp_f32_avx2(const float *x, ptrdiff_t n, float m,
-                                                int exclude_max, double *nmax)
+                                                int exclude_max, double *nmax,
+                                                float *out)
 {
     const __m256 ninf = _mm256_set1_ps(-INFINITY);
     const __m256 vm = _mm256_set1_ps(m);
@@ -122,26 +126,23 @@ XT_AVX2 static inline double xt_sumexp_f32_avx2(const float *x, ptrdiff_t n, flo
     ptrdiff_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
-        XT_SUMEXP_F32_STEP(v0, s0, c0);
-        XT_SUMEXP_F32_STEP(v1, s1, c1);
+        XT_SUMEXP_F32_STEP(v0, s0, c0, if (out) _mm256_storeu_ps(out + i, e_));
+        XT_SUMEXP_F32_STEP(v1, s1, c1, if (out) _mm256_storeu_ps(out + i + 8, e_));
     }
     for (; i + 8 <= n; i += 8) {
         __m256 v0 = _mm256_loadu_ps(x + i);
-        XT_SUMEXP_F32_STEP(v0, s0, c0);
+        XT_SUMEXP_F32_STEP(v0, s0, c0, if (out) _mm256_storeu_ps(out + i, e_));
     }
     if (i < n) {
         /* Masked-off lanes read as -inf: exp gives 0, compare is false. */
         __m256i tmask = xt_tail_mask_epi32(n - i);
         __m256 v0 = _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + i, tmask),
                                      _mm256_castsi256_ps(tmask));
-        XT_SUMEXP_F32_STEP(v0, s0, c0);
+        XT_SUMEXP_F32_STEP(v0, s0, c0, if (out) _mm256_maskstore_ps(out + i, tmask, e_));
     }
     *nmax = (double)xt_hsum_epi32(_mm256_add_epi32(c0, c1));
     return xt_hsum_ps_pd(_mm256_add_ps(s0, s1));
 }
-
-XT_DEFINE_CHUNK_PARTIAL(XT_AVX2, xt_partial_f32_avx2, float, XT_BLOCK_F32, xt_max_f32_avx2,
-                        xt_sumexp_f32_avx2, xt_special_block_f32)
 
 XT_AVX2 static void xt_expscale_f32_avx2(const float *x, ptrdiff_t n, double shift,
                                          double scale, float *out)
@@ -175,6 +176,9 @@ XT_AVX2 static void xt_shift_f32_avx2(const float *x, ptrdiff_t n, double shift,
     }
 }
 
+XT_DEFINE_CHUNK_PARTIAL(XT_AVX2, xt_partial_f32_avx2, float, XT_BLOCK_F32, xt_max_f32_avx2,
+                        xt_sumexp_f32_avx2, xt_special_block_f32, xt_expscale_f32_avx2)
+
 /* ---- float64 ---------------------------------------------------------- */
 
 XT_AVX2 static inline double xt_max_f64_avx2(const double *x, ptrdiff_t n)
@@ -197,9 +201,10 @@ XT_AVX2 static inline double xt_max_f64_avx2(const double *x, ptrdiff_t n)
     return xt_hmax_pd(_mm256_max_pd(m0, m1));
 }
 
-#define XT_SUMEXP_F64_STEP(v, acc, cnt)                                       \
+#define XT_SUMEXP_F64_STEP(v, acc, cnt, STORE)                                \
     do {                                                                      \
         __m256d e_ = xt_exp_pd_avx2(_mm256_sub_pd((v), vm));                  \
+        STORE;                                                                \
         if (exclude_max) {                                                    \
             __m256d q_ = _mm256_cmp_pd((v), vm, _CMP_EQ_OQ);                  \
             e_ = _mm256_andnot_pd(q_, e_);                                    \
@@ -209,7 +214,8 @@ XT_AVX2 static inline double xt_max_f64_avx2(const double *x, ptrdiff_t n)
     } while (0)
 
 XT_AVX2 static inline double xt_sumexp_f64_avx2(const double *x, ptrdiff_t n, double m,
-                                                int exclude_max, double *nmax)
+                                                int exclude_max, double *nmax,
+                                                double *out)
 {
     const __m256d ninf = _mm256_set1_pd(-INFINITY);
     const __m256d vm = _mm256_set1_pd(m);
@@ -218,25 +224,22 @@ XT_AVX2 static inline double xt_sumexp_f64_avx2(const double *x, ptrdiff_t n, do
     ptrdiff_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256d v0 = _mm256_loadu_pd(x + i), v1 = _mm256_loadu_pd(x + i + 4);
-        XT_SUMEXP_F64_STEP(v0, s0, c0);
-        XT_SUMEXP_F64_STEP(v1, s1, c1);
+        XT_SUMEXP_F64_STEP(v0, s0, c0, if (out) _mm256_storeu_pd(out + i, e_));
+        XT_SUMEXP_F64_STEP(v1, s1, c1, if (out) _mm256_storeu_pd(out + i + 4, e_));
     }
     for (; i + 4 <= n; i += 4) {
         __m256d v0 = _mm256_loadu_pd(x + i);
-        XT_SUMEXP_F64_STEP(v0, s0, c0);
+        XT_SUMEXP_F64_STEP(v0, s0, c0, if (out) _mm256_storeu_pd(out + i, e_));
     }
     if (i < n) {
         __m256i tmask = xt_tail_mask_epi64(n - i);
         __m256d v0 = _mm256_blendv_pd(ninf, _mm256_maskload_pd(x + i, tmask),
                                       _mm256_castsi256_pd(tmask));
-        XT_SUMEXP_F64_STEP(v0, s0, c0);
+        XT_SUMEXP_F64_STEP(v0, s0, c0, if (out) _mm256_maskstore_pd(out + i, tmask, e_));
     }
     *nmax = (double)xt_hsum_epi64(_mm256_add_epi64(c0, c1));
     return xt_hsum_pd(_mm256_add_pd(s0, s1));
 }
-
-XT_DEFINE_CHUNK_PARTIAL(XT_AVX2, xt_partial_f64_avx2, double, XT_BLOCK_F64, xt_max_f64_avx2,
-                        xt_sumexp_f64_avx2, xt_special_block_f64)
 
 XT_AVX2 static void xt_expscale_f64_avx2(const double *x, ptrdiff_t n, double shift,
                                          double scale, double *out)
@@ -269,6 +272,9 @@ XT_AVX2 static void xt_shift_f64_avx2(const double *x, ptrdiff_t n, double shift
         _mm256_maskstore_pd(out + i, tmask, _mm256_sub_pd(_mm256_sub_pd(v, vm), vo));
     }
 }
+
+XT_DEFINE_CHUNK_PARTIAL(XT_AVX2, xt_partial_f64_avx2, double, XT_BLOCK_F64, xt_max_f64_avx2,
+                        xt_sumexp_f64_avx2, xt_special_block_f64, xt_expscale_f64_avx2)
 
 
 #endif /* XT_HAVE_AVX2 */

@@ -27,7 +27,8 @@ XT_AVX512 static inline double xt_hsum_ps_pd_avx512(__m512 v)
 }
 
 /* The kernels of one element type: V the vector type, W its lane count,
- * S the intrinsics' suffix (ps/pd), BLOCK the block length, MASK_FN the tail mask, EXP_FN the exp,
+ * S the intrinsics' suffix (ps/pd), BLOCK the block length, MASK_FN the
+ * tail mask, EXP_FN the exp,
  * HSUM_FN the horizontal sum in double. The counts of maxima are int32
  * lanes whatever T (a mask of 8 selects the low 8 of 16). */
 #define XT_DEFINE_AVX512(SUF, T, V, W, S, BLOCK, MASK_FN, EXP_FN, HSUM_FN)     \
@@ -50,9 +51,10 @@ XT_AVX512 static inline double xt_hsum_ps_pd_avx512(__m512 v)
     }                                                                         \
                                                                               \
     /* sum of exp(x - m) over x[0:n); with exclude_max, the elements equal  \
-     * to m are counted in *nmax instead of summed (see kernels_avx2.h). */  \
+     * to m are counted in *nmax instead of summed; with out, the exps are   \
+     * stored there too (see kernels_avx2.h). */                            \
     XT_AVX512 static inline double xt_sumexp_##SUF##_avx512(                  \
-        const T *x, ptrdiff_t n, T m, int exclude_max, double *nmax)          \
+        const T *x, ptrdiff_t n, T m, int exclude_max, double *nmax, T *out)  \
     {                                                                         \
         const V ninf = _mm512_set1_##S(-INFINITY);                            \
         const V vm = _mm512_set1_##S(m);                                      \
@@ -64,6 +66,10 @@ XT_AVX512 static inline double xt_hsum_ps_pd_avx512(__m512 v)
             V v0 = _mm512_loadu_##S(x + i), v1 = _mm512_loadu_##S(x + i + (W));\
             V e0 = EXP_FN(_mm512_sub_##S(v0, vm));                            \
             V e1 = EXP_FN(_mm512_sub_##S(v1, vm));                            \
+            if (out) {                                                        \
+                _mm512_storeu_##S(out + i, e0);                               \
+                _mm512_storeu_##S(out + i + (W), e1);                         \
+            }                                                                 \
             if (exclude_max) {                                                \
                 __typeof__(MASK_FN(0)) q0 = _mm512_cmp_##S##_mask(v0, vm, _CMP_EQ_OQ);\
                 __typeof__(MASK_FN(0)) q1 = _mm512_cmp_##S##_mask(v1, vm, _CMP_EQ_OQ);\
@@ -78,9 +84,11 @@ XT_AVX512 static inline double xt_hsum_ps_pd_avx512(__m512 v)
         /* The masked-out lanes of a tail read -inf: exp 0, never equal to   \
          * the finite m. */                                                   \
         for (; i < n; i += (W)) {                                             \
-            V v0 = i + (W) <= n ? _mm512_loadu_##S(x + i)                     \
-                                : _mm512_mask_loadu_##S(ninf, MASK_FN(n - i), x + i);\
+            __typeof__(MASK_FN(0)) t = i + (W) <= n ? MASK_FN(W) : MASK_FN(n - i);\
+            V v0 = _mm512_mask_loadu_##S(ninf, t, x + i);                     \
             V e0 = EXP_FN(_mm512_sub_##S(v0, vm));                            \
+            if (out)                                                          \
+                _mm512_mask_storeu_##S(out + i, t, e0);                       \
             if (exclude_max) {                                                \
                 __typeof__(MASK_FN(0)) q0 = _mm512_cmp_##S##_mask(v0, vm, _CMP_EQ_OQ);\
                 e0 = _mm512_mask_mov_##S(e0, q0, _mm512_setzero_##S());        \
@@ -91,10 +99,6 @@ XT_AVX512 static inline double xt_hsum_ps_pd_avx512(__m512 v)
         *nmax = (double)_mm512_reduce_add_epi32(c);                           \
         return HSUM_FN(_mm512_add_##S(s0, s1));                               \
     }                                                                         \
-                                                                              \
-    XT_DEFINE_CHUNK_PARTIAL(XT_AVX512, xt_partial_##SUF##_avx512, T,          \
-                            BLOCK, xt_max_##SUF##_avx512,   \
-                            xt_sumexp_##SUF##_avx512, xt_special_block_##SUF) \
                                                                               \
     /* out = exp(x - shift) * scale */                                        \
     XT_AVX512 static void xt_expscale_##SUF##_avx512(const T *x, ptrdiff_t n, \
@@ -131,7 +135,12 @@ XT_AVX512 static inline double xt_hsum_ps_pd_avx512(__m512 v)
             _mm512_mask_storeu_##S(out + i, MASK_FN(n - i),                   \
                                    _mm512_sub_##S(_mm512_sub_##S(v, vm), vo));\
         }                                                                     \
-    }
+    }                                                                         \
+                                                                              \
+    XT_DEFINE_CHUNK_PARTIAL(XT_AVX512, xt_partial_##SUF##_avx512, T,          \
+                            BLOCK, xt_max_##SUF##_avx512,                     \
+                            xt_sumexp_##SUF##_avx512, xt_special_block_##SUF, \
+                            xt_expscale_##SUF##_avx512)
 
 XT_DEFINE_AVX512(f32, float, __m512, 16, ps, XT_BLOCK_F32, xt_tail_mask16, xt_exp_ps_avx512,
                  xt_hsum_ps_pd_avx512)

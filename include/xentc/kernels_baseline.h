@@ -50,4 +50,19 @@ XT_DEFINE_BASELINE(f64, double)
 XT_DEFINE_PARTIAL(, xt_partial_f32_baseline, float, xt_block_f32_baseline, XT_BLOCK_F32)
 XT_DEFINE_PARTIAL(, xt_partial_f64_baseline, double, xt_block_f64_baseline, XT_BLOCK_F64)
 
+/* The baseline never stores its exps (see XT_DEFINE_CHUNK_PARTIAL): its
+ * blocks have their own maxima, and a caller that rescales stored float
+ * exps would round twice where expscale rounds once. Returning 0 sends the
+ * caller to expscale, so the reference keeps its single rounding. */
+#define XT_DEFINE_BASELINE_STORE(SUF, T)                                      \
+    static int xt_partial_##SUF##_baseline_store(const T *x, ptrdiff_t n,     \
+                                                 T *out, xt_lse_partial *p)   \
+    {                                                                         \
+        (void)out;                                                            \
+        *p = xt_partial_##SUF##_baseline(x, n);                               \
+        return 0;                                                             \
+    }
+XT_DEFINE_BASELINE_STORE(f32, float)
+XT_DEFINE_BASELINE_STORE(f64, double)
+
 #endif

@@ -28,7 +28,32 @@
             xt_active->expscale_##SUF(x, n, row.max, 1.0 / total, out);       \
     }
 
+/* softmax / log_softmax of a whole row that fits in cache. softmax keeps
+ * the exps of the reduction (partial_store) and rescales them: one exp per
+ * element instead of two. The product is the one expscale makes
+ * (exp(x - max) rounded to T, times 1 / sum rounded to T), so the result
+ * has the same bits as the two-exp route. */
+#define XT_DEFINE_SOFTMAX_ROW(SUF, T)                                         \
+    static inline void xt_softmax_row_##SUF(const T *x, ptrdiff_t n,          \
+                                            int take_log, T *out)             \
+    {                                                                         \
+        xt_lse_partial p;                                                     \
+        if (take_log) {                                                       \
+            xt_softmax_slice_##SUF(x, n, xt_active->partial_##SUF(x, n), 1, out);\
+            return;                                                           \
+        }                                                                     \
+        if (xt_active->partial_store_##SUF(x, n, out, &p)) {                  \
+            T s = (T)(1.0 / xt_partial_sum(p));                               \
+            for (ptrdiff_t j = 0; j < n; j++)                                 \
+                out[j] *= s;                                                  \
+            return;                                                           \
+        }                                                                     \
+        xt_softmax_slice_##SUF(x, n, p, 0, out);                              \
+    }
+
 XT_DEFINE_SOFTMAX_SLICE(f32, float)
 XT_DEFINE_SOFTMAX_SLICE(f64, double)
+XT_DEFINE_SOFTMAX_ROW(f32, float)
+XT_DEFINE_SOFTMAX_ROW(f64, double)
 
 #endif

@@ -31,6 +31,8 @@ cdef extern from "xentc/xentc.h" nogil:
                               int take_log, float *out)
     void xt_softmax_slice_f64(const double *x, Py_ssize_t n, xt_lse_partial row,
                               int take_log, double *out)
+    void xt_softmax_row_f32(const float *x, Py_ssize_t n, int take_log, float *out)
+    void xt_softmax_row_f64(const double *x, Py_ssize_t n, int take_log, double *out)
     void xt_lse_weighted_row(const double *a, const double *b, Py_ssize_t n,
                              double *out, double *sign)
 
@@ -173,8 +175,10 @@ def softmax_rows(const real[:, ::1] x, real[:, ::1] out, bint take_log, int nthr
     if nchunks <= 1:
         # Rows that fit in cache: reduce and write while the row is there.
         for i in prange(nrows, nogil=True, num_threads=nthreads, schedule="static"):
-            p = _partial(&x[i, 0], ncols)
-            _softmax_slice(&x[i, 0], ncols, p, take_log, &out[i, 0])
+            if real is float:
+                xt_softmax_row_f32(&x[i, 0], ncols, take_log, &out[i, 0])
+            else:
+                xt_softmax_row_f64(&x[i, 0], ncols, take_log, &out[i, 0])
         return
     rows = _row_partials(x, nchunks, nthreads)
     with nogil:
