@@ -47,6 +47,13 @@ def test_quick_bench_json_and_table(tmp_path):
         # Every implementation computed the same log-sum-exp as xentc.
         assert all(r["agrees"].values()), r["agrees"]
 
+    # The read-bandwidth comparison with numpy.sum (float32 logsumexp asked).
+    bw = doc["bandwidth"]
+    assert bw["shape"] == list(_bench.QUICK_BANDWIDTH_SHAPE) and bw["dtype"] == "float32"
+    assert bw["numpy_sum_gbs"] > 0 and bw["xentc_logsumexp_gbs"] > 0
+    assert bw["ratio"] == pytest.approx(bw["xentc_logsumexp_gbs"] / bw["numpy_sum_gbs"])
+    assert "read bandwidth, 256x8000 float32" in proc.stdout
+
     stdout = proc.stdout
     assert stdout.startswith("CPU: ")
     assert "speed-up of xentc" in stdout

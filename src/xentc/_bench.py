@@ -261,6 +261,32 @@ def best_time(fn, budget):
     return best, result
 
 
+BANDWIDTH_SHAPE = (2048, 32000)
+QUICK_BANDWIDTH_SHAPE = (256, 8000)
+
+
+def bandwidth(shape, threads, budget):
+    """Read bandwidth (bytes/s) of float32 xentc.logsumexp over rows of
+    `shape` with `threads` workers, beside that of numpy.sum of the same
+    array (one thread: NumPy's reductions are not threaded): how close the
+    one-read-per-element design comes to streaming the array."""
+    import xentc
+
+    x = make_inputs(shape, "float32")[0]
+    t_sum, _ = best_time(lambda: x.sum(), budget)
+    t_lse, _ = best_time(lambda: xentc.logsumexp(x, axis=1, workers=threads), budget)
+    return {"shape": list(shape), "dtype": "float32", "bytes": x.nbytes,
+            "numpy_sum_gbs": x.nbytes / t_sum / 1e9,
+            "xentc_logsumexp_gbs": x.nbytes / t_lse / 1e9,
+            "ratio": t_sum / t_lse}
+
+
+def format_bandwidth(bw, threads):
+    return (f"read bandwidth, {_shape_str(bw['shape'])} float32: xentc.logsumexp "
+            f"({threads} threads) {bw['xentc_logsumexp_gbs']:.1f} GB/s, numpy.sum "
+            f"(1 thread) {bw['numpy_sum_gbs']:.1f} GB/s: {100 * bw['ratio']:.0f}%")
+
+
 def _sample(result, size=1 << 16):
     """Small float64 copies of a result's parts (loss, first values of arrays)."""
     parts = result if isinstance(result, tuple) else (result,)
@@ -673,6 +699,11 @@ def bench(args):
     other_cpus = load.cpus()
     labels = {impl.key: impl.label for f in funcs for impl in implementations(f, threads)}
     print(format_table(rows, labels), flush=True)
+    bw = None
+    if "logsumexp" in funcs and "float32" in dtypes:
+        bw = bandwidth(QUICK_BANDWIDTH_SHAPE if args.quick else BANDWIDTH_SHAPE,
+                       threads, budget)
+        print(format_bandwidth(bw, threads), flush=True)
 
     panels = None
     if args.plot:
@@ -695,6 +726,8 @@ def bench(args):
                          "reference": REFERENCE, "labels": labels},
             "results": rows,
         }
+        if bw is not None:
+            doc["bandwidth"] = bw
         if panels is not None:
             doc["sweep"] = panels
         with open(args.json, "w") as f:
