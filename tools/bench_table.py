@@ -23,6 +23,12 @@ def main(path):
         print(f"| {r['function']} | {'x'.join(map(str, r['shape']))} | {r['dtype']} | "
               f"{r['times_s']['xentc'] * 1e3:.2f} | {cell('xentc_1thread')} | {cell('scipy')} | "
               f"{cell('numpy')} | {cell('torch')} |")
+    bw = data.get("bandwidth")
+    if bw:
+        print(f"\nRead bandwidth, {'x'.join(map(str, bw['shape']))} float32: "
+              f"`xentc.logsumexp` ({env['threads']} threads) {bw['xentc_logsumexp_gbs']:.1f} GB/s, "
+              f"`numpy.sum` (1 thread) {bw['numpy_sum_gbs']:.1f} GB/s "
+              f"({100 * bw['ratio']:.0f}%).")
 
 
 if __name__ == "__main__":
