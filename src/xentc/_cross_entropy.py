@@ -1,11 +1,10 @@
 """Cross-entropy family: cross_entropy (+ gradient), nll_loss, log_loss, kl_div."""
-import operator
 
 import numpy as np
 
 from . import _core, _targets
 from ._layout import Rows
-from ._validation import resolve_workers, thread_count
+from ._validation import as_float, as_int, position, resolve_workers, thread_count
 
 __all__ = ["cross_entropy", "cross_entropy_and_grad", "nll_loss", "log_loss", "kl_div"]
 
@@ -59,7 +58,7 @@ class _Problem:
                 target, self.nclasses, self.sample_shape, ignore_index, func)
             self.prob = np.empty((0, 0), self.cdtype)
         else:
-            if operator.index(ignore_index) >= 0:
+            if as_int(ignore_index, "ignore_index", func) >= 0:
                 # torch: "ignore_index is not supported for floating point target"
                 raise ValueError(
                     f"{func}: ignore_index={ignore_index} cannot apply to probability "
@@ -383,10 +382,10 @@ def log_loss(probs, target, *, axis=-1, eps="auto", sample_weight=None, reductio
     _targets.check_reduction(reduction, func)
     bad = ~((p >= 0) & (p <= 1))
     if bad.any():
-        pos = np.unravel_index(int(np.argmax(bad)), p.shape)
-        raise ValueError(f"{func}: probs{list(map(int, pos))} = {p[pos]!r} is not a "
+        pos = position(np.argmax(bad), p.shape)
+        raise ValueError(f"{func}: probs{list(pos)} = {float(p[pos])!r} is not a "
                          "probability in [0, 1]")
-    eps = np.finfo(p.dtype).eps if eps == "auto" else float(eps)
+    eps = np.finfo(p.dtype).eps if eps == "auto" else as_float(eps, "eps", func)
     if not 0.0 <= eps < 0.5:
         raise ValueError(f"{func}: eps must be in [0, 0.5) or 'auto', got {eps!r}")
     nclasses = p.shape[ax]
@@ -394,9 +393,7 @@ def log_loss(probs, target, *, axis=-1, eps="auto", sample_weight=None, reductio
     sw = _targets.sample_weights(sample_weight, sample_shape, func)
     rows = Rows(p, (ax,), np.float64)
     if _targets.target_kind(target, p.shape, sample_shape, func) == "index":
-        index, nvalid = _targets.index_targets(target, nclasses, sample_shape, -100, func)
-        if nvalid != index.size:
-            raise IndexError(f"{func}: class indices must be in [0, {nclasses})")
+        index, _ = _targets.index_targets(target, nclasses, sample_shape, None, func)
         picked = np.empty(rows.nrows)
         _core.gather_rows(rows.data, index, picked, 1)
         per_sample = -np.log(np.clip(picked, eps, 1 - eps))

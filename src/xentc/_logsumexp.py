@@ -117,7 +117,14 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, worker
 
     a_arr = np.atleast_1d(a_arr)
     if b_arr is not None:
-        a_arr, b_arr = np.broadcast_arrays(a_arr, np.atleast_1d(b_arr))
+        try:
+            a_arr, b_arr = np.broadcast_arrays(a_arr, np.atleast_1d(b_arr))
+        except ValueError:
+            # NumPy's message names neither argument
+            raise ValueError(
+                f"logsumexp: b of shape {b_arr.shape} is not broadcastable with "
+                f"a of shape {a_arr.shape}"
+            ) from None
     axes = normalize_axes(axis, a_arr.ndim)
     kept_shape = tuple(1 if ax in axes else n for ax, n in enumerate(a_arr.shape))
 

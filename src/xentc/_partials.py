@@ -31,7 +31,7 @@ from numpy.lib.array_utils import normalize_axis_index
 
 from . import _core, _targets
 from ._layout import Rows
-from ._validation import check_numeric, resolve_workers, thread_count
+from ._validation import as_int, check_numeric, position, resolve_workers, thread_count
 
 __all__ = ["LSEPartial", "CEPartial", "lse_partial", "cross_entropy_partial"]
 
@@ -64,11 +64,7 @@ def _kernel_input(x, func, argname="x"):
 def _single_axis(axis, ndim, func):
     if ndim == 0:
         raise ValueError(f"{func}: the input must have a class axis, got a 0-d array")
-    try:
-        ax = operator.index(axis)
-    except TypeError:
-        raise TypeError(f"{func}: axis must be an int, got {type(axis).__name__}") from None
-    return normalize_axis_index(ax, ndim, "axis")
+    return normalize_axis_index(as_int(axis, "axis", func), ndim, "axis")
 
 
 def _readonly(a):
@@ -734,8 +730,7 @@ class CEPartial:
         hits = self._col("hits")
         missing = valid & (hits == 0)
         if np.any(missing):
-            pos = tuple(int(i) for i in np.unravel_index(int(np.argmax(missing)),
-                                                           self.shape))
+            pos = position(np.argmax(missing), self.shape)
             raise IndexError(
                 f"CEPartial.finalize: the target at position {pos} is in none of the "
                 f"merged shards (classes seen: {self.nclasses}); targets must be class "
@@ -846,7 +841,7 @@ def cross_entropy_partial(logits, target, *, class_offset=0, axis=-1, weight=Non
     cdtype = _targets.compute_dtype(x.dtype)
     nclasses = x.shape[ax]
     sample_shape = x.shape[:ax] + x.shape[ax + 1:]
-    offset = operator.index(class_offset)
+    offset = as_int(class_offset, "class_offset", func)
     if offset < 0:
         raise ValueError(f"{func}: class_offset must be >= 0, got {offset}")
     smoothing = _targets.check_fraction(label_smoothing, "label_smoothing", func)
@@ -871,7 +866,7 @@ def cross_entropy_partial(logits, target, *, class_offset=0, axis=-1, weight=Non
     bad = ~ignored & (t < 0)
     if np.any(bad):
         first = int(np.argmax(bad))
-        pos = tuple(int(i) for i in np.unravel_index(first, sample_shape))
+        pos = position(first, sample_shape)
         raise IndexError(f"{func}: Target {t[first]} is out of bounds at position "
                          f"{pos}: expected a class index >= 0 or "
                          f"ignore_index={ignore_index}")

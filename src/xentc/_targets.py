@@ -1,12 +1,11 @@
 """Validation of cross-entropy arguments, shared by the loss functions."""
 import math
-import operator
 
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
 from . import _core
-from ._validation import check_numeric
+from ._validation import as_float, as_int, check_numeric, position
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -38,11 +37,7 @@ def compute_dtype(dtype):
 def class_axis(axis, x, func, argname="logits"):
     if x.ndim == 0:
         raise ValueError(f"{func}: {argname} must have a class axis, got a 0-d array")
-    try:
-        ax = operator.index(axis)
-    except TypeError:
-        raise TypeError(f"{func}: axis must be an int, got {type(axis).__name__}") from None
-    ax = normalize_axis_index(ax, x.ndim, "axis")
+    ax = normalize_axis_index(as_int(axis, "axis", func), x.ndim, "axis")
     if x.shape[ax] == 0:
         raise ValueError(f"{func}: {argname} has no classes (axis {ax} has length 0)")
     return ax
@@ -56,26 +51,46 @@ def check_reduction(reduction, func):
 
 
 def check_fraction(value, argname, func):
-    v = float(value)
+    v = as_float(value, argname, func)
     if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{func}: {argname} must be in [0, 1], got {value!r}")
+        raise ValueError(f"{func}: {argname} must be in [0, 1], got {v!r}")
     return v
 
 
 def check_nonnegative(value, argname, func):
-    v = float(value)
+    v = as_float(value, argname, func)
     if not (v >= 0.0 and math.isfinite(v)):
-        raise ValueError(f"{func}: {argname} must be finite and >= 0, got {value!r}")
+        raise ValueError(f"{func}: {argname} must be finite and >= 0, got {v!r}")
     return v
 
 
 def check_softcap(softcap, func):
     if softcap is None:
         return 0.0
-    v = float(softcap)
+    v = as_float(softcap, "softcap", func)
     if not (v > 0.0 and math.isfinite(v)):
-        raise ValueError(f"{func}: softcap must be None or finite and > 0, got {softcap!r}")
+        raise ValueError(f"{func}: softcap must be None or finite and > 0, got {v!r}")
     return v
+
+
+def check_ignore_index(ignore_index, func):
+    """ignore_index as a Python int; it must fit the int64 targets the
+    kernels compare it with."""
+    ignore_index = as_int(ignore_index, "ignore_index", func)
+    int64 = np.iinfo(np.int64)
+    if not int64.min <= ignore_index <= int64.max:
+        raise ValueError(f"{func}: ignore_index must fit in int64, got {ignore_index}")
+    return ignore_index
+
+
+def _check_weights(w, argname, what, func):
+    """Every element of w finite and >= 0, else a ValueError naming the
+    first bad one."""
+    bad = ~(np.isfinite(w) & (w >= 0))
+    if bad.any():
+        pos = position(np.argmax(bad), w.shape)
+        raise ValueError(f"{func}: {argname}{list(pos)} = {float(w[pos])!r}; "
+                         f"{what} must be finite and >= 0")
 
 
 def class_weights(weight, nclasses, func):
@@ -89,10 +104,7 @@ def class_weights(weight, nclasses, func):
         raise ValueError(
             f"{func}: weight must have shape ({nclasses},) (one per class), got {w.shape}"
         )
-    bad = ~(np.isfinite(w) & (w >= 0))
-    if bad.any():
-        j = int(np.argmax(bad))
-        raise ValueError(f"{func}: weight[{j}] = {w[j]!r}; weights must be finite and >= 0")
+    _check_weights(w, "weight", "weights", func)
     return np.ascontiguousarray(w)
 
 
@@ -108,13 +120,7 @@ def sample_weights(sample_weight, sample_shape, func):
             f"{func}: sample_weight must have the target's shape {tuple(sample_shape)}, "
             f"got {s.shape}"
         )
-    bad = ~(np.isfinite(s) & (s >= 0))
-    if bad.any():
-        pos = np.unravel_index(int(np.argmax(bad)), s.shape)
-        raise ValueError(
-            f"{func}: sample_weight{list(pos)} = {s[pos]!r}; "
-            "sample weights must be finite and >= 0"
-        )
+    _check_weights(s, "sample_weight", "sample weights", func)
     return np.ascontiguousarray(s).reshape(-1)
 
 
@@ -123,7 +129,8 @@ def index_targets(target, nclasses, sample_shape, ignore_index, func):
     number of samples not ignored.
 
     Raises IndexError naming the first target outside [0, nclasses) that is
-    not ignore_index, and its position.
+    not ignore_index, and its position. ignore_index None: no target is
+    ignored (for functions that take no ignore_index).
     """
     t = np.asarray(target)
     if t.shape != tuple(sample_shape):
@@ -131,24 +138,29 @@ def index_targets(target, nclasses, sample_shape, ignore_index, func):
             f"{func}: class-index target must have shape {tuple(sample_shape)} "
             f"(the logits' shape without the class axis), got {t.shape}"
         )
-    ignore_index = operator.index(ignore_index)
+    if ignore_index is not None:
+        ignore_index = check_ignore_index(ignore_index, func)
     int64 = np.iinfo(np.int64)
-    if not int64.min <= ignore_index <= int64.max:
-        raise ValueError(f"{func}: ignore_index must fit in int64, got {ignore_index}")
     if t.dtype == np.uint64 and t.size and t.max() > int64.max:
         # Would wrap to negative values in int64: report it as it is.
         first_bad = int(np.argmax(t.reshape(-1) > int64.max))
     else:
         flat = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
         out = np.empty(flat.shape, np.int64)
-        first_bad, nvalid = _core.prepare_index_targets(flat, nclasses, ignore_index, out)
+        first_bad, nvalid = _core.prepare_index_targets(
+            flat, nclasses, -1 if ignore_index is None else ignore_index, out)
+        if ignore_index is None and nvalid < flat.size:
+            # The kernel took -1 for ignore_index: here every target it left
+            # out (marked -1 in out) is out of bounds, -1 itself included.
+            first_bad = int(np.argmax(out < 0))
         if first_bad < 0:
             return out, nvalid
-    pos = tuple(int(i) for i in np.unravel_index(first_bad, t.shape))
-    raise IndexError(
-        f"{func}: Target {t[pos]} is out of bounds at position {pos}: "
-        f"expected a class index in [0, {nclasses}) or ignore_index={ignore_index}"
-    )
+    pos = position(first_bad, t.shape)
+    expected = f"a class index in [0, {nclasses})"
+    if ignore_index is not None:
+        expected += f" or ignore_index={ignore_index}"
+    raise IndexError(f"{func}: Target {t[pos]} is out of bounds at position {pos}: "
+                     f"expected {expected}")
 
 
 def target_kind(target, logits_shape, sample_shape, func):

@@ -12,6 +12,37 @@ from . import _core
 PARALLEL_MIN_ELEMENTS = 1 << 15
 
 
+def as_int(value, argname, func=None, expected="an int"):
+    """`value` as a Python int (operator.index: ints and NumPy integers, not
+    floats), or a TypeError naming the argument, what it must be and the
+    type given (operator.index's own message names none of them)."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        where = f"{func}: " if func else ""
+        raise TypeError(
+            f"{where}{argname} must be {expected}, got {type(value).__name__}"
+        ) from None
+
+
+def as_float(value, argname, func):
+    """`value` as a Python float, or float()'s exception (TypeError for a
+    type it cannot convert, ValueError for a string that is no number) with
+    a message naming the argument and the value."""
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(
+            f"{func}: {argname} must be a real number, got {value!r}"
+        ) from None
+
+
+def position(flat_index, shape):
+    """The index tuple (of Python ints, which print plainly, not as
+    np.int64(1)) of element `flat_index` of an array of `shape`."""
+    return tuple(int(i) for i in np.unravel_index(int(flat_index), shape))
+
+
 def normalize_axes(axis, ndim, argname="axis"):
     """Axes to reduce as a sorted tuple of non-negative ints.
 
@@ -25,7 +56,7 @@ def normalize_axes(axis, ndim, argname="axis"):
     if any(isinstance(ax, (bool, np.bool_)) for ax in items):
         # operator.index(True) is 1; NumPy reductions refuse a bool axis
         raise TypeError(f"{argname} must be an int or a tuple of ints, not bool")
-    axes = tuple(operator.index(ax) for ax in items)
+    axes = tuple(as_int(ax, argname, expected="an int or a tuple of ints") for ax in items)
     return tuple(sorted(normalize_axis_tuple(axes, ndim, argname)))
 
 
@@ -40,12 +71,7 @@ def resolve_workers(workers):
         return 0
     if isinstance(workers, bool):
         raise TypeError("workers must be an int or None, not bool")
-    try:
-        n = operator.index(workers)
-    except TypeError:
-        raise TypeError(
-            f"workers must be an int or None, not {type(workers).__name__}"
-        ) from None
+    n = as_int(workers, "workers", expected="an int or None")
     if n == 0:
         raise ValueError("workers must not be 0 (use None for the default)")
     if n < 0:

@@ -37,7 +37,7 @@ from ._partials import (
     cross_entropy_partial,
     lse_partial,
 )
-from ._validation import resolve_workers
+from ._validation import as_int, resolve_workers
 
 __all__ = ["logsumexp", "softmax", "log_softmax", "cross_entropy"]
 
@@ -117,12 +117,7 @@ def _class_axis(axis, ndim, func):
     if ndim == 0:
         raise ValueError(f"xentc.dask.{func}: the input must have a class axis, "
                          "got a 0-d array")
-    try:
-        ax = operator.index(axis)
-    except TypeError:
-        raise TypeError(f"xentc.dask.{func}: axis must be an int, got "
-                        f"{type(axis).__name__}") from None
-    return normalize_axis_index(ax, ndim, "axis")
+    return normalize_axis_index(as_int(axis, "axis", f"xentc.dask.{func}"), ndim, "axis")
 
 
 def _result_dtype(x, func):
