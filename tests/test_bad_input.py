@@ -462,8 +462,6 @@ def test_big_gradient_in_place():
 
 
 # ------------------------------------------------- partials (xentc 0.1 API)
-@pytest.mark.xfail(strict=True, reason="bug: CEPartial.finalize divides by nclasses in "
-                   "Python: ZeroDivisionError for an empty shard with label smoothing")
 def test_partial_of_no_classes_with_smoothing():
     """An empty class shard is allowed ('its class axis may have length 0');
     with every sample ignored the losses are 0, not a ZeroDivisionError."""
@@ -472,8 +470,6 @@ def test_partial_of_no_classes_with_smoothing():
     np.testing.assert_array_equal(p.finalize("none"), [0.0, 0.0])
 
 
-@pytest.mark.xfail(strict=True, reason="bug: CEPartial.finalize keeps (1 - e) * w_y * "
-                   "(lse - x_y) at e = 1 (0 * inf = NaN); cross_entropy was fixed")
 def test_partial_label_smoothing_1_with_a_minus_inf_logit():
     x, y = np.array([[-np.inf, 0.0, 1.0]]), np.array([0])
     want = xentc.cross_entropy(x, y, label_smoothing=1.0, reduction="none")
@@ -481,15 +477,11 @@ def test_partial_label_smoothing_1_with_a_minus_inf_logit():
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.xfail(strict=True, reason="cross_entropy_partial does not check that "
-                   "ignore_index fits in int64, as cross_entropy does")
 def test_partial_ignore_index_beyond_int64():
     with pytest.raises(ValueError, match="ignore_index"):
         xentc.cross_entropy_partial(np.zeros((1, 3)), np.array([0]), ignore_index=2**70)
 
 
-@pytest.mark.xfail(strict=True, reason="LSEPartial.softmax computes nmax + rest outside "
-                   "np.errstate: RuntimeWarning for a partial holding inf")
 def test_partial_softmax_of_special_rows_is_silent():
     p = xentc.LSEPartial.from_array(np.array([[np.inf, np.inf, -np.inf, 2.0]]))
     with warnings.catch_warnings():

@@ -24,8 +24,6 @@ the accuracy of :func:`xentc.logsumexp` (``max + log(nmax) + log1p(rest /
 nmax)``). Merging is commutative exactly and associative up to rounding;
 merging the same shards in the same order gives the same bits every time.
 """
-import operator
-
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
@@ -314,10 +312,12 @@ class LSEPartial:
         # Broadcast the row quantities along the class axis.
         p = np.expand_dims(self._a, ax)
         m, nmax, rest, flags = (p[..., k] for k in range(4))
-        total = nmax + rest
         xd = x.astype(np.float64)
         special = (flags != 0) | ~np.isfinite(m) | np.isnan(rest)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            # special rows (and from_array's arbitrary ones) may hold inf:
+            # inf - inf here, replaced below
+            total = nmax + rest
             # The C kernels' arithmetic (kernels_baseline.h): (x - max) - log(total)
             # and exp(x - max) * (1 / total), in double, rounded once.
             if take_log:
@@ -744,8 +744,16 @@ class CEPartial:
         # The C kernels' formula (cross_entropy.h, xt_ce_index_loss), term by
         # term in the same order.
         with np.errstate(invalid="ignore", over="ignore"):
-            loss = (1.0 - e) * self.target_weight * (lse - self.target_logit)
-            if e > 0.0:
+            if e < 1.0:
+                loss = (1.0 - e) * self.target_weight * (lse - self.target_logit)
+            else:
+                # with e = 1 the target term is absent, not 0 * inf for a
+                # -inf target logit (as in xt_ce_index_loss)
+                loss = np.zeros_like(lse)
+            if e > 0.0 and self.nclasses > 0:
+                # no classes merged means every sample is ignored (a target
+                # would be missing above): the term is not needed, and e / 0
+                # would raise ZeroDivisionError
                 loss = loss + e / self.nclasses * (self.weight_total * lse
                                                    - self.class_sum)
             loss = loss + z * lse * lse
@@ -856,7 +864,7 @@ def cross_entropy_partial(logits, target, *, class_offset=0, axis=-1, weight=Non
     if t.shape != sample_shape:
         raise ValueError(f"{func}: target must have shape {sample_shape} (the logits' "
                          f"shape without the class axis), got {t.shape}")
-    ignore_index = operator.index(ignore_index)
+    ignore_index = _targets.check_ignore_index(ignore_index, func)
     t = t.reshape(-1)
     ignored = t == ignore_index
     if t.dtype == np.uint64:

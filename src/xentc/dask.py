@@ -23,7 +23,6 @@ one thread by default (``workers=1``); raise it for few, large blocks.
 """
 import functools
 import math
-import operator
 
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
@@ -417,7 +416,7 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
         args.append(da.from_array(w.reshape(wshape), chunks=tuple(wchunks)))
     chunks = tuple((1,) * len(c) if i == ax else c for i, c in enumerate(x.chunks))
     options = dict(
-        ignore_index=operator.index(ignore_index),
+        ignore_index=_targets.check_ignore_index(ignore_index, func),
         label_smoothing=_targets.check_fraction(label_smoothing, "label_smoothing", func),
         z_loss=_targets.check_nonnegative(z_loss, "z_loss", func),
         softcap=_targets.check_softcap(softcap, func) or None,
