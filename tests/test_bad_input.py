@@ -331,8 +331,6 @@ def test_allocation_failure_is_memory_error(call):
         call(big)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: _core's hooks trust their output shapes "
-                   "(boundscheck=False): heap overflow, segfault")
 def test_private_hooks_check_their_buffers():
     """The _core hooks are documented test hooks; a wrong output length must
     not write past the buffer (checked in a child process: a heap overflow

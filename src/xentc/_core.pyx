@@ -68,6 +68,31 @@ cdef inline Py_ssize_t _imin(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return a if a < b else b
 
 
+cdef int _expect(str hook, str what, Py_ssize_t got, Py_ssize_t expected) except -1:
+    """ValueError unless a buffer's extent is what the hook will index: the
+    loops run with boundscheck=False, so a short buffer would be overrun."""
+    if got != expected:
+        raise ValueError(f"xentc._core.{hook}: {what} is {got}, expected {expected}")
+    return 0
+
+
+cdef int _expect_targets(str hook, const long long[::1] target,
+                         Py_ssize_t ncols) except -1:
+    """ValueError unless every class index is below the row length: the
+    loops read the target's logit (and write its gradient) unchecked.
+    Negative targets are ignored rows."""
+    cdef Py_ssize_t i, bad = -1
+    with nogil:
+        for i in range(target.shape[0]):
+            if target[i] >= ncols:
+                bad = i
+                break
+    if bad >= 0:
+        raise ValueError(f"xentc._core.{hook}: target[{bad}] is {target[bad]}, "
+                         f"expected < {ncols} (the row length) or < 0")
+    return 0
+
+
 cdef inline xt_lse_partial _partial(const real *x, Py_ssize_t n) noexcept nogil:
     if real is float:
         return xt_partial_f32(x, n)
@@ -142,6 +167,7 @@ def lse_rows(const real[:, ::1] x, real[::1] out, int nthreads):
     cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1], i
     cdef Py_ssize_t nchunks = (ncols + XT_CHUNK - 1) // XT_CHUNK
     cdef xt_lse_partial *rows
+    _expect("lse_rows", "len(out)", out.shape[0], nrows)
     if nrows == 0:
         return
     if ncols <= XT_SHORT_MAX_COLS:
@@ -165,6 +191,8 @@ def softmax_rows(const real[:, ::1] x, real[:, ::1] out, bint take_log, int nthr
     cdef Py_ssize_t i, t, off
     cdef xt_lse_partial p
     cdef xt_lse_partial *rows
+    _expect("softmax_rows", "out.shape[0]", out.shape[0], nrows)
+    _expect("softmax_rows", "out.shape[1]", out.shape[1], ncols)
     if nrows == 0:
         return
     if ncols <= XT_SHORT_MAX_COLS:
@@ -197,6 +225,8 @@ def partial_rows(const real[:, ::1] x, double[:, ::1] out, int nthreads):
     cdef Py_ssize_t nchunks = (ncols + XT_CHUNK - 1) // XT_CHUNK
     cdef xt_lse_partial p
     cdef xt_lse_partial *rows
+    _expect("partial_rows", "out.shape[0]", out.shape[0], nrows)
+    _expect("partial_rows", "out.shape[1]", out.shape[1], 4)
     if nchunks <= 1:
         for i in prange(nrows, nogil=True, num_threads=nthreads, schedule="static"):
             p = _partial(&x[i, 0], ncols)
@@ -218,6 +248,10 @@ def merge_partials(const double[:, ::1] p, const double[:, ::1] q, double[:, ::1
     """Row-wise merge of two partial arrays (n, 4), with the C merge."""
     cdef Py_ssize_t i
     cdef xt_lse_partial a, b, r
+    _expect("merge_partials", "p.shape[1]", p.shape[1], 4)
+    for name, buf in (("q", q), ("out", out)):
+        _expect("merge_partials", name + ".shape[0]", buf.shape[0], p.shape[0])
+        _expect("merge_partials", name + ".shape[1]", buf.shape[1], 4)
     for i in range(p.shape[0]):
         a.max = p[i, 0]; a.nmax = p[i, 1]; a.rest = p[i, 2]; a.flags = <int> p[i, 3]
         b.max = q[i, 0]; b.nmax = q[i, 1]; b.rest = q[i, 2]; b.flags = <int> q[i, 3]
@@ -232,6 +266,8 @@ def finalize_partials(const double[:, ::1] p, double[::1] out):
     """log-sum-exp of each partial row (n, 4)."""
     cdef Py_ssize_t i
     cdef xt_lse_partial a
+    _expect("finalize_partials", "p.shape[1]", p.shape[1], 4)
+    _expect("finalize_partials", "len(out)", out.shape[0], p.shape[0])
     for i in range(p.shape[0]):
         a.max = p[i, 0]; a.nmax = p[i, 1]; a.rest = p[i, 2]; a.flags = <int> p[i, 3]
         out[i] = xt_partial_lse(a)
@@ -240,6 +276,7 @@ def finalize_partials(const double[:, ::1] p, double[::1] out):
 def exp_nonpositive(const real[::1] x, real[::1] out):
     """out = exp(x) by the active level's vector exp (meant for x <= 0; the
     test hook for the exp kernels' accuracy)."""
+    _expect("exp_nonpositive", "len(out)", out.shape[0], x.shape[0])
     if x.shape[0] == 0:
         return
     if real is float:
@@ -252,6 +289,10 @@ def lse_weighted_rows(const double[:, ::1] a, const double[:, ::1] b,
                       double[::1] out, double[::1] sign, int nthreads):
     """out[i], sign[i] = log|sum(b[i] * exp(a[i]))|, sign of the sum."""
     cdef Py_ssize_t nrows = a.shape[0], ncols = a.shape[1], i
+    _expect("lse_weighted_rows", "b.shape[0]", b.shape[0], nrows)
+    _expect("lse_weighted_rows", "b.shape[1]", b.shape[1], ncols)
+    _expect("lse_weighted_rows", "len(out)", out.shape[0], nrows)
+    _expect("lse_weighted_rows", "len(sign)", sign.shape[0], nrows)
     for i in prange(nrows, nogil=True, num_threads=nthreads, schedule="static"):
         xt_lse_weighted_row(&a[i, 0], &b[i, 0], ncols, &out[i], &sign[i])
 
@@ -509,6 +550,25 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
     cdef xt_lse_partial *short_parts
     cdef double *short_lse
     cdef xt_ce_stats *short_stats
+    if nthreads < 1:
+        raise ValueError(f"xentc._core.ce_rows: nthreads is {nthreads}, expected >= 1")
+    if prob_target:
+        _expect("ce_rows", "target_prob.shape[0]", target_prob.shape[0], nrows)
+        _expect("ce_rows", "target_prob.shape[1]", target_prob.shape[1], ncols)
+    else:
+        _expect("ce_rows", "len(target)", target.shape[0], nrows)
+        _expect_targets("ce_rows", target, ncols)
+    if has_weight:
+        _expect("ce_rows", "len(class_weight)", class_weight.shape[0], ncols)
+    if per_row_scale:
+        _expect("ce_rows", "len(grad_scale)", grad_scale.shape[0], nrows)
+    _expect("ce_rows", "len(loss)", loss.shape[0], nrows)
+    if want_grad:
+        _expect("ce_rows", "grad.shape[0]", grad.shape[0], nrows)
+        _expect("ce_rows", "grad.shape[1]", grad.shape[1], ncols)
+    if softcap > 0.0:
+        _expect("ce_rows", "scratch.shape[0]", scratch.shape[0], nthreads)
+        _expect("ce_rows", "scratch.shape[1]", scratch.shape[1], _imin(ncols, XT_CHUNK))
     if nrows == 0:
         return
 
@@ -646,6 +706,7 @@ def prepare_index_targets(const long long[::1] target, long long nclasses,
     ignore_index, or -1; the number of targets not ignored)."""
     cdef Py_ssize_t i, n = target.shape[0], first_bad = -1, nvalid = 0
     cdef long long t
+    _expect("prepare_index_targets", "len(out)", out.shape[0], n)
     with nogil:
         for i in range(n):
             t = target[i]
@@ -665,5 +726,8 @@ def gather_rows(const real[:, ::1] x, const long long[::1] target,
                 double[::1] out, int nthreads):
     """out[i] = x[i, target[i]], or 0 where target[i] < 0 (ignored)."""
     cdef Py_ssize_t i, nrows = x.shape[0]
+    _expect("gather_rows", "len(target)", target.shape[0], nrows)
+    _expect("gather_rows", "len(out)", out.shape[0], nrows)
+    _expect_targets("gather_rows", target, x.shape[1])
     for i in prange(nrows, nogil=True, num_threads=nthreads, schedule="static"):
         out[i] = x[i, target[i]] if target[i] >= 0 else 0.0
