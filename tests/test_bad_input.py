@@ -267,8 +267,6 @@ def test_label_smoothing_1_with_a_minus_inf_logit():
     assert xentc.cross_entropy(x, q, label_smoothing=1.0) == np.inf
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the gradient coefficient is rounded to "
-                   "float32 before the vector multiply (expscale_f32): inf * 0 = NaN")
 def test_float32_gradient_scale_beyond_float32_range():
     """float32 logits whose gradient coefficient exceeds FLT_MAX (huge class
     weights with reduction='sum', or z-loss on huge logits): entries whose

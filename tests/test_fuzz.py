@@ -1269,17 +1269,6 @@ def known_issue(func, args, kwargs):
             # smoothing: (1-e) sum q x + (e/C) sum x = inf - inf = NaN where
             # torch's sum of q' log p is -inf (garbage in; low priority)
             return "negative-prob-neginf-smoothing"
-    if func == "cross_entropy_and_grad" and np.asarray(args[0]).dtype in (np.float32,
-                                                                         np.float16):
-        scale = _finite_scale(args[0])
-        z = _real(kwargs.get("z_loss", 0.0)) or 0.0
-        big = scale * _finite_scale(kwargs.get("weight"), kwargs.get("sample_weight")) \
-            * (1 + 2 * z * scale)
-        if big > 1e36:
-            # the gradient's scale factor is rounded to float32 before the
-            # vector multiply: above FLT_MAX it is inf, and 0 * inf = NaN
-            # where the softmax underflows (true gradient ~0)
-            return "f32-grad-scale-overflow"
     return None
 
 

@@ -22,6 +22,8 @@
 #ifndef XENTC_CROSS_ENTROPY_H
 #define XENTC_CROSS_ENTROPY_H
 
+#include <float.h>
+
 #include "dispatch.h"
 
 typedef struct {
@@ -84,6 +86,11 @@ static inline double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *
         return NAN;
     return wq * lse - wqx + xt_ce_z_term(o, lse);
 }
+
+/* The largest finite value of each kernel dtype: a gradient scale beyond it
+ * cannot go through the vector kernels (xt_ce_grad_slice_*). */
+#define XT_MAX_f32 ((double)FLT_MAX)
+#define XT_MAX_f64 DBL_MAX
 
 #define XT_DEFINE_CE(SUF, T)                                                  \
     /* x capped into dst: dst_j = s tanh(x_j / s) */                          \
@@ -153,8 +160,16 @@ static inline double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *
                 grad[j] = (T)NAN;                                             \
             return;                                                           \
         }                                                                     \
-        if (softcap > 0.0) {                                                  \
-            double inv_cap = 1.0 / softcap;                                   \
+        /* a p_j = exp(x_j - rowmax) * scale */                               \
+        double scale = a * exp(rowmax - lse);                                 \
+        /* Element by element in double with a soft cap, and when the      \
+         * scale is beyond T's range (float32 logits with huge class        \
+         * weights or z-loss): the vector kernels would round it to T, inf, \
+         * giving inf * 0 = NaN where the softmax underflows, and an a p_y  \
+         * of inf that by cannot cancel. Without a cap t = 0: cap' = 1. */  \
+        if (softcap > 0.0                                                     \
+            || (isfinite(scale) && fabs(scale) > XT_MAX_##SUF)) {             \
+            double inv_cap = softcap > 0.0 ? 1.0 / softcap : 0.0;             \
             for (ptrdiff_t j = 0; j < n; j++) {                               \
                 double c = (double)x[j], t = c * inv_cap;                     \
                 double wj = w ? w[j] : 1.0;                                   \
@@ -170,7 +185,7 @@ static inline double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *
         /* p = exp(x - max) exp(max - lse): the shift is the row max, an    \
          * element of x, so the vector kernels lose nothing rounding it to  \
          * T (lse would not survive that for large float32 logits). */      \
-        xt_active->expscale_##SUF(x, n, rowmax, a * exp(rowmax - lse), grad); \
+        xt_active->expscale_##SUF(x, n, rowmax, scale, grad);                 \
         if (bc != 0.0) {                                                      \
             if (w)                                                            \
                 for (ptrdiff_t j = 0; j < n; j++)                             \
