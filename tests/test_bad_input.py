@@ -501,8 +501,6 @@ KERNELS = ["lse_rows", "softmax_rows", "lse_weighted_rows", "ce_rows", "gather_r
            "prepare_index_targets", "partial_rows"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: unaligned inputs and out=/grad_out= reach the "
-                   "C kernels (np.ascontiguousarray keeps them; UBSan: misaligned load/store)")
 def test_kernels_get_aligned_buffers(monkeypatch):
     """Every array the Python layer hands to the C kernels is aligned: C may
     assume it (a misaligned double* is undefined behaviour; UBSan reports

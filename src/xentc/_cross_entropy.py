@@ -215,22 +215,15 @@ def cross_entropy_and_grad(logits, target, *, axis=-1, weight=None, sample_weigh
     if grad_out is not None:
         _check_grad_out(grad_out, prob)
     rows = prob.rows
-    # Write straight into grad_out when its memory is laid out as the rows
-    # (grad_out may be the logits themselves: each row is read before it is
-    # overwritten); otherwise into a buffer copied over at the end.
-    direct = (
-        grad_out is not None
-        and rows.identity
-        and grad_out.dtype == prob.cdtype
-        and grad_out.flags.c_contiguous
-        and (not np.may_share_memory(grad_out, rows.data)
-             or _same_memory(grad_out, rows.data))
+    # Write straight into grad_out when the kernels can (grad_out may be the
+    # logits themselves), otherwise into a buffer copied over at the end.
+    direct = None if grad_out is None else rows.direct_output(grad_out)
+    if direct is not None and np.may_share_memory(direct, prob.prob):
         # the kernels read probability targets while writing the gradient
-        and not np.may_share_memory(grad_out, prob.prob)
-    )
-    buf = grad_out.reshape(rows.data.shape) if direct else np.empty_like(rows.data)
+        direct = None
+    buf = np.empty_like(rows.data) if direct is None else direct
     loss = prob.reduce(prob.run(workers, grad=buf))
-    if direct:
+    if direct is not None:
         return loss, grad_out
     grad = rows.restore(buf)
     if grad_out is None:
@@ -267,11 +260,6 @@ cross_entropy_and_grad.__doc__ = """Cross-entropy and its gradient with respect 
     >>> bool(abs(grad.sum()) < 1e-15)
     True
     """
-
-
-def _same_memory(a, b):
-    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-            and a.strides == b.strides and a.size == b.size)
 
 
 def _check_grad_out(grad_out, prob):

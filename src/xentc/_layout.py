@@ -3,12 +3,25 @@ Arranging an N-d array as C-contiguous rows for the kernels, and back.
 
 The reduced axes are moved to the end and the array viewed as
 (rows, row_length). When they already are the trailing axes of a
-C-contiguous array of the compute dtype this is a view; otherwise it is the
-single contiguous copy NumPy makes (no Python loop over rows).
+C-contiguous, aligned array of the compute dtype this is a view; otherwise
+it is the single contiguous copy NumPy makes (no Python loop over rows).
 """
 import math
 
 import numpy as np
+
+
+def kernel_array(x, dtype):
+    """`x` as a C-contiguous, aligned array of `dtype` for the C kernels:
+    `x` itself when it is one, else a copy.
+
+    np.ascontiguousarray alone keeps misaligned data (a byte-offset view is
+    C-contiguous), and the kernels may assume natural alignment: a
+    misaligned double* is undefined behaviour (UBSan reports it, vector code
+    may fault on other platforms).
+    """
+    arr = np.ascontiguousarray(x, dtype=dtype)
+    return arr if arr.flags.aligned else arr.copy()
 
 
 class Rows:
@@ -20,8 +33,7 @@ class Rows:
         self.moved_shape = tuple(x.shape[ax] for ax in self.perm)
         self.nrows = math.prod(x.shape[ax] for ax in keep)
         self.ncols = math.prod(x.shape[ax] for ax in axes)
-        moved = x.transpose(self.perm)
-        self.data = np.ascontiguousarray(moved, dtype=dtype).reshape(
+        self.data = kernel_array(x.transpose(self.perm), dtype).reshape(
             self.nrows, self.ncols
         )
         self.identity = self.perm == tuple(range(x.ndim))
@@ -30,3 +42,24 @@ class Rows:
         """Per-element result (rows, row_length) back in the input's layout."""
         inverse = np.argsort(self.perm)
         return rows2d.reshape(self.moved_shape).transpose(inverse)
+
+    def direct_output(self, out):
+        """`out` (the input's shape) viewed as rows the kernels may write
+        their per-element result into, or None when they must write into a
+        buffer copied to `out` afterwards.
+
+        That needs `out` laid out as the rows: no axes moved, the compute
+        dtype, C-contiguous and aligned (an unaligned out= is written
+        through the buffer). It may be the rows' own memory (in place: the
+        kernels read each row before writing it), but must not overlap
+        them otherwise.
+        """
+        if not (self.identity and out.dtype == self.data.dtype
+                and out.flags.c_contiguous and out.flags.aligned):
+            return None
+        view = out.reshape(self.data.shape)
+        same = (view.__array_interface__["data"][0]
+                == self.data.__array_interface__["data"][0])
+        if same or not np.may_share_memory(view, self.data):
+            return view
+        return None

@@ -210,15 +210,9 @@ def _softmax_impl(x, axis, out, workers, take_log):
 
     rows = Rows(x, axes, _KERNEL_DTYPE[dtype])
     nthreads = thread_count(workers, x.size, rows.nrows * _chunks_per_row(rows.ncols))
-    direct = (
-        out is not None
-        and out.dtype == rows.data.dtype
-        and rows.identity
-        and out.flags.c_contiguous
-        and (not np.may_share_memory(out, x) or _same_buffer(out, x))
-    )
-    if direct:
-        _core.softmax_rows(rows.data, out.reshape(rows.data.shape), take_log, nthreads)
+    direct = None if out is None else rows.direct_output(out)
+    if direct is not None:
+        _core.softmax_rows(rows.data, direct, take_log, nthreads)
         return out
     res = np.empty_like(rows.data)
     _core.softmax_rows(rows.data, res, take_log, nthreads)
@@ -227,16 +221,6 @@ def _softmax_impl(x, axis, out, workers, take_log):
         return res.astype(dtype, copy=False)
     out[...] = res
     return out
-
-
-def _same_buffer(a, b):
-    """Same memory, same layout: element i of one is element i of the other,
-    so the kernels may read and write it in place."""
-    return (
-        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-        and a.strides == b.strides
-        and a.shape == b.shape
-    )
 
 
 def _softmax_small_or_numpy(x, axes, dtype, take_log, func):

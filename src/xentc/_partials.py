@@ -28,7 +28,7 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
 from . import _core, _targets
-from ._layout import Rows
+from ._layout import Rows, kernel_array
 from ._validation import as_int, check_numeric, position, resolve_workers, thread_count
 
 __all__ = ["LSEPartial", "CEPartial", "lse_partial", "cross_entropy_partial"]
@@ -88,15 +88,15 @@ def _merge_rows(p, q):
     """Row-wise C merge of two (..., 4) float64 partial arrays."""
     shape = p.shape
     out = np.empty((p.size // 4, 4))
-    _core.merge_partials(np.ascontiguousarray(p).reshape(-1, 4),
-                         np.ascontiguousarray(q).reshape(-1, 4), out)
+    _core.merge_partials(kernel_array(p, np.float64).reshape(-1, 4),
+                         kernel_array(q, np.float64).reshape(-1, 4), out)
     return out.reshape(shape)
 
 
 def _finalize_rows(p):
     """float64 log-sum-exp of a (..., 4) partial array, of shape p.shape[:-1]."""
     out = np.empty(p.size // 4)
-    _core.finalize_partials(np.ascontiguousarray(p).reshape(-1, 4), out)
+    _core.finalize_partials(kernel_array(p, np.float64).reshape(-1, 4), out)
     return out.reshape(p.shape[:-1])
 
 

@@ -5,6 +5,7 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
 from . import _core
+from ._layout import kernel_array
 from ._validation import as_float, as_int, check_numeric, position
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -145,7 +146,7 @@ def index_targets(target, nclasses, sample_shape, ignore_index, func):
         # Would wrap to negative values in int64: report it as it is.
         first_bad = int(np.argmax(t.reshape(-1) > int64.max))
     else:
-        flat = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
+        flat = kernel_array(t, np.int64).reshape(-1)
         out = np.empty(flat.shape, np.int64)
         first_bad, nvalid = _core.prepare_index_targets(
             flat, nclasses, -1 if ignore_index is None else ignore_index, out)
