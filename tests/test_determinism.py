@@ -13,7 +13,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import xentc
-from xentc import _core
+from xentc import _core, _dispatch
 
 WORKERS = [1, 2, 3, 8]
 CHUNK = _core.chunk_size()
@@ -224,3 +224,23 @@ def test_long_rows_with_different_row_coefficients(case):
     want = xentc.cross_entropy_and_grad(*args, workers=1, **kw)
     for _ in range(10):
         assert same_bits([want, xentc.cross_entropy_and_grad(*args, workers=8, **kw)])
+
+
+@pytest.mark.parametrize("level", _dispatch.available_levels())
+@pytest.mark.parametrize("options", list(CE_OPTIONS), ids=list(CE_OPTIONS))
+@pytest.mark.parametrize("prob", [False, True], ids=["index", "prob"])
+def test_grad_kept_exps_match_two_exp_route(level, options, prob):
+    """Rows in cache keep the reduction's exps in grad_out and rescale them;
+    in place (grad_out = logits) they cannot, and take exp a second time.
+    Both must give the same bits, on every kernel level."""
+    x, target, kw = ce_args("medium-rows", np.float32, True, CE_OPTIONS[options], prob)
+    before = _core.active_kernels()
+    assert _core.select_kernels(level)
+    try:
+        loss_a, g_a = xentc.cross_entropy_and_grad(x, target, reduction="sum", **kw)
+        y = x.copy()
+        loss_b, g_b = xentc.cross_entropy_and_grad(y, target, reduction="sum", grad_out=y,
+                                                   **kw)
+    finally:
+        assert _core.select_kernels(before)
+    assert same_bits([(loss_a, g_a), (loss_b, g_b)])

@@ -149,11 +149,14 @@ static inline double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *
      * With a soft cap, x holds the capped logits c   \
      * (a scratch copy), and cap'_j = 1 - (c_j / s)^2; without one cap' = 1.\
      * grad may be the caller's logits (in place): x_j is read before      \
-     * grad_j is written. */                                                  \
+     * grad_j is written. With have_exp, grad already holds exp(x_j -      \
+     * rowmax) rounded to T (partial_store, no soft cap, grad not x): it   \
+     * is rescaled instead of taking exp again, the same product expscale  \
+     * makes, so the same bits. */                                           \
     static inline void xt_ce_grad_slice_##SUF(                                \
         const T *x, ptrdiff_t n, double lse, double rowmax, double a,         \
         double bq, double bc, const double *w, const T *q, ptrdiff_t y,       \
-        double by, double softcap, T *grad)                                   \
+        double by, double softcap, T *grad, int have_exp)                     \
     {                                                                         \
         if (!isfinite(lse)) {                                                 \
             for (ptrdiff_t j = 0; j < n; j++)                                 \
@@ -185,7 +188,13 @@ static inline double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *
         /* p = exp(x - max) exp(max - lse): the shift is the row max, an    \
          * element of x, so the vector kernels lose nothing rounding it to  \
          * T (lse would not survive that for large float32 logits). */      \
-        xt_active->expscale_##SUF(x, n, rowmax, scale, grad);                 \
+        if (have_exp) {                                                       \
+            T s = (T)scale;                                                   \
+            for (ptrdiff_t j = 0; j < n; j++)                                 \
+                grad[j] *= s;                                                 \
+        } else {                                                              \
+            xt_active->expscale_##SUF(x, n, rowmax, scale, grad);             \
+        }                                                                     \
         if (bc != 0.0) {                                                      \
             if (w)                                                            \
                 for (ptrdiff_t j = 0; j < n; j++)                             \

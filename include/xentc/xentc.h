@@ -20,6 +20,18 @@ static inline xt_lse_partial xt_partial_f64(const double *x, ptrdiff_t n)
     return xt_active->partial_f64(x, n);
 }
 
+static inline int xt_partial_store_f32(const float *x, ptrdiff_t n, float *out,
+                                       xt_lse_partial *p)
+{
+    return xt_active->partial_store_f32(x, n, out, p);
+}
+
+static inline int xt_partial_store_f64(const double *x, ptrdiff_t n, double *out,
+                                       xt_lse_partial *p)
+{
+    return xt_active->partial_store_f64(x, n, out, p);
+}
+
 static inline void xt_short_rows_f32(const float *x, ptrdiff_t nrows, ptrdiff_t C,
                                      int mode, float *out, xt_lse_partial *parts,
                                      double *lse)

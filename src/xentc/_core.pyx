@@ -27,6 +27,8 @@ cdef extern from "xentc/xentc.h" nogil:
     double xt_partial_lse(xt_lse_partial p)
     xt_lse_partial xt_partial_f32(const float *x, Py_ssize_t n)
     xt_lse_partial xt_partial_f64(const double *x, Py_ssize_t n)
+    int xt_partial_store_f32(const float *x, Py_ssize_t n, float *out, xt_lse_partial *p)
+    int xt_partial_store_f64(const double *x, Py_ssize_t n, double *out, xt_lse_partial *p)
     void xt_softmax_slice_f32(const float *x, Py_ssize_t n, xt_lse_partial row,
                               int take_log, float *out)
     void xt_softmax_slice_f64(const double *x, Py_ssize_t n, xt_lse_partial row,
@@ -372,11 +374,11 @@ cdef extern from "xentc/cross_entropy.h" nogil:
     void xt_ce_grad_slice_f32(const float *x, Py_ssize_t n, double lse, double rowmax,
                               double a, double bq, double bc, const double *w,
                               const float *q, Py_ssize_t y, double by, double softcap,
-                              float *grad)
+                              float *grad, int have_exp)
     void xt_ce_grad_slice_f64(const double *x, Py_ssize_t n, double lse, double rowmax,
                               double a, double bq, double bc, const double *w,
                               const double *q, Py_ssize_t y, double by, double softcap,
-                              double *grad)
+                              double *grad, int have_exp)
 
 from libc.math cimport tanh
 
@@ -414,11 +416,13 @@ cdef inline xt_ce_stats _stats(const real *x, Py_ssize_t n, const double *w,
 cdef inline void _grad_slice(const real *x, Py_ssize_t n, double lse, double rowmax,
                              double a, double bq, double bc, const double *w,
                              const real *q, Py_ssize_t y, double by, double softcap,
-                             real *grad) noexcept nogil:
+                             real *grad, int have_exp=0) noexcept nogil:
     if real is float:
-        xt_ce_grad_slice_f32(x, n, lse, rowmax, a, bq, bc, w, q, y, by, softcap, grad)
+        xt_ce_grad_slice_f32(x, n, lse, rowmax, a, bq, bc, w, q, y, by, softcap, grad,
+                             have_exp)
     else:
-        xt_ce_grad_slice_f64(x, n, lse, rowmax, a, bq, bc, w, q, y, by, softcap, grad)
+        xt_ce_grad_slice_f64(x, n, lse, rowmax, a, bq, bc, w, q, y, by, softcap, grad,
+                             have_exp)
 
 
 cdef inline void _zero(real *p, Py_ssize_t n) noexcept nogil:
@@ -514,6 +518,33 @@ cdef inline void _sums(const real *x, Py_ssize_t n, const double *w, const real 
         xt_ce_sums_f32(x, n, w, q, need_wx, st)
     else:
         xt_ce_sums_f64(x, n, w, q, need_wx, st)
+
+
+cdef inline void _ce_row_in_cache(const xt_ce_options *o, const real *src, Py_ssize_t y,
+                                  const real *q, int need_wx, double gs, real *grad,
+                                  double *loss) noexcept nogil:
+    """Loss (and gradient, when grad is not NULL) of a row short enough to
+    stay in cache between its passes. With a gradient, no soft cap and grad
+    apart from the logits, the reduction's exps are kept in grad and
+    rescaled (one exp per element instead of two); the weighted sums are
+    taken first. Locals here are private to the calling thread."""
+    cdef xt_ce_stats st
+    cdef _row_coefs c
+    cdef int stored
+    if grad == NULL or o.softcap > 0.0 or grad == src:
+        st = _stats(src, o.nclasses, o.class_weight, q, need_wx)
+        _ce_row(o, &st, xt_partial_lse(st.lse), st.lse.max, src, y, q, gs,
+                grad != NULL, grad, loss)
+        return
+    _sums(src, o.nclasses, o.class_weight, q, need_wx, &st)
+    if real is float:
+        stored = xt_partial_store_f32(src, o.nclasses, grad, &st.lse)
+    else:
+        stored = xt_partial_store_f64(src, o.nclasses, grad, &st.lse)
+    _row_loss_coefs(o, &st, xt_partial_lse(st.lse), st.lse.max,
+                    src[y] if q == NULL else 0.0, y, q != NULL, gs, &c, loss)
+    _grad_slice(src, o.nclasses, c.lse, c.rowmax, c.a, c.bq, c.bc, o.class_weight, q, y,
+                c.by, o.softcap, grad, stored)
 
 
 def ce_rows(const real[:, ::1] x, const long long[::1] target,
@@ -630,10 +661,9 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                     continue
                 src = _capped(&x[i, 0], ncols, softcap, scr)
                 q = &target_prob[i, 0] if prob_target else NULL
-                st = _stats(src, ncols, o.class_weight, q, need_wx)
-                _ce_row(&o, &st, xt_partial_lse(st.lse), st.lse.max, src, y, q,
-                        (grad_scale[i] if per_row_scale else grad_scale_all),
-                        want_grad, &grad[i, 0] if want_grad else NULL, &loss[i])
+                _ce_row_in_cache(&o, src, y, q, need_wx,
+                                 (grad_scale[i] if per_row_scale else grad_scale_all),
+                                 &grad[i, 0] if want_grad else NULL, &loss[i])
         return
 
     # Long rows: stats of fixed chunks in parallel, merged per row in chunk
