@@ -16,6 +16,7 @@ XENTC_SANITIZE=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer
 (see tools/asan_test.sh).
 """
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,12 @@ def _can_build(flags, source):
         src = os.path.join(tmp, "probe.c")
         with open(src, "w") as f:
             f.write(source)
-        cmd = _compiler_cmd() + [src, "-o", os.path.join(tmp, "probe")] + flags
+        # The user's flags too: a libomp outside the default paths (Homebrew
+        # on macOS) is found through CPPFLAGS/CFLAGS/LDFLAGS, as the real
+        # build will find it.
+        env = [f for var in ("CPPFLAGS", "CFLAGS", "LDFLAGS")
+               for f in shlex.split(os.environ.get(var, ""))]
+        cmd = _compiler_cmd() + env + [src, "-o", os.path.join(tmp, "probe")] + flags
         return subprocess.run(cmd, capture_output=True).returncode == 0
     except OSError:
         return False
@@ -70,7 +76,8 @@ def openmp_flags():
 def build_flags():
     if sys.platform == "win32":
         return ["/O2"], []
-    cflags = ["-O3", "-std=c11"]
+    # -g0 after Python's own -g: debug info would triple the wheel's size.
+    cflags = ["-O3", "-g0", "-std=c11"]
     ldflags = []
     if os.environ.get("XENTC_SANITIZE"):
         san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
