@@ -843,7 +843,7 @@ def expected_lse(x, kwargs):
     is_real = np.asarray(native[0] if isinstance(native, tuple) else native).dtype.kind == "f"
     if is_real and b is not None and np.size(b) and np.asarray(b).dtype.kind in "biuf" \
             and a_arr.dtype.kind in "biuf" \
-            and np.min(b) < 0 and np.isfinite(b).all() and np.size(x) * np.size(b) <= 1 << 16:
+            and np.min(b) < 0 and np.isfinite(b).all() and _broadcast_size(x, b) <= 1 << 16:
         # Signed weights: scipy gives NaN where the maxima cancel (net weight
         # 0) although the rest of the sum decides the sign; the exact slow
         # reference does not (nor does xentc).
@@ -865,6 +865,15 @@ def expected_lse(x, kwargs):
         return kind, native, accurate
     _, accurate = _outcome(sc.logsumexp, _wide(a), **wkw)
     return kind, native, accurate
+
+
+def _broadcast_size(x, b):
+    """Elements of x and b broadcast together (what the exact reference
+    walks), or of the larger one if they do not broadcast."""
+    try:
+        return int(np.prod(np.broadcast_shapes(np.shape(x), np.shape(b))))
+    except ValueError:
+        return max(np.size(x), np.size(b))
 
 
 def check_lse_family(func, x, kwargs):

@@ -657,3 +657,19 @@ def test_inputs_not_modified(func):
     kwargs = {"b": b, "return_sign": True} if func == "logsumexp" else {}
     getattr(xentc, func)(x, axis=1, **kwargs)
     assert x.tobytes() == keep_x.tobytes() and b.tobytes() == keep_b.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.longdouble])
+def test_negative_sum_that_underflows_is_nan(dtype):
+    """A negative sum has no real log, even when exp(a) underflows: NaN (as
+    every other negative sum; scipy's direct sum gives log(-0) = -inf there),
+    and its magnitude and sign -1 with return_sign. longdouble takes the
+    NumPy path, the others the C kernels: the same answer."""
+    a = np.array([-1e5, -1e5 - 1.0], dtype)
+    b = np.array([-1.0, -2.0], dtype)
+    res = xentc.logsumexp(a, b=b)
+    assert res.dtype == dtype and np.isnan(res)
+    value, sign = xentc.logsumexp(a, b=b, return_sign=True)
+    assert sign == -1
+    assert value == pytest.approx(float(sc.logsumexp(a.astype(np.float64), b=np.abs(b))),
+                                  rel=1e-6)

@@ -5,7 +5,7 @@ drawn from a NumPy generator instead of Hypothesis, for as many calls as
 wanted (default 10^5), in child processes so that a crash is caught and
 pinned to its case instead of ending the run.
 
-Case i (for a seed S) is function FUNCTIONS[i % 8] with the spec drawn from
+Case i (for a seed S) is function FUNCTIONS[i % len(FUNCTIONS)] with the spec drawn from
 numpy.random.default_rng([S, i]): any case can be replayed on its own.
 
     python tools/fuzz.py                      # 10^5 calls, seed 0, 1 job

@@ -71,12 +71,16 @@ def logsumexp(a, b, axes, return_sign):
             s = np.where(s < -1, -s - 2, s)
             m = np.abs(m)
         out = np.log1p(s) + np.log(m) + a_max
+        # A finite stable value of a negative sum stays NaN below: the direct
+        # sum may have underflowed to -0 and would give log(-0) = -inf.
+        negative = np.zeros(out.shape, bool)
         if return_sign:
             out = np.real(out)
         elif not np.iscomplexobj(out):
+            negative = (sign < 0) & np.isfinite(out)
             out = np.where(sign < 0, np.nan, out)
 
-        finite = np.isfinite(out)
+        finite = np.isfinite(out) | negative
         out = np.where(finite, out, direct_out)
         sign = np.where(finite, sign, direct_sign)
         if np.iscomplexobj(a):
