@@ -6,7 +6,7 @@ otherwise the extension is built without it and runs single-threaded (the
 prange loops become plain loops). XENTC_NO_OPENMP=1 forces that.
 
 SIMD: nothing here raises the instruction set of the module (no -march, no
--mavx2): AVX2/FMA kernels carry per-function target attributes and are
+-mavx2): AVX2/FMA and AVX-512F kernels carry per-function target attributes and are
 picked at run time (include/xentc/dispatch.h), so a wheel runs on any x86-64.
 
 The extension uses typed memoryviews, not the NumPy C API, so it is built
