@@ -406,3 +406,48 @@ def test_vector_exp_is_the_same_at_every_width(dtype):
     with kernels("avx512"):
         b = vector_exp(x)
     np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+def _running_max_rows(dtype):
+    """Rows of several blocks that move the running max around (see
+    XT_DEFINE_CHUNK_PARTIAL): name -> row."""
+    n = 5 * 1024 + 7
+    rng = np.random.default_rng(5)
+    rows = {
+        "ascending": np.linspace(-30.0, 30.0, n),
+        "descending": np.linspace(30.0, -30.0, n),
+        "max-in-last-block": np.r_[rng.normal(0, 1, n - 1), 50.0],
+    }
+    ties = np.full(n, -50.0)
+    ties[[5, 1500, 2600, n - 1]] = 0.0          # one maximum in four blocks
+    rows["ties-across-blocks"] = ties
+    rising = np.full(n, -60.0)
+    rising[[10, 1100, 2200]] = [-1.0, 0.0, 0.0]  # max raised, then tied
+    rows["raised-then-tied"] = rising
+    lead = rng.normal(0, 1, n)
+    lead[:2048] = -np.inf                        # whole blocks of -inf first
+    rows["neginf-blocks-first"] = lead
+    nan_hidden = lead.copy()
+    nan_hidden[700] = np.nan                     # NaN in a block whose max is -inf
+    rows["nan-in-neginf-block"] = nan_hidden
+    late_inf = rng.normal(0, 1, n)
+    late_inf[-3] = np.inf
+    rows["inf-in-last-block"] = late_inf
+    return {k: v.astype(dtype) for k, v in rows.items()}
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_running_max_over_blocks(level, dtype):
+    """Long rows whose block maxima rise, tie and hide NaN/inf: the partial
+    folds earlier blocks when the max rises and counts maxima in every block
+    holding one; the result is scipy's (float64), to a few ulp."""
+    for name, row in _running_max_rows(dtype).items():
+        with kernels(level):
+            got = xentc.logsumexp(row)
+        with np.errstate(invalid="ignore"):
+            want = sc.logsumexp(row.astype(np.float64))
+        if not np.isfinite(want):
+            assert np.array_equal(got, want, equal_nan=True), (name, got, want)
+        else:
+            assert got == pytest.approx(want, rel=8 * float(np.finfo(dtype).eps), abs=0), name

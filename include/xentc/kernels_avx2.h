@@ -125,6 +125,7 @@ XT_AVX2 static inline double xt_sumexp_f32_avx2(const float *x, ptrdiff_t n, flo
     __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256();
     ptrdiff_t i = 0;
     for (; i + 16 <= n; i += 16) {
+        XT_PREFETCH(x + i);
         __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
         XT_SUMEXP_F32_STEP(v0, s0, c0, if (out) _mm256_storeu_ps(out + i, e_));
         XT_SUMEXP_F32_STEP(v1, s1, c1, if (out) _mm256_storeu_ps(out + i + 8, e_));
@@ -223,6 +224,7 @@ XT_AVX2 static inline double xt_sumexp_f64_avx2(const double *x, ptrdiff_t n, do
     __m256i c0 = _mm256_setzero_si256(), c1 = _mm256_setzero_si256();
     ptrdiff_t i = 0;
     for (; i + 8 <= n; i += 8) {
+        XT_PREFETCH(x + i);
         __m256d v0 = _mm256_loadu_pd(x + i), v1 = _mm256_loadu_pd(x + i + 4);
         XT_SUMEXP_F64_STEP(v0, s0, c0, if (out) _mm256_storeu_pd(out + i, e_));
         XT_SUMEXP_F64_STEP(v1, s1, c1, if (out) _mm256_storeu_pd(out + i + 4, e_));

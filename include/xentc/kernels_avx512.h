@@ -63,6 +63,8 @@ XT_AVX512 static inline double xt_hsum_ps_pd_avx512(__m512 v)
         __m512i c = _mm512_setzero_si512();                                   \
         ptrdiff_t i = 0;                                                      \
         for (; i + 2 * (W) <= n; i += 2 * (W)) {                              \
+            XT_PREFETCH(x + i);                                               \
+            XT_PREFETCH(x + i + (W));                                         \
             V v0 = _mm512_loadu_##S(x + i), v1 = _mm512_loadu_##S(x + i + (W));\
             V e0 = EXP_FN(_mm512_sub_##S(v0, vm));                            \
             V e1 = EXP_FN(_mm512_sub_##S(v1, vm));                            \
