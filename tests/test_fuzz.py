@@ -1461,10 +1461,13 @@ def _check_lse_partial(spec, x, xa, kwargs, owners):
             assert np.asarray(got).dtype == kdt, f"dtype {np.asarray(got).dtype} != {kdt}"
             with np.errstate(over="ignore"):
                 w = np.asarray(w).astype(kdt)
+            # float16 results are rounded to float16: its ulp, not the
+            # kernels' float32 accuracy, bounds them
+            otol = max(tol, rtol_for(kdt))
             if fn is sc.softmax:
-                assert_values(got, w, 4 * tol, 200 * tol, "partial softmax")
+                assert_values(got, w, 4 * otol, 200 * otol, "partial softmax")
             else:
-                assert_values(got, w, 4 * tol * scale, 4 * tol, "partial log_softmax")
+                assert_values(got, w, 4 * otol * scale, 4 * otol, "partial log_softmax")
     return "ok"
 
 
