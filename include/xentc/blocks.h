@@ -96,7 +96,9 @@ typedef void (*xt_short_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, int, doubl
                 continue;                                                     \
             }                                                                 \
             if ((double)bm > p.max) {                                         \
-                p.rest = (p.nmax + p.rest) * exp(p.max - (double)bm);         \
+                /* no libm call for the first block: nothing to rescale */  \
+                if (p.max != -INFINITY)                                       \
+                    p.rest = (p.nmax + p.rest) * exp(p.max - (double)bm);     \
                 p.nmax = 0.0;                                                 \
                 p.max = (double)bm;                                           \
             }                                                                 \

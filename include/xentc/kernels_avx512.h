@@ -61,6 +61,7 @@ XT_AVX512 static inline double xt_hsum_ps_pd_avx512(__m512 v)
         const __m512i one = _mm512_set1_epi32(1);                             \
         V s0 = _mm512_setzero_##S(), s1 = _mm512_setzero_##S();               \
         __m512i c = _mm512_setzero_si512();                                   \
+        long long lanes = 0;                                                  \
         ptrdiff_t i = 0;                                                      \
         for (; i + 2 * (W) <= n; i += 2 * (W)) {                              \
             XT_PREFETCH(x + i);                                               \
@@ -73,15 +74,20 @@ XT_AVX512 static inline double xt_hsum_ps_pd_avx512(__m512 v)
                 _mm512_storeu_##S(out + i + (W), e1);                         \
             }                                                                 \
             if (exclude_max) {                                                \
-                __typeof__(MASK_FN(0)) q0 = _mm512_cmp_##S##_mask(v0, vm, _CMP_EQ_OQ);\
-                __typeof__(MASK_FN(0)) q1 = _mm512_cmp_##S##_mask(v1, vm, _CMP_EQ_OQ);\
-                e0 = _mm512_mask_mov_##S(e0, q0, _mm512_setzero_##S());        \
-                e1 = _mm512_mask_mov_##S(e1, q1, _mm512_setzero_##S());        \
-                c = _mm512_mask_add_epi32(c, q0, c, one);                                   \
-                c = _mm512_mask_add_epi32(c, q1, c, one);                                   \
+                /* Masked adds leave the maxima out (NaN, never equal, is  \
+                 * added); c counts the other lanes down, so the maxima    \
+                 * are the lanes seen plus c. */                           \
+                __typeof__(MASK_FN(0)) k0 = _mm512_cmp_##S##_mask(v0, vm, _CMP_NEQ_UQ);\
+                __typeof__(MASK_FN(0)) k1 = _mm512_cmp_##S##_mask(v1, vm, _CMP_NEQ_UQ);\
+                s0 = _mm512_mask_add_##S(s0, k0, s0, e0);                     \
+                s1 = _mm512_mask_add_##S(s1, k1, s1, e1);                     \
+                c = _mm512_mask_sub_epi32(c, k0, c, one);                     \
+                c = _mm512_mask_sub_epi32(c, k1, c, one);                     \
+                lanes += 2 * (W);                                             \
+            } else {                                                          \
+                s0 = _mm512_add_##S(s0, e0);                                  \
+                s1 = _mm512_add_##S(s1, e1);                                  \
             }                                                                 \
-            s0 = _mm512_add_##S(s0, e0);                                      \
-            s1 = _mm512_add_##S(s1, e1);                                      \
         }                                                                     \
         /* The masked-out lanes of a tail read -inf: exp 0, never equal to   \
          * the finite m. */                                                   \
@@ -92,13 +98,15 @@ XT_AVX512 static inline double xt_hsum_ps_pd_avx512(__m512 v)
             if (out)                                                          \
                 _mm512_mask_storeu_##S(out + i, t, e0);                       \
             if (exclude_max) {                                                \
-                __typeof__(MASK_FN(0)) q0 = _mm512_cmp_##S##_mask(v0, vm, _CMP_EQ_OQ);\
-                e0 = _mm512_mask_mov_##S(e0, q0, _mm512_setzero_##S());        \
-                c = _mm512_mask_add_epi32(c, q0, c, one);                                   \
+                __typeof__(MASK_FN(0)) k0 = _mm512_cmp_##S##_mask(v0, vm, _CMP_NEQ_UQ);\
+                s0 = _mm512_mask_add_##S(s0, k0, s0, e0);                     \
+                c = _mm512_mask_sub_epi32(c, k0, c, one);                     \
+                lanes += (W);                                                 \
+            } else {                                                          \
+                s0 = _mm512_add_##S(s0, e0);                                  \
             }                                                                 \
-            s0 = _mm512_add_##S(s0, e0);                                      \
         }                                                                     \
-        *nmax = (double)_mm512_reduce_add_epi32(c);                           \
+        *nmax = (double)(lanes + _mm512_reduce_add_epi32(c));                 \
         return HSUM_FN(_mm512_add_##S(s0, s1));                               \
     }                                                                         \
                                                                               \
