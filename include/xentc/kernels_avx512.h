@@ -2,8 +2,8 @@
  * AVX-512F kernels (16 floats / 8 doubles a vector): the structure of
  * kernels_avx2.h (same blocks, same partial, see there) with twice the
  * width. Tails are masked loads that read -inf into the unused lanes and
- * masked stores, so they take the same arithmetic as full vectors. Counts
- * of maxima are mask-added integer lanes.
+ * masked stores, so they take the same arithmetic as full vectors. Maxima
+ * are left out of sums by masked adds and counted in integer lanes.
  */
 #ifndef XENTC_KERNELS_AVX512_H
 #define XENTC_KERNELS_AVX512_H
@@ -25,6 +25,23 @@ XT_AVX512 static inline double xt_hsum_ps_pd_avx512(__m512 v)
         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
     return _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
 }
+
+/* One vector of a sum of exps (xt_sumexp_*_avx512): e = exp(v - vm) into
+ * acc. With exclude_max, masked adds leave the maxima out (NaN, never
+ * equal, is added) and c counts the other lanes down, so the maxima are
+ * `lanes` (the lanes seen) plus the sum of c. */
+#define XT_SUMEXP512_ADD(S, W, v, e, acc)                                     \
+    do {                                                                      \
+        if (exclude_max) {                                                    \
+            __typeof__(_mm512_cmp_##S##_mask(v, vm, _CMP_NEQ_UQ)) k_ =        \
+                _mm512_cmp_##S##_mask(v, vm, _CMP_NEQ_UQ);                    \
+            acc = _mm512_mask_add_##S(acc, k_, acc, e);                       \
+            c = _mm512_mask_sub_epi32(c, k_, c, one);                         \
+            lanes += (W);                                                     \
+        } else {                                                              \
+            acc = _mm512_add_##S(acc, e);                                     \
+        }                                                                     \
+    } while (0)
 
 /* The kernels of one element type: V the vector type, W its lane count,
  * S the intrinsics' suffix (ps/pd), BLOCK the block length, MASK_FN the
@@ -73,21 +90,8 @@ XT_AVX512 static inline double xt_hsum_ps_pd_avx512(__m512 v)
                 _mm512_storeu_##S(out + i, e0);                               \
                 _mm512_storeu_##S(out + i + (W), e1);                         \
             }                                                                 \
-            if (exclude_max) {                                                \
-                /* Masked adds leave the maxima out (NaN, never equal, is  \
-                 * added); c counts the other lanes down, so the maxima    \
-                 * are the lanes seen plus c. */                           \
-                __typeof__(MASK_FN(0)) k0 = _mm512_cmp_##S##_mask(v0, vm, _CMP_NEQ_UQ);\
-                __typeof__(MASK_FN(0)) k1 = _mm512_cmp_##S##_mask(v1, vm, _CMP_NEQ_UQ);\
-                s0 = _mm512_mask_add_##S(s0, k0, s0, e0);                     \
-                s1 = _mm512_mask_add_##S(s1, k1, s1, e1);                     \
-                c = _mm512_mask_sub_epi32(c, k0, c, one);                     \
-                c = _mm512_mask_sub_epi32(c, k1, c, one);                     \
-                lanes += 2 * (W);                                             \
-            } else {                                                          \
-                s0 = _mm512_add_##S(s0, e0);                                  \
-                s1 = _mm512_add_##S(s1, e1);                                  \
-            }                                                                 \
+            XT_SUMEXP512_ADD(S, W, v0, e0, s0);                               \
+            XT_SUMEXP512_ADD(S, W, v1, e1, s1);                               \
         }                                                                     \
         /* The masked-out lanes of a tail read -inf: exp 0, never equal to   \
          * the finite m. */                                                   \
@@ -97,14 +101,7 @@ XT_AVX512 static inline double xt_hsum_ps_pd_avx512(__m512 v)
             V e0 = EXP_FN(_mm512_sub_##S(v0, vm));                            \
             if (out)                                                          \
                 _mm512_mask_storeu_##S(out + i, t, e0);                       \
-            if (exclude_max) {                                                \
-                __typeof__(MASK_FN(0)) k0 = _mm512_cmp_##S##_mask(v0, vm, _CMP_NEQ_UQ);\
-                s0 = _mm512_mask_add_##S(s0, k0, s0, e0);                     \
-                c = _mm512_mask_sub_epi32(c, k0, c, one);                     \
-                lanes += (W);                                                 \
-            } else {                                                          \
-                s0 = _mm512_add_##S(s0, e0);                                  \
-            }                                                                 \
+            XT_SUMEXP512_ADD(S, W, v0, e0, s0);                               \
         }                                                                     \
         *nmax = (double)(lanes + _mm512_reduce_add_epi32(c));                 \
         return HSUM_FN(_mm512_add_##S(s0, s1));                               \
