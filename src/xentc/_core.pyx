@@ -500,16 +500,17 @@ cdef inline void _row_loss_coefs(const xt_ce_options *o, const xt_ce_stats *st,
 
 cdef inline void _ce_row(const xt_ce_options *o, const xt_ce_stats *st, double lse,
                          double rowmax, const real *src, Py_ssize_t y, const real *q,
-                         double gs, bint want_grad, real *grad,
-                         double *loss) noexcept nogil:
+                         double gs, bint want_grad, real *grad, double *loss,
+                         int have_exp=0) noexcept nogil:
     """Loss (and gradient) of a whole row from its stats, log-sum-exp and max;
-    src is the (capped) row, q its probability target (or NULL: index y)."""
+    src is the (capped) row, q its probability target (or NULL: index y);
+    have_exp: grad already holds the row's exps (see xt_ce_grad_slice)."""
     cdef _row_coefs c
     _row_loss_coefs(o, st, lse, rowmax, src[y] if q == NULL else 0.0, y, q != NULL,
                     gs, &c, loss)
     if want_grad:
         _grad_slice(src, o.nclasses, c.lse, c.rowmax, c.a, c.bq, c.bc, o.class_weight,
-                    q, y, c.by, o.softcap, grad)
+                    q, y, c.by, o.softcap, grad, have_exp)
 
 
 cdef inline void _sums(const real *x, Py_ssize_t n, const double *w, const real *q,
@@ -529,22 +530,17 @@ cdef inline void _ce_row_in_cache(const xt_ce_options *o, const real *src, Py_ss
     rescaled (one exp per element instead of two); the weighted sums are
     taken first. Locals here are private to the calling thread."""
     cdef xt_ce_stats st
-    cdef _row_coefs c
-    cdef int stored
+    cdef int stored = 0
     if grad == NULL or o.softcap > 0.0 or grad == src:
         st = _stats(src, o.nclasses, o.class_weight, q, need_wx)
-        _ce_row(o, &st, xt_partial_lse(st.lse), st.lse.max, src, y, q, gs,
-                grad != NULL, grad, loss)
-        return
-    _sums(src, o.nclasses, o.class_weight, q, need_wx, &st)
-    if real is float:
-        stored = xt_partial_store_f32(src, o.nclasses, grad, &st.lse)
     else:
-        stored = xt_partial_store_f64(src, o.nclasses, grad, &st.lse)
-    _row_loss_coefs(o, &st, xt_partial_lse(st.lse), st.lse.max,
-                    src[y] if q == NULL else 0.0, y, q != NULL, gs, &c, loss)
-    _grad_slice(src, o.nclasses, c.lse, c.rowmax, c.a, c.bq, c.bc, o.class_weight, q, y,
-                c.by, o.softcap, grad, stored)
+        _sums(src, o.nclasses, o.class_weight, q, need_wx, &st)
+        if real is float:
+            stored = xt_partial_store_f32(src, o.nclasses, grad, &st.lse)
+        else:
+            stored = xt_partial_store_f64(src, o.nclasses, grad, &st.lse)
+    _ce_row(o, &st, xt_partial_lse(st.lse), st.lse.max, src, y, q, gs, grad != NULL,
+            grad, loss, stored)
 
 
 def ce_rows(const real[:, ::1] x, const long long[::1] target,
