@@ -388,3 +388,57 @@ def test_probability_targets_reject_nonnegative_ignore_index():
     x = np.zeros((2, 3))
     with pytest.raises(ValueError, match="ignore_index"):
         xentc.cross_entropy(x, np.full((2, 3), 1 / 3), ignore_index=0)
+
+
+@pytest.mark.parametrize("target_kind", ["index", "prob"])
+def test_reduction_over_tiles_matches_per_sample_losses(monkeypatch, target_kind):
+    # The reduced loss is summed tile by tile (_TILE_ROWS rows per kernel
+    # call); with small tiles, every tile boundary and the short last tile
+    # must give the sum of the per-sample losses and the untiled gradient.
+    from xentc import _cross_entropy
+    rng = np.random.default_rng(21)
+    n, c = 5000, 7
+    x = rng.standard_normal((n, c))
+    if target_kind == "index":
+        y = rng.integers(0, c, n)
+        y[::13] = -100
+    else:
+        y = rng.dirichlet(np.ones(c), n)
+    opts = dict(weight=rng.uniform(0.5, 2.0, c), sample_weight=rng.uniform(0, 1, n),
+                label_smoothing=0.1)
+    if target_kind == "prob":
+        del opts["weight"]
+    for reduction in ("sum", "mean"):
+        whole_loss, whole_grad = xentc.cross_entropy_and_grad(x, y, reduction=reduction,
+                                                               **opts)
+        monkeypatch.setattr(_cross_entropy, "_TILE_ROWS", 1024)
+        loss, grad = xentc.cross_entropy_and_grad(x, y, reduction=reduction, **opts)
+        plain = xentc.cross_entropy(x, y, reduction=reduction, **opts)
+        monkeypatch.undo()
+        per_sample = xentc.cross_entropy(x, y, reduction="none", **opts)
+        want = np.sum(per_sample)
+        if reduction == "mean":
+            sw = opts["sample_weight"]
+            if target_kind == "index":
+                valid = y >= 0
+                want = want / np.sum(np.where(valid, opts["weight"][np.where(valid, y, 0)],
+                                              0.0) * sw)
+            else:
+                want = want / np.sum(sw)
+        np.testing.assert_allclose([loss, plain, whole_loss], want, rtol=1e-13)
+        np.testing.assert_array_equal(grad, whole_grad)
+
+
+def test_valid_index_targets_are_not_copied():
+    from xentc import _targets
+    y = np.array([0, 2, 1, 2, 0])
+    flat, nvalid = _targets.index_targets(y, 3, (5,), -100, "f")
+    assert nvalid == 5 and np.shares_memory(flat, y)
+    # An ignored target needs the -1 marking: a copy, the input unchanged.
+    y2 = np.array([0, -100, 1])
+    flat, nvalid = _targets.index_targets(y2, 3, (3,), -100, "f")
+    assert nvalid == 2 and flat.tolist() == [0, -1, 1]
+    assert y2.tolist() == [0, -100, 1]
+    # ignore_index may be a class: those targets are ignored, not valid.
+    flat, nvalid = _targets.index_targets(y, 3, (5,), 2, "f")
+    assert nvalid == 3 and flat.tolist() == [0, -1, 1, -1, 0]

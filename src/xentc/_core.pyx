@@ -729,22 +729,28 @@ def prepare_index_targets(const long long[::1] target, long long nclasses,
                           long long ignore_index, long long[::1] out):
     """out = target with ignore_index as -1, in one pass; returns
     (position of the first target outside [0, nclasses) that is not
-    ignore_index, or -1; the number of targets not ignored)."""
+    ignore_index, or -1; the number of targets in [0, nclasses)).
+    An empty out only scans: when every target is a class index the
+    caller can use target itself, with no N-sized copy."""
     cdef Py_ssize_t i, n = target.shape[0], first_bad = -1, nvalid = 0
     cdef long long t
-    _expect("prepare_index_targets", "len(out)", out.shape[0], n)
+    cdef bint write = out.shape[0] > 0
+    if write or n == 0:
+        _expect("prepare_index_targets", "len(out)", out.shape[0], n)
     with nogil:
         for i in range(n):
             t = target[i]
-            if t == ignore_index:
-                out[i] = -1
-            elif 0 <= t < nclasses:
-                out[i] = t
+            if t == ignore_index:   # may be a class index itself
+                t = -1
+            # one unsigned compare: negatives wrap above nclasses
+            elif <unsigned long long> t < <unsigned long long> nclasses:
                 nvalid += 1
             else:
-                out[i] = -1
+                t = -1
                 if first_bad < 0:
                     first_bad = i
+            if write:
+                out[i] = t
     return first_bad, nvalid
 
 

@@ -20,7 +20,11 @@ def _reduce(per_sample, row_weight, denominator, reduction, sample_shape, dtype)
     if reduction == "none":
         out = weighted.reshape(sample_shape).astype(dtype)
         return out[()] if out.ndim == 0 else out
-    total = np.sum(weighted)
+    return _finish(np.sum(weighted), denominator, reduction, dtype)
+
+
+def _finish(total, denominator, reduction, dtype):
+    """'sum' or 'mean' of losses whose (weighted) sum is `total`."""
     if reduction == "sum":
         return dtype.type(total)
     if denominator == 0:
@@ -28,6 +32,14 @@ def _reduce(per_sample, row_weight, denominator, reduction, sample_shape, dtype)
         # the mean over nothing is NaN whatever the smoothing adds.
         return dtype.type(np.nan)
     return dtype.type(np.float64(total) / np.float64(denominator))
+
+
+# Rows per call of the kernels when only the reduced loss is wanted: the
+# per-sample losses of a tile (2 MiB) are summed and the buffer reused, so
+# a call on 10^6 rows allocates no fresh N-sized array, whose pages the OS
+# would have to zero (several ms of system time per call). A multiple of
+# the short-row kernel's task (1024 rows), so rows fall in the same groups.
+_TILE_ROWS = 1 << 18
 
 
 class _Problem:
@@ -95,26 +107,47 @@ class _Problem:
             return np.empty(0), float(scale)
         return self.sample_weight * scale, 1.0
 
-    def run(self, workers, grad=None):
-        """Per-sample losses (float64); fills grad ((N, C) rows) if given."""
-        rows = self.rows
-        n, c = rows.nrows, rows.ncols
-        per_sample = np.empty(n)
+    def run(self, workers, grad=None, rows=None, out=None):
+        """Per-sample losses (float64) of rows [start, stop) (default all)
+        into `out` (default a new array); fills grad ((N, C) rows) if given."""
+        start, stop = (0, self.rows.nrows) if rows is None else rows
+        n, c = stop - start, self.rows.ncols
+        per_sample = np.empty(n) if out is None else out[:n]
         nchunks = max(1, -(-c // _core.chunk_size()))
         nthreads = thread_count(workers, n * c, n * nchunks)
         scratch_len = min(c, _core.chunk_size()) if self.softcap else 0
         scratch = np.empty((nthreads, scratch_len), self.cdtype)
         want_grad = grad is not None
-        scale, scale_all = self.grad_scale() if want_grad else (np.empty(0), 0.0)
+        if want_grad and not hasattr(self, "_scale"):
+            self._scale = self.grad_scale()
+        scale, scale_all = self._scale if want_grad else (np.empty(0), 0.0)
+        part = slice(start, stop)
         _core.ce_rows(
-            rows.data, self.index, self.prob, self.kind == "prob",
+            self.rows.data[part], self.index[part] if self.kind == "index" else self.index,
+            self.prob[part] if self.kind == "prob" else self.prob, self.kind == "prob",
             self.weight if self.weight is not None else np.empty(0),
             self.weight is not None, self.smoothing, self.z_loss, self.softcap,
-            scale, scale_all, per_sample,
-            grad if want_grad else np.empty((0, 0), self.cdtype), want_grad,
+            scale[part] if scale.size else scale, scale_all, per_sample,
+            grad[part] if want_grad else np.empty((0, 0), self.cdtype), want_grad,
             scratch, nthreads,
         )
         return per_sample
+
+    def loss(self, workers, grad=None):
+        """The reduced loss (or per-sample losses for reduction='none');
+        fills grad if given. Reductions run over tiles of rows (see
+        _TILE_ROWS)."""
+        if self.reduction == "none":
+            return self.reduce(self.run(workers, grad))
+        n = self.rows.nrows
+        buf = np.empty(min(n, _TILE_ROWS))
+        sw = self.sample_weight
+        total = 0.0
+        for start in range(0, n, _TILE_ROWS):
+            stop = min(n, start + _TILE_ROWS)
+            tile = self.run(workers, grad, (start, stop), buf)
+            total += np.sum(tile if sw is None else tile * sw[start:stop])
+        return _finish(total, self.denom, self.reduction, self.dtype)
 
     def reduce(self, per_sample):
         return _reduce(per_sample, self.sample_weight, self.denom,
@@ -167,7 +200,7 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, sample_weight=None,
     resolve_workers(workers)
     prob = _Problem("cross_entropy", logits, target, axis, weight, sample_weight,
                     ignore_index, reduction, label_smoothing, z_loss, softcap)
-    return prob.reduce(prob.run(workers))
+    return prob.loss(workers)
 
 
 cross_entropy.__doc__ = """Cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
@@ -222,7 +255,7 @@ def cross_entropy_and_grad(logits, target, *, axis=-1, weight=None, sample_weigh
         # the kernels read probability targets while writing the gradient
         direct = None
     buf = np.empty_like(rows.data) if direct is None else direct
-    loss = prob.reduce(prob.run(workers, grad=buf))
+    loss = prob.loss(workers, grad=buf)
     if direct is not None:
         return loss, grad_out
     grad = rows.restore(buf)

@@ -147,9 +147,15 @@ def index_targets(target, nclasses, sample_shape, ignore_index, func):
         first_bad = int(np.argmax(t.reshape(-1) > int64.max))
     else:
         flat = kernel_array(t, np.int64).reshape(-1)
-        out = np.empty(flat.shape, np.int64)
+        ignored = -1 if ignore_index is None else ignore_index
+        # Scan first: with every target a class index (the usual case) the
+        # kernels read `flat` itself and no N-sized copy is made.
         first_bad, nvalid = _core.prepare_index_targets(
-            flat, nclasses, -1 if ignore_index is None else ignore_index, out)
+            flat, nclasses, ignored, np.empty(0, np.int64))
+        if first_bad < 0 and nvalid == flat.size:
+            return flat, nvalid
+        out = np.empty(flat.shape, np.int64)
+        first_bad, nvalid = _core.prepare_index_targets(flat, nclasses, ignored, out)
         if ignore_index is None and nvalid < flat.size:
             # The kernel took -1 for ignore_index: here every target it left
             # out (marked -1 in out) is out of bounds, -1 itself included.
