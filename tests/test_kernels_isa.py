@@ -293,6 +293,51 @@ def test_special_values_in_every_lane_match_scipy(level, dtype, case, long_row):
             raise AssertionError(f"{level}, {f}: {exc}") from None
 
 
+def short_rows_with_special(dtype, ncols, values):
+    """Short rows with the special values in one row of each group of 16:
+    block p (16 rows) holds them in its row p, so every lane position of the
+    short-row kernels' groups (16 or 8 float rows, 8 or 4 double rows per
+    vector) meets them, next to clean lanes; 5 clean rows follow (the
+    left-over path)."""
+    x = make_rows(dtype, 16 * 16 + 5, ncols, seed=ncols)
+    for p in range(16):
+        row = x[16 * p + p]
+        row[p % ncols] = values[0]
+        if len(values) > 1 and ncols - 1 - p % ncols != p % ncols:
+            row[ncols - 1 - p % ncols] = values[1]
+    return x
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("case", SPECIAL_CASES, ids="/".join)
+@pytest.mark.parametrize("ncols", [3, 10, 32])
+def test_special_values_in_every_lane_of_short_rows(level, dtype, case, ncols):
+    x = short_rows_with_special(dtype, ncols, [SPECIALS[c] for c in case])
+    with kernels(level), np.errstate(all="ignore"):
+        got = {f: getattr(xentc, f)(x, axis=-1)
+               for f in ("logsumexp", "softmax", "log_softmax")}
+    with np.errstate(all="ignore"):
+        want = {f: getattr(sc, f)(x.astype(np.float64), axis=-1).astype(dtype)
+                for f in got}
+    # error scales as in compare_to_baseline: exp's condition number for
+    # softmax, the row's magnitude for the log-domain results
+    row_scale = np.maximum(np.max(np.abs(np.where(np.isfinite(x), x, 0)), axis=-1),
+                           1.0).astype(np.float64)
+    for f in got:
+        scale = (exp_scale(np.nan_to_num(want[f])) if f == "softmax"
+                 else row_scale if f == "logsumexp" else row_scale[:, None])
+        try:
+            assert_close(got[f], want[f], NULP[dtype], np.broadcast_to(scale, x.shape
+                                                                       if f != "logsumexp"
+                                                                       else row_scale.shape))
+        except AssertionError as exc:
+            raise AssertionError(f"{level}, {f}: {exc}") from None
+    if level != "baseline":
+        with np.errstate(all="ignore"):
+            compare_to_baseline(level, x, NULP[dtype])
+
+
 @pytest.mark.parametrize("level", SIMD_LEVELS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("case", SPECIAL_CASES, ids="/".join)

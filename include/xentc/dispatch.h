@@ -15,6 +15,7 @@
 #include "kernels_avx512.h"
 #include "short_rows.h"
 #include "short_rows_avx2.h"
+#include "short_rows_avx512.h"
 
 typedef struct {
     const char *name;
@@ -55,15 +56,13 @@ static const xt_kernels xt_kernels_avx2 = {
 #endif
 
 #ifdef XT_HAVE_AVX512
-/* Short rows keep the AVX2 kernel: every AVX-512 CPU has AVX2, and rows of
- * at most 32 classes are gathers, not wide streams. */
 static const xt_kernels xt_kernels_avx512 = {
     "avx512",
     xt_partial_f32_avx512, xt_partial_f64_avx512,
     xt_partial_f32_avx512_store, xt_partial_f64_avx512_store,
     xt_expscale_f32_avx512, xt_expscale_f64_avx512,
     xt_shift_f32_avx512, xt_shift_f64_avx512,
-    xt_short_rows_f32_avx2, xt_short_rows_f64_avx2,
+    xt_short_rows_f32_avx512, xt_short_rows_f64_avx512,
 };
 #endif
 

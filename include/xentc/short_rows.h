@@ -126,6 +126,74 @@ enum { XT_SHORT_LSE = 0, XT_SHORT_SOFTMAX = 1, XT_SHORT_LOG_SOFTMAX = 2,
 XT_DEFINE_SHORT_ROWS(f32, float)
 XT_DEFINE_SHORT_ROWS(f64, double)
 
+/*
+ * The vector short-row kernels (short_rows_avx2.h, short_rows_avx512.h)
+ * take a group of W rows at a time, one row per lane, and hand what each
+ * lane found to xt_short_emit_*, which writes the group's rows in the
+ * caller's mode:
+ *   mm, cc, rr:  row max, count of maxima and sum of the other exps;
+ *   ls:          the row's log-sum-exp (LSE, LOG_SOFTMAX, PARTIALS with lse);
+ *   e:           SOFTMAX only: the softmax, column by column (e[W j + l] is
+ *                row l, class j);
+ *   g:           the group's rows of x; out, parts, lse as for the kernel,
+ *                already offset to the group's first row.
+ */
+#define XT_DEFINE_SHORT_EMIT(SUF, T)                                          \
+    static inline void xt_short_emit_##SUF(                                   \
+        int mode, const T *g, ptrdiff_t C, int W, const double *mm,           \
+        const double *cc, const double *rr, const double *ls, const T *e,     \
+        T *out, xt_lse_partial *parts, double *lse)                           \
+    {                                                                         \
+        if (mode == XT_SHORT_LSE) {                                           \
+            for (int l = 0; l < W; l++)                                       \
+                out[l] = (T)ls[l];                                            \
+        } else if (mode == XT_SHORT_LOG_SOFTMAX) {                            \
+            for (int l = 0; l < W; l++)                                       \
+                for (ptrdiff_t j = 0; j < C; j++)                             \
+                    out[l * C + j] = (T)((double)g[l * C + j] - ls[l]);       \
+        } else if (mode == XT_SHORT_SOFTMAX) {                                \
+            for (int l = 0; l < W; l++)                                       \
+                for (ptrdiff_t j = 0; j < C; j++)                             \
+                    out[l * C + j] = e[W * j + l];                            \
+        } else {                                                              \
+            for (int l = 0; l < W; l++) {                                     \
+                parts[l].max = mm[l];                                         \
+                parts[l].nmax = cc[l];                                        \
+                parts[l].rest = rr[l];                                        \
+                parts[l].flags = 0;                                           \
+                if (lse)                                                      \
+                    lse[l] = ls[l];                                           \
+            }                                                                 \
+        }                                                                     \
+    }
+XT_DEFINE_SHORT_EMIT(f32, float)
+XT_DEFINE_SHORT_EMIT(f64, double)
+
+/* A group's place in out (per row for LSE, per element for the softmax
+ * modes, unused for PARTIALS). A macro: it serves float and double. */
+#define xt_short_out(mode, out, r0, C)                                        \
+    ((mode) == XT_SHORT_LSE ? (out) + (r0)                                    \
+     : (mode) == XT_SHORT_PARTIALS ? NULL : (out) + (r0) * (C))
+
+/* Does the mode need the rows' log-sum-exp? */
+#define xt_short_wants_lse(mode, lse)                                         \
+    ((mode) == XT_SHORT_LSE || (mode) == XT_SHORT_LOG_SOFTMAX ||              \
+     ((mode) == XT_SHORT_PARTIALS && (lse) != NULL))
+
+/* Groups ahead whose rows the vector kernels prefetch: their gathers touch
+ * 8-16 rows at once, which the hardware prefetcher does not follow far
+ * enough (10^6 x 10 float32 ran at 40% of the read bandwidth without). */
+#define XT_SHORT_PREFETCH_GROUPS 4
+
+static inline void xt_short_prefetch(const void *group, ptrdiff_t bytes)
+{
+    /* integer arithmetic: the address may lie past the array (a prefetch
+     * never faults, but such a pointer would be undefined behaviour) */
+    uintptr_t p = (uintptr_t)group + (uintptr_t)(XT_SHORT_PREFETCH_GROUPS * bytes);
+    for (ptrdiff_t b = 0; b < bytes; b += 64)
+        __builtin_prefetch((const void *)(p + (uintptr_t)b));
+}
+
 static void xt_short_rows_f32_baseline(const float *x, ptrdiff_t nrows, ptrdiff_t C,
                                        int mode, float *out, xt_lse_partial *parts,
                                        double *lse)
