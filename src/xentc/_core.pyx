@@ -477,24 +477,30 @@ cdef inline void _row_loss_coefs(const xt_ce_options *o, const xt_ce_stats *st,
                                  bint prob, double gs, _row_coefs *c,
                                  double *loss) noexcept nogil:
     """Loss of a whole row from its stats and log-sum-exp, and the
-    coefficients of its gradient in c. x_y is the (capped) target logit of
-    an index target y; prob selects a probability target instead.
+    coefficients of its gradient in c (skipped when c is NULL: a loss alone
+    is the per-row cost of the many-short-rows case). x_y is the (capped)
+    target logit of an index target y; prob selects a probability target
+    instead.
 
     Every temporary is a local of this function: inside a prange, a
     variable that is only written through a pointer is shared between the
     threads (Cython privatises assigned variables only), which made the
     long-row path's results depend on the thread count."""
     cdef double wq, w_y
+    if prob:
+        loss[0] = xt_ce_prob_loss(o, st, lse, &wq)
+    else:
+        w_y = _wy(o, y)
+        loss[0] = xt_ce_index_loss(o, st, lse, x_y, w_y)
+    if c == NULL:
+        return
     c.lse = lse
     c.rowmax = rowmax
     c.bq = 0.0
     c.by = 0.0
     if prob:
-        loss[0] = xt_ce_prob_loss(o, st, lse, &wq)
         c.a = _prob_row_grad_coefs(o, gs, wq, lse, &c.bq, &c.bc)
     else:
-        w_y = _wy(o, y)
-        loss[0] = xt_ce_index_loss(o, st, lse, x_y, w_y)
         c.a = _index_row_grad_coefs(o, gs, w_y, lse, &c.bc, &c.by)
 
 
@@ -507,7 +513,7 @@ cdef inline void _ce_row(const xt_ce_options *o, const xt_ce_stats *st, double l
     have_exp: grad already holds the row's exps (see xt_ce_grad_slice)."""
     cdef _row_coefs c
     _row_loss_coefs(o, st, lse, rowmax, src[y] if q == NULL else 0.0, y, q != NULL,
-                    gs, &c, loss)
+                    gs, &c if want_grad else NULL, loss)
     if want_grad:
         _grad_slice(src, o.nclasses, c.lse, c.rowmax, c.a, c.bq, c.bc, o.class_weight,
                     q, y, c.by, o.softcap, grad, have_exp)
@@ -567,6 +573,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
     cdef int need_wx = smoothing > 0.0
     cdef bint per_row_scale = grad_scale.shape[0] > 0
     cdef Py_ssize_t i, t, r, y, off, n, r0, nb
+    cdef int tid
     cdef const real *src
     cdef const real *q = NULL
     cdef real *scr = NULL
@@ -619,9 +626,12 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                             schedule="static"):
                 r0 = t * SHORT_TASK_ROWS
                 nb = _imin(SHORT_TASK_ROWS, nrows - r0)
+                # this thread's buffers, looked up once per task (threadid()
+                # is a call into the OpenMP runtime)
+                tid = threadid()
                 _short_rows(&x[r0, 0], nb, ncols, XT_SHORT_PARTIALS, NULL,
-                            short_parts + threadid() * SHORT_TASK_ROWS,
-                            short_lse + threadid() * SHORT_TASK_ROWS)
+                            short_parts + tid * SHORT_TASK_ROWS,
+                            short_lse + tid * SHORT_TASK_ROWS)
                 for r in range(nb):
                     i = r0 + r
                     y = -1 if prob_target else target[i]
@@ -633,10 +643,9 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                     q = &target_prob[i, 0] if prob_target else NULL
                     if need_wx or prob_target:
                         _sums(&x[i, 0], ncols, o.class_weight, q, need_wx,
-                              short_stats + threadid())
-                    _ce_row(&o, short_stats + threadid(),
-                            short_lse[threadid() * SHORT_TASK_ROWS + r],
-                            short_parts[threadid() * SHORT_TASK_ROWS + r].max,
+                              short_stats + tid)
+                    _ce_row(&o, short_stats + tid, short_lse[tid * SHORT_TASK_ROWS + r],
+                            short_parts[tid * SHORT_TASK_ROWS + r].max,
                             &x[i, 0], y, q, (grad_scale[i] if per_row_scale else grad_scale_all),
                             want_grad, &grad[i, 0] if want_grad else NULL, &loss[i])
         free(short_parts)
