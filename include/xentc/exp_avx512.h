@@ -1,9 +1,12 @@
 /*
  * Vectorised exp for AVX-512F, for arguments x <= 0: the algorithm and
- * constants of exp_avx2.h (see there for the reduction and the 2^n trick)
- * on 16 floats / 8 doubles, so every lane gets the same bits as with AVX2.
- * Masks replace the compare-and-andnot of the flush to 0. Per-function
- * target attributes again: reached only after the CPU check in dispatch.h.
+ * constants of exp_avx2.h (see there for the reduction) on 16 floats /
+ * 8 doubles, so every lane gets the same bits as with AVX2. The 2^n step is
+ * vscalef under a zero mask, one instruction for AVX2's shift and multiply
+ * and its flush to 0: p 2^n is rounded once either way (exact for normal
+ * results, the same subnormal at n = -126 / -1022), and the masked-off
+ * lanes (below ln(FLT_MIN), not NaN) are 0. Per-function target attributes
+ * again: reached only after the CPU check in dispatch.h.
  */
 #ifndef XENTC_EXP_AVX512_H
 #define XENTC_EXP_AVX512_H
@@ -23,10 +26,8 @@ XT_AVX512 static inline __m512 xt_exp_ps_avx512(__m512 x)
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(XT_EXPF_LN2_LO), r);
     __m512 p;
     XT_EXPF_POLY(_mm512_fmadd_ps, _mm512_set1_ps, p, r);
-    __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(t), 23));
-    /* Lanes below ln(FLT_MIN) (and not NaN) become 0. */
     __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(XT_EXPF_LO_LIMIT), _CMP_NLT_UQ);
-    return _mm512_maskz_mul_ps(keep, p, scale);
+    return _mm512_maskz_scalef_ps(keep, p, n);
 }
 
 XT_AVX512 static inline __m512d xt_exp_pd_avx512(__m512d x)
@@ -38,10 +39,8 @@ XT_AVX512 static inline __m512d xt_exp_pd_avx512(__m512d x)
     r = _mm512_fnmadd_pd(n, _mm512_set1_pd(XT_EXP_LN2_LO), r);
     __m512d p;
     XT_EXP_POLY(_mm512_fmadd_pd, _mm512_set1_pd, p, r);
-    __m512i bits = _mm512_sub_epi64(_mm512_castpd_si512(t), _mm512_castpd_si512(shifter));
-    bits = _mm512_slli_epi64(_mm512_add_epi64(bits, _mm512_set1_epi64(1023)), 52);
     __mmask8 keep = _mm512_cmp_pd_mask(x, _mm512_set1_pd(XT_EXP_LO_LIMIT), _CMP_NLT_UQ);
-    return _mm512_maskz_mul_pd(keep, p, _mm512_castsi512_pd(bits));
+    return _mm512_maskz_scalef_pd(keep, p, n);
 }
 
 #endif /* XT_HAVE_AVX2 */

@@ -53,12 +53,17 @@ XT_AVX512 static inline double xt_hsum_ps_pd_avx512(__m512 v)
     {                                                                         \
         /* max(v, acc) keeps acc for a NaN v: NaN never becomes the max. */  \
         const V ninf = _mm512_set1_##S(-INFINITY);                            \
-        V m0 = ninf, m1 = ninf;                                               \
+        V m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;                         \
         ptrdiff_t i = 0;                                                      \
-        for (; i + 2 * (W) <= n; i += 2 * (W)) {                              \
+        /* four chains: a max waits 4 cycles for the one before it */        \
+        for (; i + 4 * (W) <= n; i += 4 * (W)) {                              \
             m0 = _mm512_max_##S(_mm512_loadu_##S(x + i), m0);                 \
             m1 = _mm512_max_##S(_mm512_loadu_##S(x + i + (W)), m1);           \
+            m2 = _mm512_max_##S(_mm512_loadu_##S(x + i + 2 * (W)), m2);       \
+            m3 = _mm512_max_##S(_mm512_loadu_##S(x + i + 3 * (W)), m3);       \
         }                                                                     \
+        m0 = _mm512_max_##S(m2, m0);                                          \
+        m1 = _mm512_max_##S(m3, m1);                                          \
         for (; i + (W) <= n; i += (W))                                        \
             m0 = _mm512_max_##S(_mm512_loadu_##S(x + i), m0);                 \
         if (i < n)                                                            \
