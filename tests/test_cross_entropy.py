@@ -442,3 +442,55 @@ def test_valid_index_targets_are_not_copied():
     # ignore_index may be a class: those targets are ignored, not valid.
     flat, nvalid = _targets.index_targets(y, 3, (5,), 2, "f")
     assert nvalid == 3 and flat.tolist() == [0, -1, 1, -1, 0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_plain_fast_path_matches_general_path(dtype, reduction):
+    # The common call (2-D logits, int64 targets, default options) skips
+    # the general set-up (_plain_problem); int32 targets take the general
+    # one. Same losses, same reduction: the same bits.
+    from xentc import _cross_entropy
+    rng = np.random.default_rng(3)
+    for n, c in [(1, 5), (37, 10), (300, 1000), (3, 70000)]:
+        x = rng.standard_normal((n, c)).astype(dtype)
+        y = rng.integers(0, c, n)
+        assert _cross_entropy._plain_problem(x, y, -1, None, None, -100, reduction,
+                                             0.0, 0.0, None) is not None
+        fast = xentc.cross_entropy(x, y, reduction=reduction)
+        general = xentc.cross_entropy(x, y.astype(np.int32), reduction=reduction)
+        assert np.asarray(fast).dtype == dtype and np.shape(fast) == np.shape(general)
+        assert np.asarray(fast).tobytes() == np.asarray(general).tobytes()
+        fl, fg = xentc.cross_entropy_and_grad(x, y, reduction=reduction)
+        gl, gg = xentc.cross_entropy_and_grad(x, y.astype(np.int32), reduction=reduction)
+        assert np.asarray(fl).tobytes() == np.asarray(gl).tobytes()
+        assert fg.dtype == gg.dtype and fg.tobytes() == gg.tobytes()
+
+
+def test_plain_fast_path_declines_what_it_does_not_handle():
+    from xentc import _cross_entropy
+    x = RNG.standard_normal((6, 4))
+    y = np.array([0, 1, 2, 3, 0, 1])
+
+    def plain(**kw):
+        args = dict(logits=x, target=y, axis=-1, weight=None, sample_weight=None,
+                    ignore_index=-100, reduction="mean", label_smoothing=0.0,
+                    z_loss=0.0, softcap=None)
+        args.update(kw)
+        return _cross_entropy._plain_problem(**args)
+
+    assert plain() is not None
+    for kw in [dict(target=np.array([0, 1, -100, 3, 0, 1])),   # an ignored row
+               dict(target=np.array([0, 1, 4, 3, 0, 1])),      # out of range
+               dict(ignore_index=2), dict(weight=np.ones(4)), dict(label_smoothing=0.1),
+               dict(z_loss=1e-4), dict(softcap=30.0), dict(sample_weight=np.ones(6)),
+               dict(reduction="avg"), dict(axis=0), dict(logits=x.T.copy().T),
+               dict(logits=x[None]), dict(logits=x.astype(np.float16)),
+               dict(target=y.astype(np.int32)), dict(label_smoothing=False),
+               dict(ignore_index=1 << 70)]:
+        assert plain(**kw) is None, kw
+    # and those calls keep the general path's answers and errors
+    with pytest.raises(IndexError, match="out of bounds"):
+        xentc.cross_entropy(x, np.array([0, 1, 4, 3, 0, 1]))
+    with pytest.raises(ValueError, match="reduction"):
+        xentc.cross_entropy(x, y, reduction="avg")

@@ -673,3 +673,29 @@ def test_negative_sum_that_underflows_is_nan(dtype):
     assert sign == -1
     assert value == pytest.approx(float(sc.logsumexp(a.astype(np.float64), b=np.abs(b))),
                                   rel=1e-6)
+
+
+class _Sub(np.ndarray):
+    """An ndarray subclass: logsumexp's fast path leaves it to the general
+    path (np.asarray gives a plain view of the same data)."""
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_last_axis_fast_path_matches_general_path(dtype):
+    from xentc import _logsumexp
+    rng = np.random.default_rng(4)
+    for shape in [(7,), (5, 3), (4, 1000), (2, 3, 40), (2, 70000)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        for axis in (-1, len(shape) - 1):
+            for keepdims in (False, True):
+                assert _logsumexp._lse_last_axis(x, axis, keepdims, None) is not None
+                fast = xentc.logsumexp(x, axis=axis, keepdims=keepdims)
+                general = xentc.logsumexp(x.view(_Sub), axis=axis, keepdims=keepdims)
+                assert type(fast) is type(general)
+                assert np.shape(fast) == np.shape(general)
+                assert np.asarray(fast).dtype == dtype
+                assert np.asarray(fast).tobytes() == np.asarray(general).tobytes()
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    for a, axis in [(x, 0), (x, None), (x, (1,)), (x.T, -1), (x.astype(np.float16), -1),
+                    (x[:, :0], -1), (np.float32(1.0), -1), (x.view(_Sub), -1)]:
+        assert _logsumexp._lse_last_axis(a, axis, False, None) is None

@@ -763,6 +763,43 @@ def prepare_index_targets(const long long[::1] target, long long nclasses,
     return first_bad, nvalid
 
 
+def sum_losses(const double[::1] loss):
+    """Sum of the per-sample losses in a fixed order: eight running sums
+    over the elements' positions mod 8, added pairwise at the end. The
+    reductions of the cross-entropy family use it for every call, so the
+    same losses give the same bits whatever path computed them."""
+    cdef Py_ssize_t i, n = loss.shape[0]
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef double s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
+    with nogil:
+        i = 0
+        while i + 8 <= n:
+            s0 += loss[i]
+            s1 += loss[i + 1]
+            s2 += loss[i + 2]
+            s3 += loss[i + 3]
+            s4 += loss[i + 4]
+            s5 += loss[i + 5]
+            s6 += loss[i + 6]
+            s7 += loss[i + 7]
+            i += 8
+        if i < n:
+            s0 += loss[i]
+        if i + 1 < n:
+            s1 += loss[i + 1]
+        if i + 2 < n:
+            s2 += loss[i + 2]
+        if i + 3 < n:
+            s3 += loss[i + 3]
+        if i + 4 < n:
+            s4 += loss[i + 4]
+        if i + 5 < n:
+            s5 += loss[i + 5]
+        if i + 6 < n:
+            s6 += loss[i + 6]
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
 def gather_rows(const real[:, ::1] x, const long long[::1] target,
                 double[::1] out, int nthreads):
     """out[i] = x[i, target[i]], or 0 where target[i] < 0 (ignored)."""

@@ -20,7 +20,8 @@ def _reduce(per_sample, row_weight, denominator, reduction, sample_shape, dtype)
     if reduction == "none":
         out = weighted.reshape(sample_shape).astype(dtype)
         return out[()] if out.ndim == 0 else out
-    return _finish(np.sum(weighted), denominator, reduction, dtype)
+    return _finish(_core.sum_losses(np.ascontiguousarray(weighted, np.float64)),
+                   denominator, reduction, dtype)
 
 
 def _finish(total, denominator, reduction, dtype):
@@ -31,7 +32,8 @@ def _finish(total, denominator, reduction, dtype):
         # torch divides the NLL term (0 / 0) and the smoothing term apart:
         # the mean over nothing is NaN whatever the smoothing adds.
         return dtype.type(np.nan)
-    return dtype.type(np.float64(total) / np.float64(denominator))
+    # Python floats: the same IEEE double division as NumPy's, less code
+    return dtype.type(float(total) / float(denominator))
 
 
 # Rows per call of the kernels when only the reduced loss is wanted: the
@@ -79,6 +81,29 @@ class _Problem:
             self.index = np.empty(0, np.int64)
             self.prob = Rows(np.asarray(target), (self.axis,), self.cdtype).data
         self._denominator()
+
+    @classmethod
+    def plain(cls, x, index, reduction):
+        """The problem of 2-D logits x (C-contiguous, aligned float32/64,
+        classes along axis 1) with class indices `index` (int64, every one
+        in [0, C)) and every option at its default, set up without the
+        general validation: what __init__ would make of it."""
+        p = cls.__new__(cls)
+        p.dtype = p.cdtype = x.dtype
+        p.axis = 1
+        p.shape = x.shape
+        p.nclasses = x.shape[1]
+        p.sample_shape = x.shape[:1]
+        p.reduction = reduction
+        p.smoothing = p.z_loss = p.softcap = 0.0
+        p.weight = p.sample_weight = None
+        p.kind = "index"
+        p.x = x
+        p.rows = Rows.of_matrix(x)
+        p.index = index
+        p.nvalid = p.denom = x.shape[0]
+        p.prob = np.empty((0, 0), x.dtype)
+        return p
 
     def _denominator(self):
         """What 'mean' divides by (torch's rules, with sample weights)."""
@@ -146,12 +171,57 @@ class _Problem:
         for start in range(0, n, _TILE_ROWS):
             stop = min(n, start + _TILE_ROWS)
             tile = self.run(workers, grad, (start, stop), buf)
-            total += np.sum(tile if sw is None else tile * sw[start:stop])
+            total += _core.sum_losses(tile if sw is None else tile * sw[start:stop])
         return _finish(total, self.denom, self.reduction, self.dtype)
 
     def reduce(self, per_sample):
         return _reduce(per_sample, self.sample_weight, self.denom,
                        self.reduction, self.sample_shape, self.dtype)
+
+
+_I64 = np.dtype(np.int64)
+_NO_TARGETS = np.empty(0, np.int64)
+
+
+def _plain_problem(logits, target, axis, weight, sample_weight, ignore_index, reduction,
+                   label_smoothing, z_loss, softcap):
+    """_Problem.plain for the common call, or None for any other (which
+    takes the general validation, with the same results).
+
+    The common call: 2-D aligned C-contiguous float32/float64 logits with
+    classes on the last axis, 1-D int64 class indices, no target equal to
+    ignore_index or out of range, and every option at its default. The
+    general set-up costs ~10 us warm, but it runs with cold caches: right
+    after the previous call's kernel has streamed its logits through them,
+    it took ~150 us of a 620 us call on 4096x1000 float32.
+    """
+    if (weight is not None or sample_weight is not None or softcap is not None
+            or type(label_smoothing) not in (int, float) or label_smoothing != 0
+            or type(z_loss) not in (int, float) or z_loss != 0
+            or type(reduction) is not str or type(axis) is not int
+            or type(ignore_index) is not int
+            or type(logits) is not np.ndarray or type(target) is not np.ndarray):
+        return None
+    x = logits
+    # `is`: the builtin dtypes' instances (an equal but distinct dtype
+    # object just takes the general path)
+    if not (x.dtype is _F32 or x.dtype is _F64) or x.ndim != 2 or axis not in (-1, 1):
+        return None
+    n, c = x.shape
+    if (n == 0 or c == 0 or target.dtype is not _I64 or target.shape != (n,)
+            or reduction not in ("mean", "sum", "none")
+            or not -(1 << 63) <= ignore_index < (1 << 63)):
+        return None
+    if not (x.flags.c_contiguous and x.flags.aligned
+            and target.flags.c_contiguous and target.flags.aligned):
+        return None
+    first_bad, nvalid = _core.prepare_index_targets(target, c, ignore_index, _NO_TARGETS)
+    if first_bad >= 0 or nvalid != n:
+        return None
+    return _Problem.plain(x, target, reduction)
+
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 _CE_PARAMS_DOC = """
@@ -198,8 +268,10 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, sample_weight=None,
                   ignore_index=-100, reduction="mean", label_smoothing=0.0,
                   z_loss=0.0, softcap=None, workers=None):
     resolve_workers(workers)
-    prob = _Problem("cross_entropy", logits, target, axis, weight, sample_weight,
-                    ignore_index, reduction, label_smoothing, z_loss, softcap)
+    prob = (_plain_problem(logits, target, axis, weight, sample_weight, ignore_index,
+                           reduction, label_smoothing, z_loss, softcap)
+            or _Problem("cross_entropy", logits, target, axis, weight, sample_weight,
+                        ignore_index, reduction, label_smoothing, z_loss, softcap))
     return prob.loss(workers)
 
 
@@ -242,9 +314,11 @@ def cross_entropy_and_grad(logits, target, *, axis=-1, weight=None, sample_weigh
                            ignore_index=-100, reduction="mean", label_smoothing=0.0,
                            z_loss=0.0, softcap=None, workers=None, grad_out=None):
     resolve_workers(workers)
-    prob = _Problem("cross_entropy_and_grad", logits, target, axis, weight,
-                    sample_weight, ignore_index, reduction, label_smoothing, z_loss,
-                    softcap)
+    prob = (_plain_problem(logits, target, axis, weight, sample_weight, ignore_index,
+                           reduction, label_smoothing, z_loss, softcap)
+            or _Problem("cross_entropy_and_grad", logits, target, axis, weight,
+                        sample_weight, ignore_index, reduction, label_smoothing, z_loss,
+                        softcap))
     if grad_out is not None:
         _check_grad_out(grad_out, prob)
     rows = prob.rows

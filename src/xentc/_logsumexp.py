@@ -38,6 +38,39 @@ def _result_dtype(a, a_arr, b, b_arr):
     return np.result_type(*args)
 
 
+# dtypes the logsumexp fast path takes as they are (native byte order)
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def _lse_last_axis(a, axis, keepdims, workers):
+    """logsumexp over the last axis of an aligned, C-contiguous, non-empty
+    float32/float64 ndarray, straight into the kernel; None for any other
+    call, which takes the general path (same results).
+
+    The general path's steps cost a few microseconds warm, but they run
+    right after the kernel has streamed the array through the caches: on
+    4096x1000 float32 a call spent ~100 us in Python besides the kernel's
+    450 us. This path runs a fraction of that code.
+    """
+    if type(a) is not np.ndarray or type(axis) is not int:
+        return None
+    dt = a.dtype
+    if not (dt == _F32 or dt == _F64) or a.ndim == 0 or a.size == 0:
+        return None
+    if axis != -1 and axis != a.ndim - 1:
+        return None
+    if not (a.flags.c_contiguous and a.flags.aligned):
+        return None
+    ncols = a.shape[-1]
+    out = np.empty(a.shape[:-1], dt)
+    rows = a.reshape(-1, ncols)
+    _core.lse_rows(rows, out.reshape(-1),
+                   thread_count(workers, a.size, rows.shape[0] * _chunks_per_row(ncols)))
+    if keepdims:
+        out = out[..., None]
+    return out[()] if out.ndim == 0 else out
+
+
 def _chunks_per_row(ncols):
     return max(1, -(-ncols // _core.chunk_size()))
 
@@ -107,6 +140,10 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, worker
     >>> logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
+    if b is None and not return_sign:
+        res = _lse_last_axis(a, axis, keepdims, workers)
+        if res is not None:
+            return res
     resolve_workers(workers)
     a_arr = np.asarray(a)
     b_arr = None if b is None else np.asarray(b)

@@ -11,6 +11,10 @@ from . import _core
 # OpenMP team costs more than the work it would share.
 PARALLEL_MIN_ELEMENTS = 1 << 15
 
+# CPUs in the system, read once: os.cpu_count() reads /sys on every call
+# (about 15 us here, on every kernel call), and the count does not change.
+_NCPU = os.cpu_count() or 1
+
 
 def as_int(value, argname, func=None, expected="an int"):
     """`value` as a Python int (operator.index: ints and NumPy integers, not
@@ -75,7 +79,7 @@ def resolve_workers(workers):
     if n == 0:
         raise ValueError("workers must not be 0 (use None for the default)")
     if n < 0:
-        ncpu = os.cpu_count() or 1
+        ncpu = _NCPU
         if n < -ncpu:
             raise ValueError(
                 f"workers value out of range; got {n}, must not be less than {-ncpu}"
@@ -93,7 +97,7 @@ def thread_count(workers, nelements, ntasks):
     n = resolve_workers(workers) or _core.max_threads()
     if nelements < PARALLEL_MIN_ELEMENTS:
         return 1
-    cap = 4 * max(os.cpu_count() or 1, 16)
+    cap = 4 * max(_NCPU, 16)
     return max(1, min(n, ntasks, cap))
 
 
