@@ -699,3 +699,20 @@ def test_last_axis_fast_path_matches_general_path(dtype):
     for a, axis in [(x, 0), (x, None), (x, (1,)), (x.T, -1), (x.astype(np.float16), -1),
                     (x[:, :0], -1), (np.float32(1.0), -1), (x.view(_Sub), -1)]:
         assert _logsumexp._lse_last_axis(a, axis, False, None) is None
+
+
+@pytest.mark.parametrize("func", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_fast_path_matches_general_path(func, dtype):
+    from xentc import _logsumexp
+    rng = np.random.default_rng(5)
+    f = getattr(xentc, func)
+    for shape in [(7,), (5, 3), (4, 1000), (2, 3, 40), (3, 140000)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        assert _logsumexp._last_axis_rows(x, -1) is not None
+        fast = f(x, axis=-1)
+        general = f(x.view(_Sub), axis=-1)
+        assert type(fast) is np.ndarray and type(general) is np.ndarray
+        assert fast.shape == x.shape and fast.dtype == dtype
+        assert fast.tobytes() == general.tobytes()
+        assert not np.shares_memory(fast, x)

@@ -39,6 +39,7 @@ cdef extern from "xentc/xentc.h" nogil:
                              double *out, double *sign)
 
     int xt_omp_max_threads()
+    void xt_omp_barrier()
     int xt_have_openmp()
     int xt_openmp_version()
     int xt_cpu_supports(const char *name)
@@ -157,11 +158,26 @@ cdef xt_lse_partial *_row_partials(const real[:, ::1] x, Py_ssize_t nchunks,
         # Merge each row's chunks in chunk order. Row i lands in parts[i],
         # which no later row reads (i < i * nchunks for i >= 1).
         for i in range(nrows):
-            p = parts[i * nchunks]
-            for c in range(1, nchunks):
-                p = xt_partial_merge(p, parts[i * nchunks + c])
-            parts[i] = p
+            parts[i] = _merged(parts + i * nchunks, nchunks)
     return parts
+
+
+cdef inline xt_lse_partial _merged(const xt_lse_partial *chunks,
+                                   Py_ssize_t nchunks) noexcept nogil:
+    """A row's partial from its chunks' partials, merged in chunk order
+    (the order fixes the bits)."""
+    cdef xt_lse_partial p = chunks[0]
+    cdef Py_ssize_t c
+    for c in range(1, nchunks):
+        p = xt_partial_merge(p, chunks[c])
+    return p
+
+
+# Chunks per thread in a batch of the long-row softmax (softmax_rows): 2
+# chunks of 256 KB (float32; 512 KB float64), and their outputs, stay in a
+# 2 MB L2 between the batch's two passes.
+cdef enum:
+    SOFTMAX_BATCH_CHUNKS = 2
 
 
 def lse_rows(const real[:, ::1] x, real[::1] out, int nthreads):
@@ -190,9 +206,8 @@ def softmax_rows(const real[:, ::1] x, real[:, ::1] out, bint take_log, int nthr
     """softmax (or log_softmax) of every row of x into out; out may be x."""
     cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
     cdef Py_ssize_t nchunks = (ncols + XT_CHUNK - 1) // XT_CHUNK
-    cdef Py_ssize_t i, t, off
-    cdef xt_lse_partial p
-    cdef xt_lse_partial *rows
+    cdef Py_ssize_t i, t, off, r0, r1, batch
+    cdef xt_lse_partial *parts
     _expect("softmax_rows", "out.shape[0]", out.shape[0], nrows)
     _expect("softmax_rows", "out.shape[1]", out.shape[1], ncols)
     if nrows == 0:
@@ -210,14 +225,38 @@ def softmax_rows(const real[:, ::1] x, real[:, ::1] out, bint take_log, int nthr
             else:
                 xt_softmax_row_f64(&x[i, 0], ncols, take_log, &out[i, 0])
         return
-    rows = _row_partials(x, nchunks, nthreads)
-    with nogil:
-        for t in prange(nrows * nchunks, num_threads=nthreads, schedule="static"):
-            i = t // nchunks
-            off = (t % nchunks) * XT_CHUNK
-            _softmax_slice(&x[i, off], _imin(XT_CHUNK, ncols - off), rows[i],
-                           take_log, &out[i, off])
-    free(rows)
+    # Long rows, batch by batch: the partials of a few rows' chunks, then
+    # their outputs. Both loops split a batch the same static way, so each
+    # thread writes the chunks it has just reduced while they are still in
+    # its L2, instead of reading the whole array from memory a second time
+    # (16x128256 float32 log_softmax, 2 threads: 0.52 -> 0.44 ms). Each thread merges
+    # the partials of its chunks' rows itself (read-only after the barrier
+    # at the end of the first loop).
+    parts = <xt_lse_partial *> malloc(nrows * nchunks * sizeof(xt_lse_partial))
+    if parts == NULL:
+        raise MemoryError("xentc: cannot allocate row partials")
+    batch = max(1, SOFTMAX_BATCH_CHUNKS * nthreads // nchunks)
+    with nogil, parallel(num_threads=nthreads):
+        # every thread walks the same batches (r0 is private)
+        r0 = 0
+        while r0 < nrows:
+            r1 = _imin(nrows, r0 + batch)
+            for t in prange(r0 * nchunks, r1 * nchunks, schedule="static"):
+                i = t // nchunks
+                off = (t % nchunks) * XT_CHUNK
+                parts[t] = _partial(&x[i, off], _imin(XT_CHUNK, ncols - off))
+            # Cython's prange ends without a barrier (nowait): wait here for
+            # every chunk's partial before any row is merged. The next batch
+            # needs no wait: its rows, and their parts, are others.
+            xt_omp_barrier()
+            for t in prange(r0 * nchunks, r1 * nchunks, schedule="static"):
+                i = t // nchunks
+                off = (t % nchunks) * XT_CHUNK
+                _softmax_slice(&x[i, off], _imin(XT_CHUNK, ncols - off),
+                               _merged(parts + i * nchunks, nchunks), take_log,
+                               &out[i, off])
+            r0 = r1
+    free(parts)
 
 
 def partial_rows(const real[:, ::1] x, double[:, ::1] out, int nthreads):
