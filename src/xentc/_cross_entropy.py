@@ -102,7 +102,7 @@ class _Problem:
         p.rows = Rows.of_matrix(x)
         p.index = index
         p.nvalid = p.denom = x.shape[0]
-        p.prob = np.empty((0, 0), x.dtype)
+        p.prob = _EMPTY_2D[x.dtype]
         return p
 
     def _denominator(self):
@@ -132,30 +132,11 @@ class _Problem:
             return np.empty(0), float(scale)
         return self.sample_weight * scale, 1.0
 
-    def run(self, workers, grad=None, rows=None, out=None):
-        """Per-sample losses (float64) of rows [start, stop) (default all)
-        into `out` (default a new array); fills grad ((N, C) rows) if given."""
-        start, stop = (0, self.rows.nrows) if rows is None else rows
-        n, c = stop - start, self.rows.ncols
-        per_sample = np.empty(n) if out is None else out[:n]
-        nchunks = max(1, -(-c // _core.chunk_size()))
-        nthreads = thread_count(workers, n * c, n * nchunks)
-        scratch_len = min(c, _core.chunk_size()) if self.softcap else 0
-        scratch = np.empty((nthreads, scratch_len), self.cdtype)
-        want_grad = grad is not None
-        if want_grad and not hasattr(self, "_scale"):
-            self._scale = self.grad_scale()
-        scale, scale_all = self._scale if want_grad else (np.empty(0), 0.0)
-        part = slice(start, stop)
-        _core.ce_rows(
-            self.rows.data[part], self.index[part] if self.kind == "index" else self.index,
-            self.prob[part] if self.kind == "prob" else self.prob, self.kind == "prob",
-            self.weight if self.weight is not None else np.empty(0),
-            self.weight is not None, self.smoothing, self.z_loss, self.softcap,
-            scale[part] if scale.size else scale, scale_all, per_sample,
-            grad[part] if want_grad else np.empty((0, 0), self.cdtype), want_grad,
-            scratch, nthreads,
-        )
+    def run(self, workers, grad=None):
+        """Per-sample losses (float64) of every row; fills grad ((N, C)
+        rows) if given."""
+        per_sample = np.empty(self.rows.nrows)
+        self._kernel(self._threads(workers), grad, 0, self.rows.nrows, per_sample)
         return per_sample
 
     def loss(self, workers, grad=None):
@@ -165,14 +146,46 @@ class _Problem:
         if self.reduction == "none":
             return self.reduce(self.run(workers, grad))
         n = self.rows.nrows
+        nthreads = self._threads(workers)
         buf = np.empty(min(n, _TILE_ROWS))
         sw = self.sample_weight
         total = 0.0
         for start in range(0, n, _TILE_ROWS):
             stop = min(n, start + _TILE_ROWS)
-            tile = self.run(workers, grad, (start, stop), buf)
+            tile = buf[: stop - start]
+            self._kernel(nthreads, grad, start, stop, tile)
             total += _core.sum_losses(tile if sw is None else tile * sw[start:stop])
         return _finish(total, self.denom, self.reduction, self.dtype)
+
+    def _threads(self, workers):
+        n, c = self.rows.nrows, self.rows.ncols
+        return thread_count(workers, n * c, n * max(1, -(-c // _CHUNK)))
+
+    def _kernel(self, nthreads, grad, start, stop, out):
+        """The kernel on rows [start, stop): losses into out, gradient into
+        grad's rows if grad is given. Placeholders for what the call does
+        not use are shared constants: everything here runs with cold caches
+        (see _plain_problem)."""
+        whole = start == 0 and stop == self.rows.nrows
+
+        def part(a):
+            return a if whole else a[start:stop]
+
+        want_grad = grad is not None
+        if want_grad and not hasattr(self, "_scale"):
+            self._scale = self.grad_scale()
+        scale, scale_all = self._scale if want_grad else (_EMPTY, 0.0)
+        empty2d = _EMPTY_2D[self.cdtype]
+        scratch = np.empty((nthreads, min(self.rows.ncols, _CHUNK) if self.softcap else 0),
+                           self.cdtype)
+        _core.ce_rows(
+            part(self.rows.data), part(self.index) if self.kind == "index" else self.index,
+            part(self.prob) if self.kind == "prob" else self.prob, self.kind == "prob",
+            _EMPTY if self.weight is None else self.weight, self.weight is not None,
+            self.smoothing, self.z_loss, self.softcap,
+            part(scale) if scale.size else scale, scale_all, out,
+            part(grad) if want_grad else empty2d, want_grad, scratch, nthreads,
+        )
 
     def reduce(self, per_sample):
         return _reduce(per_sample, self.sample_weight, self.denom,
@@ -181,6 +194,11 @@ class _Problem:
 
 _I64 = np.dtype(np.int64)
 _NO_TARGETS = np.empty(0, np.int64)
+# Placeholders (zero-size, nothing to write) for the kernel arguments a
+# call does not use.
+_EMPTY = np.empty(0)
+_EMPTY_2D = {np.dtype(t): np.empty((0, 0), t) for t in (np.float32, np.float64)}
+_CHUNK = _core.chunk_size()
 
 
 def _plain_problem(logits, target, axis, weight, sample_weight, ignore_index, reduction,
