@@ -494,3 +494,28 @@ def test_plain_fast_path_declines_what_it_does_not_handle():
         xentc.cross_entropy(x, np.array([0, 1, 4, 3, 0, 1]))
     with pytest.raises(ValueError, match="reduction"):
         xentc.cross_entropy(x, y, reduction="avg")
+
+
+def test_one_call_plain_path_tiles_and_declines(monkeypatch):
+    # _core.ce_plain serves cross_entropy's common call ('mean'/'sum'): its
+    # tiles must sum as _Problem.loss's do, and it leaves ignored or bad
+    # targets to the general path.
+    from xentc import _core, _cross_entropy
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((37, 9)).astype(np.float32)
+    y = rng.integers(0, 9, 37)
+    monkeypatch.setattr(_cross_entropy, "_TILE_ROWS", 16)
+    for reduction in ("mean", "sum"):
+        fast = xentc.cross_entropy(x, y, reduction=reduction)
+        general = xentc.cross_entropy(x, y.astype(np.int32), reduction=reduction)
+        assert fast.tobytes() == general.tobytes()
+    total = _core.ce_plain(x, y, -100, 16, 2)
+    assert np.float32(total) == xentc.cross_entropy(x, y, reduction="sum")
+    y_ignored = y.copy()
+    y_ignored[3] = -100
+    assert _core.ce_plain(x, y_ignored, -100, 16, 1) is None
+    assert _core.ce_plain(x, np.where(y == 0, 9, y), -100, 16, 1) is None
+    with pytest.raises(ValueError, match="len\\(target\\)"):
+        _core.ce_plain(x, y[:5], -100, 16, 1)
+    with pytest.raises(ValueError, match="nthreads"):
+        _core.ce_plain(x, y, -100, 16, 0)

@@ -13,6 +13,8 @@ on the number of threads.
 from libc.stdlib cimport calloc, malloc, free
 from cython.parallel cimport prange
 
+import numpy as np
+
 
 cdef extern from "xentc/xentc.h" nogil:
     ctypedef struct xt_lse_partial:
@@ -606,23 +608,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
     min(ncols, chunk) per thread (used with a soft cap).
     """
     cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
-    cdef Py_ssize_t nchunks = (ncols + XT_CHUNK - 1) // XT_CHUNK
-    cdef xt_ce_options o = _options(ncols, class_weight, has_weight, smoothing,
-                                    z_loss, softcap)
-    cdef int need_wx = smoothing > 0.0
     cdef bint per_row_scale = grad_scale.shape[0] > 0
-    cdef Py_ssize_t i, t, r, y, off, n, r0, nb
-    cdef int tid
-    cdef const real *src
-    cdef const real *q = NULL
-    cdef real *scr = NULL
-    cdef xt_ce_stats st
-    cdef double x_y
-    cdef xt_ce_stats *parts
-    cdef _row_coefs *coefs
-    cdef xt_lse_partial *short_parts
-    cdef double *short_lse
-    cdef xt_ce_stats *short_stats
     if nthreads < 1:
         raise ValueError(f"xentc._core.ce_rows: nthreads is {nthreads}, expected >= 1")
     if prob_target:
@@ -644,6 +630,38 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
         _expect("ce_rows", "scratch.shape[1]", scratch.shape[1], _imin(ncols, XT_CHUNK))
     if nrows == 0:
         return
+    _ce_rows_core(x, target, target_prob, prob_target, class_weight, has_weight,
+                  smoothing, z_loss, softcap, grad_scale, grad_scale_all, &loss[0],
+                  grad, want_grad, scratch, nthreads)
+
+
+cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
+                       const real[:, ::1] target_prob, bint prob_target,
+                       const double[::1] class_weight, bint has_weight,
+                       double smoothing, double z_loss, double softcap,
+                       const double[::1] grad_scale, double grad_scale_all, double *loss,
+                       real[:, ::1] grad, bint want_grad,
+                       real[:, ::1] scratch, int nthreads) except -1:
+    """ce_rows on arguments it has checked (nrows > 0); loss has nrows
+    elements. scratch is read only with a soft cap."""
+    cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
+    cdef Py_ssize_t nchunks = (ncols + XT_CHUNK - 1) // XT_CHUNK
+    cdef xt_ce_options o = _options(ncols, class_weight, has_weight, smoothing,
+                                    z_loss, softcap)
+    cdef int need_wx = smoothing > 0.0
+    cdef bint per_row_scale = grad_scale.shape[0] > 0
+    cdef Py_ssize_t i, t, r, y, off, n, r0, nb
+    cdef int tid
+    cdef const real *src
+    cdef const real *q = NULL
+    cdef real *scr = NULL
+    cdef xt_ce_stats st
+    cdef double x_y
+    cdef xt_ce_stats *parts
+    cdef _row_coefs *coefs
+    cdef xt_lse_partial *short_parts
+    cdef double *short_lse
+    cdef xt_ce_stats *short_stats
 
     if ncols <= XT_SHORT_MAX_COLS and softcap <= 0.0:
         # Many short rows: partials of blocks of rows by the short-row kernel
@@ -690,12 +708,12 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
         free(short_parts)
         free(short_lse)
         free(short_stats)
-        return
+        return 0
 
     if nchunks <= 1:
         # One pass per row while it is in cache: stats, loss, gradient.
         with nogil, parallel(num_threads=nthreads):
-            scr = &scratch[threadid(), 0]
+            scr = &scratch[threadid(), 0] if softcap > 0.0 else NULL
             for i in prange(nrows, schedule="static"):
                 y = -1 if prob_target else target[i]
                 if not prob_target and y < 0:
@@ -708,7 +726,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                 _ce_row_in_cache(&o, src, y, q, need_wx,
                                  (grad_scale[i] if per_row_scale else grad_scale_all),
                                  &grad[i, 0] if want_grad else NULL, &loss[i])
-        return
+        return 0
 
     # Long rows: stats of fixed chunks in parallel, merged per row in chunk
     # order (same bits for any thread count), then the gradient by chunks.
@@ -720,7 +738,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
         raise MemoryError("xentc: cannot allocate cross-entropy partials")
     try:
         with nogil, parallel(num_threads=nthreads):
-            scr = &scratch[threadid(), 0]
+            scr = &scratch[threadid(), 0] if softcap > 0.0 else NULL
             for t in prange(nrows * nchunks, schedule="static"):
                 i = t // nchunks
                 off = (t % nchunks) * XT_CHUNK
@@ -751,9 +769,9 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
                                 (grad_scale[i] if per_row_scale else grad_scale_all),
                                 &coefs[i], &loss[i])
         if not want_grad:
-            return
+            return 0
         with nogil, parallel(num_threads=nthreads):
-            scr = &scratch[threadid(), 0]
+            scr = &scratch[threadid(), 0] if softcap > 0.0 else NULL
             for t in prange(nrows * nchunks, schedule="static"):
                 i = t // nchunks
                 off = (t % nchunks) * XT_CHUNK
@@ -771,6 +789,32 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
     finally:
         free(parts)
         free(coefs)
+    return 0
+
+
+cdef Py_ssize_t _scan_targets(const long long[::1] target, long long nclasses,
+                              long long ignore_index, long long *out,
+                              Py_ssize_t *first_bad) noexcept nogil:
+    """The number of targets in [0, nclasses) that are not ignore_index;
+    *first_bad gets the position of the first target out of range that is
+    not ignore_index (or stays -1). out (or NULL) gets target with ignored
+    and bad targets as -1."""
+    cdef Py_ssize_t i, nvalid = 0
+    cdef long long t
+    for i in range(target.shape[0]):
+        t = target[i]
+        if t == ignore_index:   # may be a class index itself
+            t = -1
+        # one unsigned compare: negatives wrap above nclasses
+        elif <unsigned long long> t < <unsigned long long> nclasses:
+            nvalid += 1
+        else:
+            t = -1
+            if first_bad[0] < 0:
+                first_bad[0] = i
+        if out != NULL:
+            out[i] = t
+    return nvalid
 
 
 def prepare_index_targets(const long long[::1] target, long long nclasses,
@@ -780,63 +824,107 @@ def prepare_index_targets(const long long[::1] target, long long nclasses,
     ignore_index, or -1; the number of targets in [0, nclasses)).
     An empty out only scans: when every target is a class index the
     caller can use target itself, with no N-sized copy."""
-    cdef Py_ssize_t i, n = target.shape[0], first_bad = -1, nvalid = 0
-    cdef long long t
+    cdef Py_ssize_t n = target.shape[0], first_bad = -1, nvalid
     cdef bint write = out.shape[0] > 0
     if write or n == 0:
         _expect("prepare_index_targets", "len(out)", out.shape[0], n)
     with nogil:
-        for i in range(n):
-            t = target[i]
-            if t == ignore_index:   # may be a class index itself
-                t = -1
-            # one unsigned compare: negatives wrap above nclasses
-            elif <unsigned long long> t < <unsigned long long> nclasses:
-                nvalid += 1
-            else:
-                t = -1
-                if first_bad < 0:
-                    first_bad = i
-            if write:
-                out[i] = t
+        nvalid = _scan_targets(target, nclasses, ignore_index,
+                               &out[0] if write else NULL, &first_bad)
     return first_bad, nvalid
 
 
-def sum_losses(const double[::1] loss):
-    """Sum of the per-sample losses in a fixed order: eight running sums
-    over the elements' positions mod 8, added pairwise at the end. The
-    reductions of the cross-entropy family use it for every call, so the
-    same losses give the same bits whatever path computed them."""
-    cdef Py_ssize_t i, n = loss.shape[0]
+cdef double _sum_doubles(const double *v, Py_ssize_t n) noexcept nogil:
+    """Sum in a fixed order: eight running sums over the positions mod 8,
+    added pairwise at the end."""
+    cdef Py_ssize_t i = 0
     cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
     cdef double s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
-    with nogil:
-        i = 0
-        while i + 8 <= n:
-            s0 += loss[i]
-            s1 += loss[i + 1]
-            s2 += loss[i + 2]
-            s3 += loss[i + 3]
-            s4 += loss[i + 4]
-            s5 += loss[i + 5]
-            s6 += loss[i + 6]
-            s7 += loss[i + 7]
-            i += 8
-        if i < n:
-            s0 += loss[i]
-        if i + 1 < n:
-            s1 += loss[i + 1]
-        if i + 2 < n:
-            s2 += loss[i + 2]
-        if i + 3 < n:
-            s3 += loss[i + 3]
-        if i + 4 < n:
-            s4 += loss[i + 4]
-        if i + 5 < n:
-            s5 += loss[i + 5]
-        if i + 6 < n:
-            s6 += loss[i + 6]
+    while i + 8 <= n:
+        s0 += v[i]
+        s1 += v[i + 1]
+        s2 += v[i + 2]
+        s3 += v[i + 3]
+        s4 += v[i + 4]
+        s5 += v[i + 5]
+        s6 += v[i + 6]
+        s7 += v[i + 7]
+        i += 8
+    if i < n:
+        s0 += v[i]
+    if i + 1 < n:
+        s1 += v[i + 1]
+    if i + 2 < n:
+        s2 += v[i + 2]
+    if i + 3 < n:
+        s3 += v[i + 3]
+    if i + 4 < n:
+        s4 += v[i + 4]
+    if i + 5 < n:
+        s5 += v[i + 5]
+    if i + 6 < n:
+        s6 += v[i + 6]
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+def sum_losses(const double[::1] loss):
+    """Sum of the per-sample losses in _sum_doubles' fixed order. Every
+    reduction of the cross-entropy family sums through it (or, in
+    ce_plain, through _sum_doubles itself), so the same losses give the
+    same bits whatever path computed them."""
+    if loss.shape[0] == 0:
+        return 0.0
+    return _sum_doubles(&loss[0], loss.shape[0])
+
+
+# Placeholders for the arguments ce_plain's calls do not use.
+cdef float[:, ::1] _NONE_F32 = np.empty((0, 0), np.float32)
+cdef double[:, ::1] _NONE_F64 = np.empty((0, 0), np.float64)
+cdef double[::1] _NONE_1D = np.empty(0)
+
+
+def ce_plain(const real[:, ::1] x, const long long[::1] target, long long ignore_index,
+             Py_ssize_t tile_rows, int nthreads):
+    """Sum of the cross-entropy losses of logits rows x with class indices
+    `target` and every option at its default, or None when a target is
+    ignore_index or out of range (the caller's general path then decides).
+
+    The general path's arithmetic in one call: ce_rows over tiles of
+    tile_rows rows, each tile's losses summed by _sum_doubles and the tile
+    sums added in order, as _cross_entropy._Problem.loss does. What it saves
+    is Python: that set-up runs with cold caches, right after the previous
+    call's kernel streamed its logits through them.
+    """
+    cdef Py_ssize_t n = x.shape[0], start = 0, stop, first_bad = -1, nvalid
+    cdef double total = 0.0
+    cdef double *buf
+    _expect("ce_plain", "len(target)", target.shape[0], n)
+    if nthreads < 1 or tile_rows < 1:
+        raise ValueError(f"xentc._core.ce_plain: nthreads is {nthreads} and tile_rows "
+                         f"{tile_rows}, expected >= 1")
+    with nogil:
+        nvalid = _scan_targets(target, x.shape[1], ignore_index, NULL, &first_bad)
+    if first_bad >= 0 or nvalid != n or n == 0:
+        return None
+    buf = <double *> malloc(_imin(n, tile_rows) * sizeof(double))
+    if buf == NULL:
+        raise MemoryError("xentc: cannot allocate per-sample losses")
+    try:
+        while start < n:
+            stop = _imin(n, start + tile_rows)
+            if real is float:
+                _ce_rows_core(x[start:stop], target[start:stop], _NONE_F32, False, _NONE_1D,
+                              False, 0.0, 0.0, 0.0, _NONE_1D, 0.0, buf, _NONE_F32, False,
+                              _NONE_F32, nthreads)
+            else:
+                _ce_rows_core(x[start:stop], target[start:stop], _NONE_F64, False, _NONE_1D,
+                              False, 0.0, 0.0, 0.0, _NONE_1D, 0.0, buf, _NONE_F64, False,
+                              _NONE_F64, nthreads)
+            total += _sum_doubles(buf, stop - start)
+            start = stop
+    finally:
+        free(buf)
+    return total
 
 
 def gather_rows(const real[:, ::1] x, const long long[::1] target,
