@@ -519,3 +519,41 @@ def test_one_call_plain_path_tiles_and_declines(monkeypatch):
         _core.ce_plain(x, y[:5], -100, 16, 1)
     with pytest.raises(ValueError, match="nthreads"):
         _core.ce_plain(x, y, -100, 16, 0)
+
+
+@pytest.mark.parametrize("dtype,big", [(np.float32, 2.0**100), (np.float32, -2.0**100),
+                                       (np.float64, 2.0**1000), (np.float64, -2.0**1000)])
+@pytest.mark.parametrize("ncols", [10, 1000, 70001])
+def test_huge_logits_lose_nothing(dtype, big, ncols):
+    # Rows of huge logits: lse = max + log(S) rounds log(S) away, so the
+    # loss must be taken relative to the max (as torch's log_softmax does):
+    # lse - x_y as max + log(S) - x_y gave 0 and the probability-target sums
+    # cancelled to millions (found by tools/fuzz.py, seed 11).
+    # Rows 0, 1: all classes equal; row 2: three maxima, the rest far below.
+    x = np.full((3, ncols), big, dtype)
+    x[2, 3:] = big / 2 if big > 0 else big * 2
+    y = np.array([0, ncols - 1, 2])
+    logc, log3 = np.log(ncols), np.log(3.0)
+    want = np.array([logc, logc, log3])
+    rtol = 4 * np.finfo(dtype).eps
+    got = xentc.cross_entropy(x, y, reduction="none")
+    np.testing.assert_allclose(got, want, rtol=rtol)
+    w = np.linspace(0.5, 2.0, ncols)
+    got_w = xentc.cross_entropy(x[:2], y[:2], weight=w, reduction="none")
+    np.testing.assert_allclose(got_w, w[y[:2]] * logc, rtol=rtol)
+    # smoothing sums every class: equal rows only (row 2 has -log p = inf)
+    got_s = xentc.cross_entropy(x[:2], y[:2], label_smoothing=0.2, reduction="none")
+    np.testing.assert_allclose(got_s, [logc, logc], rtol=rtol)
+    q = np.zeros((3, ncols), dtype)
+    q[:2] = 1.0 / ncols
+    q[2, :3] = 1.0 / 3
+    got_p = xentc.cross_entropy(x, q, reduction="none")
+    # sum q is 1 only up to its summation's rounding, ~ncols eps
+    np.testing.assert_allclose(got_p, want, rtol=ncols * np.finfo(dtype).eps)
+    loss, grad = xentc.cross_entropy_and_grad(x, y, reduction="sum")
+    np.testing.assert_allclose(loss, want.sum(), rtol=rtol)
+    p = np.zeros((3, ncols))
+    p[:2] = 1.0 / ncols
+    p[2, :3] = 1.0 / 3
+    p[np.arange(3), y] -= 1.0
+    np.testing.assert_allclose(grad, p, rtol=rtol, atol=rtol / ncols)

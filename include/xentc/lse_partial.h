@@ -81,6 +81,18 @@ static inline double xt_partial_lse(xt_lse_partial p)
     return p.max + log(p.nmax) + log1p(p.rest / p.nmax);
 }
 
+/* log(sum(exp(x - max))) = lse - max of a partial that is not special
+ * (xt_partial_is_special), in the form of xt_partial_lse. Kept apart from
+ * the max, it survives huge logits: max + it rounds it away once |max|
+ * exceeds 2^53 times it (2^24 for float32 results), which made
+ * cross-entropy's lse - x_y lose the whole loss. */
+static inline double xt_partial_log_sum(xt_lse_partial p)
+{
+    if (p.nmax == 1.0)
+        return log1p(p.rest);
+    return log(p.nmax) + log1p(p.rest / p.nmax);
+}
+
 /* sum(exp(x - max)) including the maxima: the softmax denominator. */
 static inline double xt_partial_sum(xt_lse_partial p)
 {

@@ -28,14 +28,17 @@ enum { XT_SHORT_LSE = 0, XT_SHORT_SOFTMAX = 1, XT_SHORT_LOG_SOFTMAX = 2,
  * mode XT_SHORT_LSE:          out[r] = logsumexp(row r)          (out: nrows)
  * mode XT_SHORT_SOFTMAX:      out[r, :] = softmax(row r)         (out: nrows x C)
  * mode XT_SHORT_LOG_SOFTMAX:  out[r, :] = log_softmax(row r)
- * mode XT_SHORT_PARTIALS:     parts[r] = partial of row r, and lse[r] its
- *                             log-sum-exp in double when lse is not NULL
+ * mode XT_SHORT_PARTIALS:     parts[r] = partial of row r, and, when
+ *                             logsum is not NULL, logsum[r] its
+ *                             log(sum(exp(x - max))) = lse - max in double
+ *                             (NaN for a special row; see
+ *                             xt_partial_log_sum)
  * out may be x itself for the softmax modes.
  */
 #define XT_DEFINE_SHORT_ROWS(SUF, T)                                          \
     static void xt_short_rows_generic_##SUF(                                  \
         const T *x, ptrdiff_t nrows, ptrdiff_t C, int mode, T *out,           \
-        xt_lse_partial *parts, double *lse, xt_map_##SUF##_fn expscale)       \
+        xt_lse_partial *parts, double *logsum, xt_map_##SUF##_fn expscale)    \
     {                                                                         \
         T tmp[XT_SHORT_TMP];                                                  \
         xt_lse_partial local[XT_SHORT_ROWS];                                  \
@@ -93,9 +96,10 @@ enum { XT_SHORT_LSE = 0, XT_SHORT_SOFTMAX = 1, XT_SHORT_LOG_SOFTMAX = 2,
                 p[r].rest = rest0 + rest1;                                    \
             }                                                                 \
             if (mode == XT_SHORT_PARTIALS) {                                  \
-                if (lse)                                                      \
+                if (logsum)                                                   \
                     for (ptrdiff_t r = 0; r < nb; r++)                        \
-                        lse[r0 + r] = xt_partial_lse(p[r]);                   \
+                        logsum[r0 + r] = xt_partial_is_special(p[r])          \
+                                             ? NAN : xt_partial_log_sum(p[r]);\
                 continue;                                                     \
             }                                                                 \
             for (ptrdiff_t r = 0; r < nb; r++) {                              \
@@ -132,17 +136,18 @@ XT_DEFINE_SHORT_ROWS(f64, double)
  * lane found to xt_short_emit_*, which writes the group's rows in the
  * caller's mode:
  *   mm, cc, rr:  row max, count of maxima and sum of the other exps;
- *   ls:          the row's log-sum-exp (LSE, LOG_SOFTMAX, PARTIALS with lse);
+ *   ls:          the row's log-sum-exp (LSE, LOG_SOFTMAX), or its log-sum-exp
+ *                less the max (PARTIALS with logsum);
  *   e:           SOFTMAX only: the softmax, column by column (e[W j + l] is
  *                row l, class j);
- *   g:           the group's rows of x; out, parts, lse as for the kernel,
+ *   g:           the group's rows of x; out, parts, logsum as for the kernel,
  *                already offset to the group's first row.
  */
 #define XT_DEFINE_SHORT_EMIT(SUF, T)                                          \
     static inline void xt_short_emit_##SUF(                                   \
         int mode, const T *g, ptrdiff_t C, int W, const double *mm,           \
         const double *cc, const double *rr, const double *ls, const T *e,     \
-        T *out, xt_lse_partial *parts, double *lse)                           \
+        T *out, xt_lse_partial *parts, double *logsum)                        \
     {                                                                         \
         if (mode == XT_SHORT_LSE) {                                           \
             for (int l = 0; l < W; l++)                                       \
@@ -161,8 +166,8 @@ XT_DEFINE_SHORT_ROWS(f64, double)
                 parts[l].nmax = cc[l];                                        \
                 parts[l].rest = rr[l];                                        \
                 parts[l].flags = 0;                                           \
-                if (lse)                                                      \
-                    lse[l] = ls[l];                                           \
+                if (logsum)                                                   \
+                    logsum[l] = ls[l];                                        \
             }                                                                 \
         }                                                                     \
     }
@@ -176,9 +181,9 @@ XT_DEFINE_SHORT_EMIT(f64, double)
      : (mode) == XT_SHORT_PARTIALS ? NULL : (out) + (r0) * (C))
 
 /* Does the mode need the rows' log-sum-exp? */
-#define xt_short_wants_lse(mode, lse)                                         \
+#define xt_short_wants_lse(mode, logsum)                                      \
     ((mode) == XT_SHORT_LSE || (mode) == XT_SHORT_LOG_SOFTMAX ||              \
-     ((mode) == XT_SHORT_PARTIALS && (lse) != NULL))
+     ((mode) == XT_SHORT_PARTIALS && (logsum) != NULL))
 
 /* Groups ahead whose rows the vector kernels prefetch: their gathers touch
  * 8-16 rows at once, which the hardware prefetcher does not follow far
@@ -196,17 +201,17 @@ static inline void xt_short_prefetch(const void *group, ptrdiff_t bytes)
 
 static void xt_short_rows_f32_baseline(const float *x, ptrdiff_t nrows, ptrdiff_t C,
                                        int mode, float *out, xt_lse_partial *parts,
-                                       double *lse)
+                                       double *logsum)
 {
-    xt_short_rows_generic_f32(x, nrows, C, mode, out, parts, lse,
+    xt_short_rows_generic_f32(x, nrows, C, mode, out, parts, logsum,
                                xt_expscale_f32_baseline);
 }
 
 static void xt_short_rows_f64_baseline(const double *x, ptrdiff_t nrows, ptrdiff_t C,
                                        int mode, double *out, xt_lse_partial *parts,
-                                       double *lse)
+                                       double *logsum)
 {
-    xt_short_rows_generic_f64(x, nrows, C, mode, out, parts, lse,
+    xt_short_rows_generic_f64(x, nrows, C, mode, out, parts, logsum,
                                xt_expscale_f64_baseline);
 }
 

@@ -38,7 +38,7 @@ XT_AVX2 static inline __m256d xt_lse_finish_pd(__m256d m, __m256d count, __m256d
 
 XT_AVX2 static void xt_short_rows_f32_avx2(const float *x, ptrdiff_t nrows, ptrdiff_t C,
                                            int mode, float *out, xt_lse_partial *parts,
-                                           double *lse)
+                                           double *logsum)
 {
     if (C <= 0 || C > XT_SHORT_MAX_COLS)
         return;
@@ -63,7 +63,7 @@ XT_AVX2 static void xt_short_rows_f32_avx2(const float *x, ptrdiff_t nrows, ptrd
         __m256 fin = _mm256_cmp_ps(_mm256_sub_ps(vm, vm), _mm256_setzero_ps(), _CMP_EQ_OQ);
         if (_mm256_movemask_ps(fin) != 0xff) {
             xt_short_rows_generic_f32(g, 8, C, mode, xt_short_out(mode, out, r0, C), gparts,
-                                      lse ? lse + r0 : NULL, xt_expscale_f32_avx2);
+                                      logsum ? logsum + r0 : NULL, xt_expscale_f32_avx2);
             continue;
         }
         __m256 count = _mm256_setzero_ps();
@@ -88,9 +88,12 @@ XT_AVX2 static void xt_short_rows_f32_avx2(const float *x, ptrdiff_t nrows, ptrd
         _mm256_storeu_pd(cc + 4, c_hi);
         _mm256_storeu_pd(rr, rest_lo);
         _mm256_storeu_pd(rr + 4, rest_hi);
-        if (xt_short_wants_lse(mode, lse)) {
-            _mm256_storeu_pd(ls, xt_lse_finish_pd(m_lo, c_lo, rest_lo));
-            _mm256_storeu_pd(ls + 4, xt_lse_finish_pd(m_hi, c_hi, rest_hi));
+        if (xt_short_wants_lse(mode, logsum)) {
+            /* PARTIALS: lse - max, the max left out (short_rows.h) */
+            __m256d z = _mm256_setzero_pd();
+            int rel = mode == XT_SHORT_PARTIALS;
+            _mm256_storeu_pd(ls, xt_lse_finish_pd(rel ? z : m_lo, c_lo, rest_lo));
+            _mm256_storeu_pd(ls + 4, xt_lse_finish_pd(rel ? z : m_hi, c_hi, rest_hi));
         } else if (mode == XT_SHORT_SOFTMAX) {
             /* exps times 1 / (count + rest) of their row */
             __m128 ilo = _mm256_cvtpd_ps(_mm256_div_pd(_mm256_set1_pd(1.0),
@@ -102,18 +105,18 @@ XT_AVX2 static void xt_short_rows_f32_avx2(const float *x, ptrdiff_t nrows, ptrd
                 _mm256_storeu_ps(e + 8 * j, _mm256_mul_ps(v[j], inv));
         }
         xt_short_emit_f32(mode, g, C, 8, mm, cc, rr, ls, e, xt_short_out(mode, out, r0, C),
-                          gparts, lse ? lse + r0 : NULL);
+                          gparts, logsum ? logsum + r0 : NULL);
     }
     if (r0 < nrows)
         xt_short_rows_generic_f32(x + r0 * C, nrows - r0, C, mode,
                                   xt_short_out(mode, out, r0, C),
                                   mode == XT_SHORT_PARTIALS ? parts + r0 : NULL,
-                                  lse ? lse + r0 : NULL, xt_expscale_f32_avx2);
+                                  logsum ? logsum + r0 : NULL, xt_expscale_f32_avx2);
 }
 
 XT_AVX2 static void xt_short_rows_f64_avx2(const double *x, ptrdiff_t nrows, ptrdiff_t C,
                                            int mode, double *out, xt_lse_partial *parts,
-                                           double *lse)
+                                           double *logsum)
 {
     if (C <= 0 || C > XT_SHORT_MAX_COLS)
         return;
@@ -136,7 +139,7 @@ XT_AVX2 static void xt_short_rows_f64_avx2(const double *x, ptrdiff_t nrows, ptr
         __m256d fin = _mm256_cmp_pd(_mm256_sub_pd(vm, vm), _mm256_setzero_pd(), _CMP_EQ_OQ);
         if (_mm256_movemask_pd(fin) != 0xf) {
             xt_short_rows_generic_f64(g, 4, C, mode, xt_short_out(mode, out, r0, C), gparts,
-                                      lse ? lse + r0 : NULL, xt_expscale_f64_avx2);
+                                      logsum ? logsum + r0 : NULL, xt_expscale_f64_avx2);
             continue;
         }
         __m256d count = _mm256_setzero_pd(), rest = _mm256_setzero_pd();
@@ -152,21 +155,22 @@ XT_AVX2 static void xt_short_rows_f64_avx2(const double *x, ptrdiff_t nrows, ptr
         _mm256_storeu_pd(mm, vm);
         _mm256_storeu_pd(cc, count);
         _mm256_storeu_pd(rr, rest);
-        if (xt_short_wants_lse(mode, lse)) {
-            _mm256_storeu_pd(ls, xt_lse_finish_pd(vm, count, rest));
+        if (xt_short_wants_lse(mode, logsum)) {
+            __m256d m = mode == XT_SHORT_PARTIALS ? _mm256_setzero_pd() : vm;
+            _mm256_storeu_pd(ls, xt_lse_finish_pd(m, count, rest));
         } else if (mode == XT_SHORT_SOFTMAX) {
             __m256d inv = _mm256_div_pd(_mm256_set1_pd(1.0), _mm256_add_pd(count, rest));
             for (ptrdiff_t j = 0; j < C; j++)
                 _mm256_storeu_pd(e + 4 * j, _mm256_mul_pd(v[j], inv));
         }
         xt_short_emit_f64(mode, g, C, 4, mm, cc, rr, ls, e, xt_short_out(mode, out, r0, C),
-                          gparts, lse ? lse + r0 : NULL);
+                          gparts, logsum ? logsum + r0 : NULL);
     }
     if (r0 < nrows)
         xt_short_rows_generic_f64(x + r0 * C, nrows - r0, C, mode,
                                   xt_short_out(mode, out, r0, C),
                                   mode == XT_SHORT_PARTIALS ? parts + r0 : NULL,
-                                  lse ? lse + r0 : NULL, xt_expscale_f64_avx2);
+                                  logsum ? logsum + r0 : NULL, xt_expscale_f64_avx2);
 }
 
 #endif /* XT_HAVE_AVX2 */

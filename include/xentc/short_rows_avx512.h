@@ -45,7 +45,7 @@ XT_AVX512 static inline __m512d xt_hi_pd_avx512(__m512 v)
 
 XT_AVX512 static void xt_short_rows_f32_avx512(const float *x, ptrdiff_t nrows,
                                                ptrdiff_t C, int mode, float *out,
-                                               xt_lse_partial *parts, double *lse)
+                                               xt_lse_partial *parts, double *logsum)
 {
     if (C <= 0 || C > XT_SHORT_MAX_COLS)
         return;
@@ -71,7 +71,7 @@ XT_AVX512 static void xt_short_rows_f32_avx512(const float *x, ptrdiff_t nrows,
         if (_mm512_cmp_ps_mask(_mm512_sub_ps(vm, vm), _mm512_setzero_ps(), _CMP_EQ_OQ) !=
             0xffff) {
             xt_short_rows_generic_f32(g, 16, C, mode, xt_short_out(mode, out, r0, C), gparts,
-                                      lse ? lse + r0 : NULL, xt_expscale_f32_avx512);
+                                      logsum ? logsum + r0 : NULL, xt_expscale_f32_avx512);
             continue;
         }
         __m512 count = _mm512_setzero_ps();
@@ -94,9 +94,12 @@ XT_AVX512 static void xt_short_rows_f32_avx512(const float *x, ptrdiff_t nrows,
         _mm512_storeu_pd(cc + 8, c_hi);
         _mm512_storeu_pd(rr, rest_lo);
         _mm512_storeu_pd(rr + 8, rest_hi);
-        if (xt_short_wants_lse(mode, lse)) {
-            _mm512_storeu_pd(ls, xt_lse_finish_pd_avx512(m_lo, c_lo, rest_lo));
-            _mm512_storeu_pd(ls + 8, xt_lse_finish_pd_avx512(m_hi, c_hi, rest_hi));
+        if (xt_short_wants_lse(mode, logsum)) {
+            /* PARTIALS: lse - max, the max left out (short_rows.h) */
+            __m512d z = _mm512_setzero_pd();
+            int rel = mode == XT_SHORT_PARTIALS;
+            _mm512_storeu_pd(ls, xt_lse_finish_pd_avx512(rel ? z : m_lo, c_lo, rest_lo));
+            _mm512_storeu_pd(ls + 8, xt_lse_finish_pd_avx512(rel ? z : m_hi, c_hi, rest_hi));
         } else if (mode == XT_SHORT_SOFTMAX) {
             /* exps times 1 / (count + rest) of their row, divided exactly
              * as the AVX2 kernel does */
@@ -110,19 +113,19 @@ XT_AVX512 static void xt_short_rows_f32_avx512(const float *x, ptrdiff_t nrows,
                 _mm512_storeu_ps(e + 16 * j, _mm512_mul_ps(v[j], inv));
         }
         xt_short_emit_f32(mode, g, C, 16, mm, cc, rr, ls, e, xt_short_out(mode, out, r0, C),
-                          gparts, lse ? lse + r0 : NULL);
+                          gparts, logsum ? logsum + r0 : NULL);
     }
     /* fewer than 16 rows left: the AVX2 kernel's groups of 8, then generic */
     if (r0 < nrows)
         xt_short_rows_f32_avx2(x + r0 * C, nrows - r0, C, mode,
                                xt_short_out(mode, out, r0, C),
                                mode == XT_SHORT_PARTIALS ? parts + r0 : NULL,
-                               lse ? lse + r0 : NULL);
+                               logsum ? logsum + r0 : NULL);
 }
 
 XT_AVX512 static void xt_short_rows_f64_avx512(const double *x, ptrdiff_t nrows,
                                                ptrdiff_t C, int mode, double *out,
-                                               xt_lse_partial *parts, double *lse)
+                                               xt_lse_partial *parts, double *logsum)
 {
     if (C <= 0 || C > XT_SHORT_MAX_COLS)
         return;
@@ -146,7 +149,7 @@ XT_AVX512 static void xt_short_rows_f64_avx512(const double *x, ptrdiff_t nrows,
         if (_mm512_cmp_pd_mask(_mm512_sub_pd(vm, vm), _mm512_setzero_pd(), _CMP_EQ_OQ) !=
             0xff) {
             xt_short_rows_generic_f64(g, 8, C, mode, xt_short_out(mode, out, r0, C), gparts,
-                                      lse ? lse + r0 : NULL, xt_expscale_f64_avx512);
+                                      logsum ? logsum + r0 : NULL, xt_expscale_f64_avx512);
             continue;
         }
         __m512d count = _mm512_setzero_pd(), rest = _mm512_setzero_pd();
@@ -162,21 +165,22 @@ XT_AVX512 static void xt_short_rows_f64_avx512(const double *x, ptrdiff_t nrows,
         _mm512_storeu_pd(mm, vm);
         _mm512_storeu_pd(cc, count);
         _mm512_storeu_pd(rr, rest);
-        if (xt_short_wants_lse(mode, lse)) {
-            _mm512_storeu_pd(ls, xt_lse_finish_pd_avx512(vm, count, rest));
+        if (xt_short_wants_lse(mode, logsum)) {
+            __m512d m = mode == XT_SHORT_PARTIALS ? _mm512_setzero_pd() : vm;
+            _mm512_storeu_pd(ls, xt_lse_finish_pd_avx512(m, count, rest));
         } else if (mode == XT_SHORT_SOFTMAX) {
             __m512d inv = _mm512_div_pd(_mm512_set1_pd(1.0), _mm512_add_pd(count, rest));
             for (ptrdiff_t j = 0; j < C; j++)
                 _mm512_storeu_pd(e + 8 * j, _mm512_mul_pd(v[j], inv));
         }
         xt_short_emit_f64(mode, g, C, 8, mm, cc, rr, ls, e, xt_short_out(mode, out, r0, C),
-                          gparts, lse ? lse + r0 : NULL);
+                          gparts, logsum ? logsum + r0 : NULL);
     }
     if (r0 < nrows)
         xt_short_rows_f64_avx2(x + r0 * C, nrows - r0, C, mode,
                                xt_short_out(mode, out, r0, C),
                                mode == XT_SHORT_PARTIALS ? parts + r0 : NULL,
-                               lse ? lse + r0 : NULL);
+                               logsum ? logsum + r0 : NULL);
 }
 
 #endif /* XT_HAVE_AVX512 */

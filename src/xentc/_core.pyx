@@ -238,6 +238,7 @@ def softmax_rows(const real[:, ::1] x, real[:, ::1] out, bint take_log, int nthr
     if parts == NULL:
         raise MemoryError("xentc: cannot allocate row partials")
     batch = max(1, SOFTMAX_BATCH_CHUNKS * nthreads // nchunks)
+    r0 = r1 = 0     # (Cython makes them firstprivate; set before the copy)
     with nogil, parallel(num_threads=nthreads):
         # every thread walks the same batches (r0 is private)
         r0 = 0
@@ -385,6 +386,7 @@ from cython.parallel cimport parallel, threadid
 cdef extern from "xentc/cross_entropy.h" nogil:
     ctypedef struct xt_ce_stats:
         xt_lse_partial lse
+        double w
         double wx
         double wq
         double wqx
@@ -398,10 +400,12 @@ cdef extern from "xentc/cross_entropy.h" nogil:
         double softcap
 
     xt_ce_stats xt_ce_stats_merge(xt_ce_stats a, xt_ce_stats b)
-    double xt_ce_index_loss(const xt_ce_options *o, const xt_ce_stats *s, double lse,
-                            double x_y, double w_y)
-    double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *s, double lse,
-                           double *wq_smoothed)
+    double xt_ce_index_loss(const xt_ce_options *o, const xt_ce_stats *s, double ls,
+                            double m, double x_y, double w_y)
+    double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *s, double ls,
+                           double m, double *wq_smoothed)
+    double xt_ce_shift(xt_lse_partial p)
+    double xt_ce_log_sum(xt_lse_partial p)
     void xt_softcap_f32(const float *x, Py_ssize_t n, double s, float *dst)
     void xt_softcap_f64(const double *x, Py_ssize_t n, double s, double *dst)
     xt_ce_stats xt_ce_stats_f32(const float *x, Py_ssize_t n, const double *w,
@@ -409,14 +413,14 @@ cdef extern from "xentc/cross_entropy.h" nogil:
     xt_ce_stats xt_ce_stats_f64(const double *x, Py_ssize_t n, const double *w,
                                 const double *q, int need_wx)
     void xt_ce_sums_f32(const float *x, Py_ssize_t n, const double *w, const float *q,
-                        int need_wx, xt_ce_stats *s)
+                        int need_wx, double shift, xt_ce_stats *s)
     void xt_ce_sums_f64(const double *x, Py_ssize_t n, const double *w,
-                        const double *q, int need_wx, xt_ce_stats *s)
-    void xt_ce_grad_slice_f32(const float *x, Py_ssize_t n, double lse, double rowmax,
+                        const double *q, int need_wx, double shift, xt_ce_stats *s)
+    void xt_ce_grad_slice_f32(const float *x, Py_ssize_t n, double ls, double rowmax,
                               double a, double bq, double bc, const double *w,
                               const float *q, Py_ssize_t y, double by, double softcap,
                               float *grad, int have_exp)
-    void xt_ce_grad_slice_f64(const double *x, Py_ssize_t n, double lse, double rowmax,
+    void xt_ce_grad_slice_f64(const double *x, Py_ssize_t n, double ls, double rowmax,
                               double a, double bq, double bc, const double *w,
                               const double *q, Py_ssize_t y, double by, double softcap,
                               double *grad, int have_exp)
@@ -426,7 +430,7 @@ from libc.math cimport tanh
 
 ctypedef struct _row_coefs:
     # per-row gradient coefficients of a long row (see xt_ce_grad_slice)
-    double lse
+    double ls
     double rowmax
     double a
     double bq
@@ -454,15 +458,15 @@ cdef inline xt_ce_stats _stats(const real *x, Py_ssize_t n, const double *w,
         return xt_ce_stats_f64(x, n, w, q, need_wx)
 
 
-cdef inline void _grad_slice(const real *x, Py_ssize_t n, double lse, double rowmax,
+cdef inline void _grad_slice(const real *x, Py_ssize_t n, double ls, double rowmax,
                              double a, double bq, double bc, const double *w,
                              const real *q, Py_ssize_t y, double by, double softcap,
                              real *grad, int have_exp=0) noexcept nogil:
     if real is float:
-        xt_ce_grad_slice_f32(x, n, lse, rowmax, a, bq, bc, w, q, y, by, softcap, grad,
+        xt_ce_grad_slice_f32(x, n, ls, rowmax, a, bq, bc, w, q, y, by, softcap, grad,
                              have_exp)
     else:
-        xt_ce_grad_slice_f64(x, n, lse, rowmax, a, bq, bc, w, q, y, by, softcap, grad,
+        xt_ce_grad_slice_f64(x, n, ls, rowmax, a, bq, bc, w, q, y, by, softcap, grad,
                              have_exp)
 
 
@@ -514,10 +518,11 @@ cdef xt_ce_options _options(Py_ssize_t nclasses, const double[::1] class_weight,
 
 
 cdef inline void _row_loss_coefs(const xt_ce_options *o, const xt_ce_stats *st,
-                                 double lse, double rowmax, double x_y, Py_ssize_t y,
+                                 double ls, double rowmax, double x_y, Py_ssize_t y,
                                  bint prob, double gs, _row_coefs *c,
                                  double *loss) noexcept nogil:
-    """Loss of a whole row from its stats and log-sum-exp, and the
+    """Loss of a whole row from its stats, ls (its log-sum-exp less the max
+    rowmax, xt_ce_log_sum) and rowmax, and the
     coefficients of its gradient in c (skipped when c is NULL: a loss alone
     is the per-row cost of the many-short-rows case). x_y is the (capped)
     target logit of an index target y; prob selects a probability target
@@ -527,15 +532,15 @@ cdef inline void _row_loss_coefs(const xt_ce_options *o, const xt_ce_stats *st,
     variable that is only written through a pointer is shared between the
     threads (Cython privatises assigned variables only), which made the
     long-row path's results depend on the thread count."""
-    cdef double wq, w_y
+    cdef double wq, w_y, lse = rowmax + ls
     if prob:
-        loss[0] = xt_ce_prob_loss(o, st, lse, &wq)
+        loss[0] = xt_ce_prob_loss(o, st, ls, rowmax, &wq)
     else:
         w_y = _wy(o, y)
-        loss[0] = xt_ce_index_loss(o, st, lse, x_y, w_y)
+        loss[0] = xt_ce_index_loss(o, st, ls, rowmax, x_y, w_y)
     if c == NULL:
         return
-    c.lse = lse
+    c.ls = ls
     c.rowmax = rowmax
     c.bq = 0.0
     c.by = 0.0
@@ -545,27 +550,27 @@ cdef inline void _row_loss_coefs(const xt_ce_options *o, const xt_ce_stats *st,
         c.a = _index_row_grad_coefs(o, gs, w_y, lse, &c.bc, &c.by)
 
 
-cdef inline void _ce_row(const xt_ce_options *o, const xt_ce_stats *st, double lse,
+cdef inline void _ce_row(const xt_ce_options *o, const xt_ce_stats *st, double ls,
                          double rowmax, const real *src, Py_ssize_t y, const real *q,
                          double gs, bint want_grad, real *grad, double *loss,
                          int have_exp=0) noexcept nogil:
-    """Loss (and gradient) of a whole row from its stats, log-sum-exp and max;
+    """Loss (and gradient) of a whole row from its stats, ls and max;
     src is the (capped) row, q its probability target (or NULL: index y);
     have_exp: grad already holds the row's exps (see xt_ce_grad_slice)."""
     cdef _row_coefs c
-    _row_loss_coefs(o, st, lse, rowmax, src[y] if q == NULL else 0.0, y, q != NULL,
+    _row_loss_coefs(o, st, ls, rowmax, src[y] if q == NULL else 0.0, y, q != NULL,
                     gs, &c if want_grad else NULL, loss)
     if want_grad:
-        _grad_slice(src, o.nclasses, c.lse, c.rowmax, c.a, c.bq, c.bc, o.class_weight,
+        _grad_slice(src, o.nclasses, c.ls, c.rowmax, c.a, c.bq, c.bc, o.class_weight,
                     q, y, c.by, o.softcap, grad, have_exp)
 
 
 cdef inline void _sums(const real *x, Py_ssize_t n, const double *w, const real *q,
-                       int need_wx, xt_ce_stats *st) noexcept nogil:
+                       int need_wx, double shift, xt_ce_stats *st) noexcept nogil:
     if real is float:
-        xt_ce_sums_f32(x, n, w, q, need_wx, st)
+        xt_ce_sums_f32(x, n, w, q, need_wx, shift, st)
     else:
-        xt_ce_sums_f64(x, n, w, q, need_wx, st)
+        xt_ce_sums_f64(x, n, w, q, need_wx, shift, st)
 
 
 cdef inline void _ce_row_in_cache(const xt_ce_options *o, const real *src, Py_ssize_t y,
@@ -574,19 +579,20 @@ cdef inline void _ce_row_in_cache(const xt_ce_options *o, const real *src, Py_ss
     """Loss (and gradient, when grad is not NULL) of a row short enough to
     stay in cache between its passes. With a gradient, no soft cap and grad
     apart from the logits, the reduction's exps are kept in grad and
-    rescaled (one exp per element instead of two); the weighted sums are
-    taken first. Locals here are private to the calling thread."""
+    rescaled (one exp per element instead of two); the weighted sums (of
+    the logits less the max) follow, from the logits left intact. Locals
+    here are private to the calling thread."""
     cdef xt_ce_stats st
     cdef int stored = 0
     if grad == NULL or o.softcap > 0.0 or grad == src:
         st = _stats(src, o.nclasses, o.class_weight, q, need_wx)
     else:
-        _sums(src, o.nclasses, o.class_weight, q, need_wx, &st)
         if real is float:
             stored = xt_partial_store_f32(src, o.nclasses, grad, &st.lse)
         else:
             stored = xt_partial_store_f64(src, o.nclasses, grad, &st.lse)
-    _ce_row(o, &st, xt_partial_lse(st.lse), st.lse.max, src, y, q, gs, grad != NULL,
+        _sums(src, o.nclasses, o.class_weight, q, need_wx, xt_ce_shift(st.lse), &st)
+    _ce_row(o, &st, xt_ce_log_sum(st.lse), st.lse.max, src, y, q, gs, grad != NULL,
             grad, loss, stored)
 
 
@@ -660,7 +666,7 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
     cdef xt_ce_stats *parts
     cdef _row_coefs *coefs
     cdef xt_lse_partial *short_parts
-    cdef double *short_lse
+    cdef double *short_ls
     cdef xt_ce_stats *short_stats
 
     if ncols <= XT_SHORT_MAX_COLS and softcap <= 0.0:
@@ -668,14 +674,14 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
         # (one vector exp per block), then each row's loss and gradient.
         short_parts = <xt_lse_partial *> malloc(
             nthreads * SHORT_TASK_ROWS * sizeof(xt_lse_partial))
-        short_lse = <double *> malloc(nthreads * SHORT_TASK_ROWS * sizeof(double))
+        short_ls = <double *> malloc(nthreads * SHORT_TASK_ROWS * sizeof(double))
         # One stats record per thread: threads write their own through a
         # pointer (a struct variable assigned field by field inside prange
         # would be shared between threads).
         short_stats = <xt_ce_stats *> calloc(nthreads, sizeof(xt_ce_stats))
-        if short_parts == NULL or short_lse == NULL or short_stats == NULL:
+        if short_parts == NULL or short_ls == NULL or short_stats == NULL:
             free(short_parts)
-            free(short_lse)
+            free(short_ls)
             free(short_stats)
             raise MemoryError("xentc: cannot allocate row partials")
         with nogil, parallel(num_threads=nthreads):
@@ -688,7 +694,7 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
                 tid = threadid()
                 _short_rows(&x[r0, 0], nb, ncols, XT_SHORT_PARTIALS, NULL,
                             short_parts + tid * SHORT_TASK_ROWS,
-                            short_lse + tid * SHORT_TASK_ROWS)
+                            short_ls + tid * SHORT_TASK_ROWS)
                 for r in range(nb):
                     i = r0 + r
                     y = -1 if prob_target else target[i]
@@ -700,13 +706,14 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
                     q = &target_prob[i, 0] if prob_target else NULL
                     if need_wx or prob_target:
                         _sums(&x[i, 0], ncols, o.class_weight, q, need_wx,
+                              xt_ce_shift(short_parts[tid * SHORT_TASK_ROWS + r]),
                               short_stats + tid)
-                    _ce_row(&o, short_stats + tid, short_lse[tid * SHORT_TASK_ROWS + r],
+                    _ce_row(&o, short_stats + tid, short_ls[tid * SHORT_TASK_ROWS + r],
                             short_parts[tid * SHORT_TASK_ROWS + r].max,
                             &x[i, 0], y, q, (grad_scale[i] if per_row_scale else grad_scale_all),
                             want_grad, &grad[i, 0] if want_grad else NULL, &loss[i])
         free(short_parts)
-        free(short_lse)
+        free(short_ls)
         free(short_stats)
         return 0
 
@@ -764,7 +771,7 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
                     x_y = x[i, y]
                     if softcap > 0.0:
                         x_y = softcap * tanh(x_y / softcap)
-                _row_loss_coefs(&o, &parts[i], xt_partial_lse(parts[i].lse),
+                _row_loss_coefs(&o, &parts[i], xt_ce_log_sum(parts[i].lse),
                                 parts[i].lse.max, x_y, y, prob_target,
                                 (grad_scale[i] if per_row_scale else grad_scale_all),
                                 &coefs[i], &loss[i])
@@ -782,7 +789,7 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
                     continue
                 src = _capped(&x[i, off], n, softcap, scr)
                 q = &target_prob[i, off] if prob_target else NULL
-                _grad_slice(src, n, coefs[i].lse, coefs[i].rowmax, coefs[i].a, coefs[i].bq,
+                _grad_slice(src, n, coefs[i].ls, coefs[i].rowmax, coefs[i].a, coefs[i].bq,
                             coefs[i].bc, o.class_weight + off if has_weight else NULL,
                             q, y - off if y >= 0 else -1, coefs[i].by,
                             softcap, &grad[i, off])
