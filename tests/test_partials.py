@@ -383,3 +383,17 @@ def test_ce_argument_errors():
         cross_entropy_partial(x, np.zeros(2, int), class_offset=-1)
     with pytest.raises(ValueError, match="weight"):
         cross_entropy_partial(x, np.zeros(2, int), weight=np.ones(5))
+
+
+def test_ce_partial_of_huge_logits_loses_nothing():
+    # lse - x_y with lse = max + log(S) rounded would give 0 here; the
+    # partial finalises relative to the max, as cross_entropy does.
+    x = np.full((3, 10), 2.0**1000)
+    x[2, 3:] = 2.0**999
+    y = np.array([0, 9, 2])
+    parts = [xentc.cross_entropy_partial(x[:, a:b], y, class_offset=a)
+             for a, b in [(0, 4), (4, 7), (7, 10)]]
+    merged = functools.reduce(xentc.CEPartial.merge, parts)
+    want = [np.log(10), np.log(10), np.log(3)]
+    np.testing.assert_allclose(merged.finalize("none"), want, rtol=1e-15)
+    np.testing.assert_allclose(xentc.cross_entropy(x, y, reduction="none"), want, rtol=1e-15)

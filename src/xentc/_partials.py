@@ -740,12 +740,20 @@ class CEPartial:
             raise ValueError("CEPartial.finalize: a target lies in more than one merged "
                              "shard: the shards overlap")
         lse = _finalize_rows(self._a[..., :4])
+        # ls = lse - max apart from the max, which would round it away for
+        # huge logits: the partial finalised at max 0 (as xt_partial_log_sum)
+        m = self._a[..., 0]
+        at_zero = self._a[..., :4].copy()
+        at_zero[..., 0] = np.where(np.isfinite(m), 0.0, m)
+        ls = _finalize_rows(at_zero)
         e, z = self.label_smoothing, self.z_loss
         # The C kernels' formula (cross_entropy.h, xt_ce_index_loss), term by
-        # term in the same order.
+        # term in the same order, but for the smoothing term: the partial
+        # carries the plain weighted sum of the logits, not one relative to
+        # the max, so that term still cancels for huge logits.
         with np.errstate(invalid="ignore", over="ignore"):
             if e < 1.0:
-                loss = (1.0 - e) * self.target_weight * (lse - self.target_logit)
+                loss = (1.0 - e) * self.target_weight * (ls + (m - self.target_logit))
             else:
                 # with e = 1 the target term is absent, not 0 * inf for a
                 # -inf target logit (as in xt_ce_index_loss)
