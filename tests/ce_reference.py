@@ -63,13 +63,25 @@ def _row_logsumexp(row):
     return m + np.log(np.sum(np.exp(row - m)))
 
 
+def _row_log_softmax(row):
+    """(log_softmax(row), logsumexp(row)) for one 1-D float64 row. The max
+    is subtracted first, (row - m) - log(sum(exp(row - m))), as torch does:
+    row - lse would lose log(sum) to lse's rounding for huge logits."""
+    m = np.max(row)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if not np.isfinite(m):
+            lse = _row_logsumexp(row)
+            return row - lse, lse
+        ls = np.log(np.sum(np.exp(row - m)))
+        return (row - m) - ls, m + ls
+
+
 def log_softmax_ref(x, axis=-1):
     """Row-by-row log-softmax along ``axis`` in float64."""
     xm, shape = _rows(np.asarray(x, dtype=np.float64), axis)
     out = np.empty_like(xm)
     for n in range(xm.shape[0]):
-        with np.errstate(invalid="ignore"):
-            out[n] = xm[n] - _row_logsumexp(xm[n])
+        out[n] = _row_log_softmax(xm[n])[0]
     return _unrows(out, shape, axis)
 
 
@@ -221,9 +233,7 @@ def _cross_entropy_core(logits, target, *, axis, weight, sample_weight,
 
     for n in range(M):
         row = Xc[n]
-        with np.errstate(invalid="ignore"):
-            lse = _row_logsumexp(row)
-            lp = row - lse
+        lp, lse = _row_log_softmax(row)
         p = np.exp(lp)
         if kind == "index":
             y = int(T[n])
@@ -432,7 +442,7 @@ def kl_div_ref(logits, target_probs, *, axis=-1, reduction="mean"):
     M, C = X.shape
     losses = np.zeros(M)
     for n in range(M):
-        lp = X[n] - _row_logsumexp(X[n])
+        lp = _row_log_softmax(X[n])[0]
         for c in range(C):
             if Q[n, c] != 0.0:  # 0 log 0 = 0, and the -log p term vanishes too
                 losses[n] += Q[n, c] * (np.log(Q[n, c]) - lp[c])
