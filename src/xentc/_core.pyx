@@ -844,34 +844,17 @@ def prepare_index_targets(const long long[::1] target, long long nclasses,
 cdef double _sum_doubles(const double *v, Py_ssize_t n) noexcept nogil:
     """Sum in a fixed order: eight running sums over the positions mod 8,
     added pairwise at the end."""
-    cdef Py_ssize_t i = 0
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    cdef double s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
+    cdef double s[8]
+    cdef Py_ssize_t i = 0, k
+    for k in range(8):
+        s[k] = 0.0
     while i + 8 <= n:
-        s0 += v[i]
-        s1 += v[i + 1]
-        s2 += v[i + 2]
-        s3 += v[i + 3]
-        s4 += v[i + 4]
-        s5 += v[i + 5]
-        s6 += v[i + 6]
-        s7 += v[i + 7]
+        for k in range(8):
+            s[k] += v[i + k]
         i += 8
-    if i < n:
-        s0 += v[i]
-    if i + 1 < n:
-        s1 += v[i + 1]
-    if i + 2 < n:
-        s2 += v[i + 2]
-    if i + 3 < n:
-        s3 += v[i + 3]
-    if i + 4 < n:
-        s4 += v[i + 4]
-    if i + 5 < n:
-        s5 += v[i + 5]
-    if i + 6 < n:
-        s6 += v[i + 6]
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    for k in range(n - i):
+        s[k] += v[i + k]
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
 
 
 def sum_losses(const double[::1] loss):
