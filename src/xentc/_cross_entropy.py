@@ -3,8 +3,8 @@
 import numpy as np
 
 from . import _core, _targets
-from ._layout import Rows
-from ._validation import as_float, as_int, position, resolve_workers, thread_count
+from ._layout import Rows, last_axis_rows
+from ._validation import as_float, as_int, chunk_size, position, resolve_workers, row_threads
 
 __all__ = ["cross_entropy", "cross_entropy_and_grad", "nll_loss", "log_loss", "kl_div"]
 
@@ -158,8 +158,7 @@ class _Problem:
         return _finish(total, self.denom, self.reduction, self.dtype)
 
     def _threads(self, workers):
-        n, c = self.rows.nrows, self.rows.ncols
-        return thread_count(workers, n * c, n * max(1, -(-c // _CHUNK)))
+        return row_threads(workers, self.rows.nrows, self.rows.ncols)
 
     def _kernel(self, nthreads, grad, start, stop, out):
         """The kernel on rows [start, stop): losses into out, gradient into
@@ -176,7 +175,7 @@ class _Problem:
             self._scale = self.grad_scale()
         scale, scale_all = self._scale if want_grad else (_EMPTY, 0.0)
         empty2d = _EMPTY_2D[self.cdtype]
-        scratch = np.empty((nthreads, min(self.rows.ncols, _CHUNK) if self.softcap else 0),
+        scratch = np.empty((nthreads, min(self.rows.ncols, chunk_size()) if self.softcap else 0),
                            self.cdtype)
         _core.ce_rows(
             part(self.rows.data), part(self.index) if self.kind == "index" else self.index,
@@ -198,7 +197,6 @@ _NO_TARGETS = np.empty(0, np.int64)
 # call does not use.
 _EMPTY = np.empty(0)
 _EMPTY_2D = {np.dtype(t): np.empty((0, 0), t) for t in (np.float32, np.float64)}
-_CHUNK = _core.chunk_size()
 
 
 def _is_plain(logits, target, axis, weight, sample_weight, ignore_index, reduction,
@@ -220,16 +218,11 @@ def _is_plain(logits, target, axis, weight, sample_weight, ignore_index, reducti
             or type(ignore_index) is not int
             or type(logits) is not np.ndarray or type(target) is not np.ndarray):
         return False
-    x = logits
-    # `is`: the builtin dtypes' instances (an equal but distinct dtype
-    # object just takes the general path)
-    if not (x.dtype is _F32 or x.dtype is _F64) or x.ndim != 2 or axis not in (-1, 1):
+    if logits.ndim != 2 or last_axis_rows(logits, axis) is None:
         return False
-    n, c = x.shape
-    return (n > 0 and c > 0 and target.dtype is _I64 and target.shape == (n,)
+    return (target.dtype is _I64 and target.shape == logits.shape[:1]
             and reduction in ("mean", "sum", "none")
             and -(1 << 63) <= ignore_index < (1 << 63)
-            and x.flags.c_contiguous and x.flags.aligned
             and target.flags.c_contiguous and target.flags.aligned)
 
 
@@ -246,9 +239,6 @@ def _plain_problem(logits, target, axis, weight, sample_weight, ignore_index, re
     if first_bad >= 0 or nvalid != target.shape[0]:
         return None
     return _Problem.plain(logits, target, reduction)
-
-
-_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 _CE_PARAMS_DOC = """
@@ -300,7 +290,7 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, sample_weight=None,
         # the common call in one kernel call: _Problem.loss's arithmetic
         n, c = logits.shape
         total = _core.ce_plain(logits, target, ignore_index, _TILE_ROWS,
-                               thread_count(workers, n * c, n * max(1, -(-c // _CHUNK))))
+                               row_threads(workers, n, c))
         if total is not None:
             return _finish(total, n, reduction, logits.dtype)
     resolve_workers(workers)

@@ -11,6 +11,34 @@ import math
 import numpy as np
 
 
+# dtypes the fast paths take as they are (native byte order)
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def last_axis_rows(a, axis):
+    """`a` as (rows, last axis) for the fast paths: a view when `a` is a
+    non-empty, aligned, C-contiguous float32/float64 ndarray and `axis`
+    (an int) its last axis; None otherwise (the general path then takes
+    the call, with the same results).
+
+    The general path's steps cost a few microseconds warm, but they run
+    right after the kernel has streamed the array through the caches: on
+    4096x1000 float32 a logsumexp call spent ~100 us in Python besides
+    the kernel's 450 us. The fast paths run a fraction of that code.
+    """
+    if type(a) is not np.ndarray or type(axis) is not int:
+        return None
+    # `is`: the builtin dtypes' instances (an equal but distinct dtype
+    # object just takes the general path)
+    if not (a.dtype is _F32 or a.dtype is _F64) or a.ndim == 0 or a.size == 0:
+        return None
+    if axis != -1 and axis != a.ndim - 1:
+        return None
+    if not (a.flags.c_contiguous and a.flags.aligned):
+        return None
+    return a.reshape(-1, a.shape[-1])
+
+
 def kernel_array(x, dtype):
     """`x` as a C-contiguous, aligned array of `dtype` for the C kernels:
     `x` itself when it is one, else a copy.

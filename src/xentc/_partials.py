@@ -29,7 +29,7 @@ from numpy.lib.array_utils import normalize_axis_index
 
 from . import _core, _targets
 from ._layout import Rows, kernel_array
-from ._validation import as_int, check_numeric, position, resolve_workers, thread_count
+from ._validation import as_int, check_numeric, position, resolve_workers, row_threads
 
 __all__ = ["LSEPartial", "CEPartial", "lse_partial", "cross_entropy_partial"]
 
@@ -79,8 +79,7 @@ def _row_partials(rows, workers):
     n, c = rows.shape
     out = np.empty((n, 4))
     if n:
-        nchunks = max(1, -(-c // _core.chunk_size()))
-        _core.partial_rows(rows, out, thread_count(workers, n * c, n * nchunks))
+        _core.partial_rows(rows, out, row_threads(workers, n, c))
     return out
 
 

@@ -101,6 +101,20 @@ def thread_count(workers, nelements, ntasks):
     return max(1, min(n, ntasks, cap))
 
 
+# Row length the kernels cut long rows at (XT_CHUNK), read once.
+_CHUNK = _core.chunk_size()
+
+
+def chunk_size():
+    return _CHUNK
+
+
+def row_threads(workers, nrows, ncols):
+    """Threads for the kernels over nrows rows of ncols: one task per row
+    and per fixed chunk of a long row."""
+    return thread_count(workers, nrows * ncols, nrows * max(1, -(-ncols // _CHUNK)))
+
+
 def check_numeric(arr, argname, func):
     """Reject arrays that cannot hold numbers (object, str, datetime...)."""
     if arr.dtype.kind not in "biufc":
