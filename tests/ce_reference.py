@@ -231,10 +231,13 @@ def _cross_entropy_core(logits, target, *, axis, weight, sample_weight,
     g_smooth = np.zeros((M, C))
     g_z = np.zeros((M, C))
 
+    P = np.zeros((M, C))
+    LSE = np.zeros(M)
     for n in range(M):
         row = Xc[n]
         lp, lse = _row_log_softmax(row)
         p = np.exp(lp)
+        P[n], LSE[n] = p, lse
         if kind == "index":
             y = int(T[n])
             if y == ignore_index:
@@ -272,20 +275,43 @@ def _cross_entropy_core(logits, target, *, axis, weight, sample_weight,
     else:
         den = np.sum(denom_contrib)
         parts = [_divide(np.sum(nll), den)]
-        if kind == "index":
+        if kind == "index" and eps > 0.0:
+            # torch adds the smoothing term only when label_smoothing > 0:
+            # at a zero denominator (signed weights) 0/0 would make it NaN
             parts.append(_divide(np.sum(smooth), den))
         if lam != 0.0:
             parts.append(_divide(np.sum(zterm), den))
-        loss = float(np.sum(parts))
+        with np.errstate(invalid="ignore"):
+            loss = float(np.sum(parts))  # inf + -inf: NaN, as in torch
         row_scale = np.full(M, _divide(1.0, den))
 
     if not want_grad:
         return loss
 
     grad = np.zeros((M, C))
+    zero_den = reduction == "mean" and kind == "index" and row_scale.size and \
+        not np.isfinite(row_scale[0])
     for n in range(M):
         if not counted[n]:
             continue  # ignored rows get exactly zero gradient, whatever the scale
+        if zero_den:
+            # 'mean' over a zero denominator (signed class weights): every
+            # term is +-inf or NaN, and which depends on torch's order of
+            # operations: nll_loss's and the smoothing sum's backward give
+            # d loss / d log_softmax, then log_softmax's backward g - p sum(g)
+            inv = row_scale[n]
+            y = int(T[n])
+            with np.errstate(invalid="ignore", over="ignore"):
+                g = np.zeros(C)
+                g[y] = -w[y] * ((1.0 - eps) * inv)
+                if eps > 0.0:
+                    g = g - w * ((eps / C) * inv)
+                g = g * s[n]
+                gx = g - P[n] * np.sum(g)
+                if lam != 0.0:
+                    gx = gx + s[n] * 2.0 * lam * LSE[n] * inv * P[n]
+            grad[n] = gx * dcap[n]
+            continue
         with np.errstate(invalid="ignore"):
             # Scale each term separately: when the mean's denominator is 0
             # (all remaining class/sample weights zero) the NLL gradient is

@@ -172,7 +172,7 @@ def test_one_hot_probability_targets_equal_indices():
                                xentc.cross_entropy_and_grad(x, onehot)[1], atol=1e-15)
 
 
-def test_seed_formulations_agree():
+def test_from_probabilities_and_from_logits_agree():
     # Formulation 1 (probabilities + one-hot / indices) on softmax(x) equals
     # formulation 2 (logits + indices).
     x, y = make_case((50, 7), -1, np.float64, ignore_frac=0)
@@ -296,8 +296,11 @@ class TestBadInput:
     def test_weights(self):
         with pytest.raises(ValueError, match=r"weight must have shape \(3,\)"):
             xentc.cross_entropy(self.x, np.zeros(4, int), weight=[1.0, 2.0])
-        with pytest.raises(ValueError, match=r"weight\[1\]"):
-            xentc.cross_entropy(self.x, np.zeros(4, int), weight=[1.0, -2.0, 1.0])
+        with pytest.raises(ValueError, match=r"weight\[1\] = nan; weights must be finite"):
+            xentc.cross_entropy(self.x, np.zeros(4, int), weight=[1.0, np.nan, 1.0])
+        # any finite weight is accepted, as torch accepts it
+        xentc.cross_entropy(self.x, np.zeros(4, int), weight=[1.0, -2.0, 0.0])
+        xentc.cross_entropy(self.x, np.zeros(4, int), sample_weight=[1.0, -2.0, 0.0, 1])
         with pytest.raises(ValueError, match="sample_weight"):
             xentc.cross_entropy(self.x, np.zeros(4, int), sample_weight=[1.0, 2.0])
 
@@ -557,3 +560,58 @@ def test_huge_logits_lose_nothing(dtype, big, ncols):
     p[2, :3] = 1.0 / 3
     p[np.arange(3), y] -= 1.0
     np.testing.assert_allclose(grad, p, rtol=rtol, atol=rtol / ncols)
+
+
+SIGNED_W = np.array([2.0, -2.0, 0.0, 1.5])
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2, 1.0])
+@pytest.mark.parametrize("z_loss", [0.0, 1e-2])
+@pytest.mark.parametrize("targets", [
+    [0, 1, 3, 3, -100],      # sum of w[y] = 3: an ordinary signed mean
+    [0, 1, 0, 1, -100],      # sum of w[y] = 0: torch divides by zero
+    [2, 2, 2, -100, 2],      # only zero weights: 0/0 in the NLL term
+    [-100] * 5,              # every sample ignored
+])
+def test_signed_class_weights_agree_everywhere(targets, smoothing, z_loss):
+    """Signed class weights (torch accepts any finite weight): cross_entropy,
+    its gradient, the class-sharded partials and the reference agree, the
+    zero 'mean' denominator included (+-inf or NaN, never an exception).
+    tests/golden pins the torch values; this pins every xentc path to the
+    same division."""
+    from ce_reference import cross_entropy_grad_ref, cross_entropy_ref
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 4)) * 3
+    y = np.array(targets)
+    kw = dict(weight=SIGNED_W, label_smoothing=smoothing, z_loss=z_loss)
+    for reduction in ("mean", "sum", "none"):
+        want = cross_entropy_ref(x, y, reduction=reduction, **kw)
+        got = xentc.cross_entropy(x, y, reduction=reduction, **kw)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, equal_nan=True)
+        loss, grad = xentc.cross_entropy_and_grad(x, y, reduction=reduction, **kw)
+        np.testing.assert_array_equal(loss, got)
+        np.testing.assert_allclose(grad, cross_entropy_grad_ref(x, y, reduction=reduction,
+                                                                **kw),
+                                   rtol=1e-10, atol=1e-12, equal_nan=True)
+        parts = [xentc.cross_entropy_partial(x[:, a:b], y, class_offset=a,
+                                             weight=SIGNED_W[a:b], label_smoothing=smoothing,
+                                             z_loss=z_loss) for a, b in ((0, 2), (2, 4))]
+        merged = parts[0].merge(parts[1]).finalize(reduction)
+        np.testing.assert_allclose(merged, want, rtol=1e-12, atol=1e-12, equal_nan=True)
+    if np.sum(SIGNED_W[y[y >= 0]]) == 0:
+        assert not np.isfinite(xentc.cross_entropy(x, y, **kw))
+
+
+def test_signed_sample_weights_scale_like_class_weights():
+    """A sample weight is a per-sample factor on the same footing as the class
+    weight: weight[target] passed as sample_weight gives the class-weighted
+    loss and gradient, negative values included."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 4))
+    y = np.array([0, 1, 3, 3, 2, 1])
+    for reduction in ("mean", "sum", "none"):
+        a = xentc.cross_entropy_and_grad(x, y, weight=SIGNED_W, reduction=reduction)
+        b = xentc.cross_entropy_and_grad(x, y, sample_weight=SIGNED_W[y], reduction=reduction)
+        np.testing.assert_allclose(a[0], b[0], rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(a[1], b[1], rtol=1e-13, atol=1e-15)

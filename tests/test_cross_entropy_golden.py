@@ -71,3 +71,12 @@ def test_golden_file_covers_the_options():
     assert any(c["n_ignored"] == int(np.prod(c["shape"])) // c["shape"][c["torch_class_axis"]]
                for c in CE_CASES if c["target_kind"] == "index")
     assert {len(c["shape"]) for c in CE_CASES} >= {1, 2, 4}
+    # signed class weights, and target weights summing to zero under 'mean'
+    # (torch divides by zero: +-inf and NaN both present)
+    signed = [c for c in CE_CASES if c.get("weight_style") == "signed"]
+    assert {c["reduction"] for c in signed} == set(("none", "sum", "mean"))
+    assert {c["target_kind"] for c in signed} == {"index", "prob"}
+    zero = [ARRAYS[f"c{c['id']}_loss"] for c in CE_CASES
+            if c.get("weight_style") == "zero_sum" and c["reduction"] == "mean"]
+    assert any(np.isinf(v) for v in zero) and any(np.isnan(v) for v in zero)
+    assert any(c.get("weight_style") == "zero_sum" for c in NLL_CASES)

@@ -1,6 +1,7 @@
 """xentc.dask against the in-memory xentc functions: rows and/or classes
 chunked (unevenly), on the synchronous scheduler and on a real
 dask.distributed cluster of two worker processes."""
+import pathlib
 import numpy as np
 import pytest
 
@@ -321,4 +322,21 @@ def test_clear_error_without_dask():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
-    assert "pip install 'xentc[dask]'" in out
+    # the README's wording of the install
+    assert 'pip install ".[dask]"' in out
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    if readme.exists():  # (a wheel's test run has no README beside tests/)
+        assert 'pip install ".[dask]"' in readme.read_text()
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2, 1.0])
+@pytest.mark.parametrize("target", [[0, 1, 0, 1, 2, 3], [0, 1, 3, 3, 2, -100]])
+def test_signed_class_weights_as_in_memory(target, smoothing):
+    """Signed class weights on class-chunked dask logits divide as
+    xentc.cross_entropy (and torch) do, a zero 'mean' denominator included."""
+    x = np.random.default_rng(0).standard_normal((6, 4))
+    w = np.array([1.0, -1.0, 0.0, 2.5])
+    kw = dict(weight=w, label_smoothing=smoothing, z_loss=0.01)
+    want = xentc.cross_entropy(x, np.array(target), **kw)
+    got = xd.cross_entropy(da.from_array(x, chunks=(3, 2)), np.array(target), **kw)
+    np.testing.assert_allclose(got.compute(), want, rtol=1e-13, equal_nan=True)

@@ -32,7 +32,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.special as sc
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from numpy.exceptions import AxisError
 
@@ -251,17 +251,21 @@ def _ce_common(src, func, shape, fault, allow_prob=True):
         target = draw_array(src, tshape, dtypes, styles, role="prob", axis=ax)
     kw["target"] = target
     wdtypes = ["float64", "float32", "int64", "bool", ">f8"]
+    # any finite weight is valid (torch's rule): signed ones too, whose
+    # dyadic values ("signed_weights") also make 'mean' denominators of
+    # exactly zero
+    wstyles = ["weights", "weights", "zeros", "signed_weights", "negative"]
     if src.integer(0, 2) == 0 or fault == "weight":
-        wshape, styles = (nclasses,), ["weights", "weights", "zeros"]
+        wshape, styles = (nclasses,), wstyles
         if fault == "weight":
             wshape, styles = src.choice([((nclasses + 1,), styles), ((), styles),
-                                         ((nclasses,), ["negative", "nan"])])
+                                         ((nclasses,), ["nan", "inf"])])
         kw["weight"] = draw_array(src, wshape, wdtypes, styles, role="w")
     if src.integer(0, 2) == 0 or fault == "sample_weight":
-        sshape, styles = sample_shape, ["weights", "weights", "zeros"]
+        sshape, styles = sample_shape, wstyles
         if fault == "sample_weight":
             sshape, styles = src.choice([(sample_shape + (2,), styles),
-                                         (sample_shape, ["negative", "nan"])])
+                                         (sample_shape, ["nan", "inf"])])
         kw["sample_weight"] = draw_array(src, sshape, wdtypes, styles, role="w")
     kw["reduction"] = src.choice(["mean", "sum", "none"] if fault != "reduction"
                                  else ["Mean", None, "batchmean", 1])
@@ -456,10 +460,10 @@ def _float_values_raw(rng, shape, style, dtype):
         return np.where(rng.random(shape) < 0.5, 0.0, rng.uniform(0.5, 2.0, shape))
     if style == "negative":
         return rng.uniform(-1.0, 1.0, shape)
-    if style == "nan":
-        v = np.array(rng.uniform(0.0, 2.0, shape))
+    if style in ("nan", "inf"):
+        v = np.array(rng.uniform(-2.0, 2.0, shape))
         if v.size:
-            v.flat[rng.integers(v.size)] = np.nan
+            v.flat[rng.integers(v.size)] = np.nan if style == "nan" else -np.inf
         return v
     raise AssertionError(style)
 
@@ -1008,9 +1012,54 @@ def _bad_weights(w, shape, what):
     if w.shape != tuple(shape):
         return f"{what} shape"
     wf = w.astype(np.float64)
-    if not np.all(np.isfinite(wf) & (wf >= 0)):
-        return f"{what} negative or not finite"
+    if not np.all(np.isfinite(wf)):
+        return f"{what} not finite"  # any finite value is a weight, as in torch
     return None
+
+
+def _mean_weights(kwargs, x):
+    """The per-sample weights 'mean' divides by the sum of (sample weight
+    times the target's class weight, 0 for ignored samples; the sample
+    weight alone for probability targets), flattened; None when the call
+    does not take that path."""
+    if kwargs.get("reduction", "mean") != "mean" or x.ndim == 0:
+        return None
+    ax = int(kwargs.get("axis", -1)) % x.ndim
+    sample_shape = x.shape[:ax] + x.shape[ax + 1:]
+    t = np.asarray(kwargs.get("_target"))
+    sw = kwargs.get("sample_weight")
+    s = (np.ones(sample_shape) if sw is None
+         else np.broadcast_to(np.asarray(sw, np.float64), sample_shape)).reshape(-1)
+    if t.dtype.kind in "iu" and t.shape == sample_shape:
+        idx = t.astype(object).reshape(-1)
+        valid = np.array([v != kwargs.get("ignore_index", -100) for v in idx], bool)
+        w = kwargs.get("weight")
+        wy = np.ones(idx.size)
+        if w is not None:
+            wf = np.asarray(w, np.float64)
+            wy = np.array([wf[int(v)] if ok else 0.0 for v, ok in zip(idx, valid)])
+        return np.where(valid, s * wy, 0.0)
+    return s
+
+
+def _mean_amplification(kwargs, x):
+    """How much signed weights can amplify the error of a 'mean':
+    sum |w| / |sum w| over what it divides by (1 for non-negative weights,
+    where the mean is a weighted average of the per-sample errors)."""
+    w = _mean_weights(kwargs, x)
+    if w is None or w.size == 0:
+        return 1.0
+    den = abs(float(np.sum(w)))
+    return 1.0 if den == 0 else max(1.0, float(np.sum(np.abs(w))) / den)
+
+
+def _zero_mean_denominator(kwargs, x):
+    """'mean' whose denominator is exactly zero (signed weights): the loss
+    is +-inf or NaN by torch's division, and the gradient follows torch's
+    autograd order (tests/golden pins it; ce_reference.py does not model
+    that order)."""
+    w = _mean_weights(kwargs, x)
+    return w is not None and w.size > 0 and float(np.sum(w)) == 0.0 and np.any(w != 0)
 
 
 def _is_int(v):
@@ -1149,10 +1198,15 @@ def compare_ce(func, result, want, x, kwargs):
     # A loss sums C products (weighted x, weighted q x): their rounding grows
     # with sqrt(C) and with the mass of the (unnormalised) target rows.
     loss_unit = err_unit * (2 + math.sqrt(xa.shape[int(kwargs.get("axis", -1))])) \
-        * (1 + _target_mass(kwargs.get("_target"), xa, int(kwargs.get("axis", -1))))
+        * (1 + _target_mass(kwargs.get("_target"), xa, int(kwargs.get("axis", -1)))) \
+        * _mean_amplification(kwargs, xa)
     if func == "cross_entropy_and_grad":
         loss, grad = result
         want_loss, want_grad = want
+        if _zero_mean_denominator(kwargs, xa):
+            _check_loss(loss, want_loss, dtype, loss_unit, kwargs, func, overflow)
+            assert grad.shape == xa.shape and grad.dtype == xa.dtype
+            return
         assert isinstance(grad, np.ndarray), f"grad is {type(grad).__name__}"
         assert grad.dtype.newbyteorder("=") == dtype.newbyteorder("="), \
             f"grad dtype {grad.dtype}, expected {dtype}"
@@ -1555,8 +1609,12 @@ EXAMPLES = {"logsumexp": 300, "softmax": 200, "log_softmax": 200, "cross_entropy
 
 @pytest.mark.parametrize("func", FUNCTIONS)
 def test_fuzz(func):
+    # No shrink phase: Hypothesis may spend up to 5 minutes shrinking one
+    # failure (seen on the cp310 wheel's test run), while the failing spec,
+    # printed whole below, already reproduces it with check(spec).
     @settings(max_examples=EXAMPLES[func], deadline=None, database=None,
-              suppress_health_check=list(HealthCheck), print_blob=True)
+              suppress_health_check=list(HealthCheck), print_blob=True,
+              phases=[Phase.explicit, Phase.reuse, Phase.generate])
     @given(st.data())
     def run(data):
         spec = draw_spec(HypothesisSource(data), func)

@@ -16,19 +16,34 @@ import importlib.util
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from typing import Callable, NamedTuple
 
 import numpy as np
 
+from ._config import install_hint
+
 FUNCTIONS = ("logsumexp", "log_softmax", "cross_entropy", "cross_entropy_and_grad")
 DTYPES = ("float32", "float64")
-DEFAULT_SHAPES = ((4096, 1000), (2048, 32000), (16, 128256), (1000000, 10))
+# The default run: one shape per regime, every function and dtype, in about
+# a minute and well under 1.5 GB on a 2-core machine (README, Benchmarks).
+# Short rows (one row per vector lane), medium rows, long rows that stay in
+# cache, and a DRAM-sized array (131 MB in float32, 262 MB in float64: far
+# beyond any L3 here, yet small enough that SciPy's full-size temporaries
+# stay within the memory bound).
+DEFAULT_SHAPES = ((100000, 10), (16384, 256), (16, 128256), (1024, 32000))
+REGIMES = {(100000, 10): "short rows", (16384, 256): "medium rows",
+           (16, 128256): "long rows", (1024, 32000): "DRAM-sized"}
+# --full: the whole table of earlier releases (about 2.5 minutes, 3-4 GB peak:
+# SciPy's temporaries of the 524 MB 2048x32000 float64 array dominate).
+FULL_SHAPES = ((4096, 1000), (2048, 32000), (16, 128256), (1000000, 10))
 QUICK_SHAPES = ((256, 1000), (8, 20000), (20000, 10))
 
 # Seconds of timed calls per implementation and case (after the warm-up call).
-DEFAULT_BUDGET = 0.25
+DEFAULT_BUDGET = 0.1
+FULL_BUDGET = 0.25
 QUICK_BUDGET = 0.02
 
 # Throughput sweep for --plot: N*C fixed, C over powers of two.
@@ -109,33 +124,46 @@ def _scipy_impl(func):
     return Impl("scipy", "scipy", prepare)
 
 
-def _numpy_two_pass(x):
-    """Row max, then exp(x - max) and its row sum: (max, exp(x - max), sum)."""
+def _numpy_two_pass(x, out=None):
+    """Row max, then exp(x - max) and its row sum: (max, exp(x - max), sum).
+
+    out: where exp(x - max) goes (a fresh array if None).
+    """
     m = x.max(axis=1, keepdims=True)
-    e = x - m
+    e = np.subtract(x, m, out=out)
     np.exp(e, out=e)
     return m, e, e.sum(axis=1, keepdims=True)
 
 
 def _numpy_impl(func):
+    # Where the N x C temporary is not the result, it is allocated once and
+    # reused with out= (what a NumPy user who cares writes): a fresh one per
+    # call would charge NumPy the kernel's zeroing of new pages, which costs
+    # more than the arithmetic on these VMs. Results are fresh arrays, as
+    # xentc's are.
     if func == "logsumexp":
         def prepare(x, target):
+            buf = np.empty_like(x)
+
             def run():
-                m, _, s = _numpy_two_pass(x)
+                m, _, s = _numpy_two_pass(x, buf)
                 return (np.log(s) + m)[:, 0]
             return run
     elif func == "log_softmax":
         def prepare(x, target):
+            buf = np.empty_like(x)
+
             def run():
-                m, _, s = _numpy_two_pass(x)
+                m, _, s = _numpy_two_pass(x, buf)
                 return x - (np.log(s) + m)
             return run
     elif func == "cross_entropy":
         def prepare(x, target):
             rows = np.arange(x.shape[0])
+            buf = np.empty_like(x)
 
             def run():
-                m, _, s = _numpy_two_pass(x)
+                m, _, s = _numpy_two_pass(x, buf)
                 return np.mean((np.log(s) + m)[:, 0] - x[rows, target])
             return run
     else:
@@ -186,6 +214,23 @@ def _torch_impl(func, threads):
                 return loss.detach(), leaf.grad
             return run
     return Impl("torch", "torch", prepare)
+
+
+# Peers that start thread pools of their own: `python -m xentc bench` times
+# them in a child process (_PeerProcess). In the same process their OpenMP
+# threads keep spinning after each call and take the cores from xentc's team
+# (a mixed run timed xentc 2.4x slower than alone); the pytest-benchmark
+# suite, one implementation per test, still takes them from
+# implementations().
+ISOLATED = ("torch",)
+# Optional peers and where they come from (the [bench] extra has both).
+PEER_PACKAGES = {"scipy": "scipy", "torch": "torch"}
+
+
+def missing_peers():
+    """Names of the optional peers that are not installed here."""
+    return [name for name, module in PEER_PACKAGES.items()
+            if importlib.util.find_spec(module) is None]
 
 
 def implementations(func, threads=None):
@@ -262,6 +307,7 @@ def best_time(fn, budget):
 
 
 BANDWIDTH_SHAPE = (2048, 32000)
+DEFAULT_BANDWIDTH_SHAPE = (1024, 32000)
 QUICK_BANDWIDTH_SHAPE = (256, 8000)
 
 
@@ -338,17 +384,26 @@ class _Progress:
 # Rows timed while other processes kept this much CPU busy (in CPUs, averaged)
 # are marked: on a small machine a busy neighbour slows multi-threaded runs most.
 BUSY_CPUS = 0.25
-# Busy rows are timed again for at most this fraction of the first pass's
-# time, and this many seconds (the default run stays within ~4 min).
-RETRY_FRACTION, RETRY_MAX_SECONDS = 0.5, 70
+# Busy rows are timed again once each, within at most this fraction of the
+# first pass's time and this many seconds: a machine that stays busy costs
+# the run at most that, not endless retries.
+RETRY_FRACTION, RETRY_MAX_SECONDS = 0.25, 20
+RETRY_NOTE = ("[retry, busy]: a row was timed while other processes kept more than "
+              f"{BUSY_CPUS} CPUs busy (hypervisor steal not counted); such rows are "
+              f"timed once more at the end (at most {RETRY_MAX_SECONDS} s in all) and "
+              "the quieter measurement is kept. Rows still marked * in the table "
+              "were busy both times.")
 
 
 class _OtherLoad:
-    """CPU time used by other processes (and stolen by the hypervisor) over
-    an interval, as an average number of CPUs; None where /proc/stat is not
-    available.
+    """CPU time used by other processes over an interval, as an average
+    number of CPUs; None where /proc/stat is not available.
 
-    Whole-machine busy time from /proc/stat minus this process's own CPU time.
+    Whole-machine busy time from /proc/stat minus this process's own CPU
+    time (and what the peer child process reports as its own). Time the
+    hypervisor stole is not counted: on an otherwise idle VM it is
+    ever-present background that no retry avoids (it made a quiet machine
+    retry ten rows, adding ~60 s), and no process of this machine causes it.
     """
 
     def __init__(self):
@@ -363,24 +418,85 @@ class _OtherLoad:
             return None
         if not fields or fields[0] != "cpu":
             return None
-        # user nice system idle iowait irq softirq steal ...
-        ticks = [int(v) for v in fields[1:9]]
+        # user nice system idle iowait irq softirq (steal, guest... left out)
+        ticks = [int(v) for v in fields[1:8]]
         busy = sum(ticks) - ticks[3] - ticks[4]
         own = os.times()
         return (time.perf_counter(), busy / os.sysconf("SC_CLK_TCK"), own.user + own.system)
 
-    def cpus(self):
+    def cpus(self, also_own=0.0):
+        """also_own: CPU seconds of helpers of ours (the peer process) to
+        leave out as well."""
         end = self._sample()
         if self.start is None or end is None:
             return None
         wall = end[0] - self.start[0]
         if wall < 0.5:  # the counters tick every 10 ms: too coarse below that
             return None
-        other = (end[1] - self.start[1]) - (end[2] - self.start[2])
+        other = (end[1] - self.start[1]) - (end[2] - self.start[2]) - also_own
         return max(other, 0.0) / wall
 
 
-def time_case(x, target, impls, budget):
+class _PeerProcess:
+    """One isolated peer (see ISOLATED), timed in a child process on the
+    same arrays (make_inputs with the same seed) and with the same timing
+    rules, one request at a time over a pipe: while it waits for the next
+    request its threads go idle, and while it runs the parent waits.
+    """
+
+    SAMPLE = 4096  # values sent back for the agreement check
+
+    def __init__(self, key, threads):
+        self.key = key
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from xentc._bench import _peer_main; _peer_main()",
+             key, str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def time(self, func, shape, dtype, budget):
+        """(seconds per call, result sample, CPU seconds the child used)."""
+        request = {"func": func, "shape": list(shape), "dtype": dtype, "budget": budget}
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.key} benchmark process ended unexpectedly")
+        reply = json.loads(line)
+        return (reply["seconds"], [np.array(v, dtype=np.float64) for v in reply["sample"]],
+                reply["cpu"])
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+
+
+def _peer_main():
+    """The child side of _PeerProcess: argv = [key, threads]."""
+    key, threads = sys.argv[1], int(sys.argv[2])
+    factory = {"torch": _torch_impl}[key]
+    impls, cached = {}, (None, None)
+    for line in sys.stdin:
+        req = json.loads(line)
+        case = (tuple(req["shape"]), req["dtype"])
+        if cached[0] != case:
+            cached = (None, None)  # free the previous arrays first
+            cached = (case, make_inputs(*case))
+        x, target = cached[1]
+        if req["func"] not in impls:
+            impls[req["func"]] = factory(req["func"], threads)
+        fn = impls[req["func"]].prepare(x, target)
+        t0 = os.times()
+        seconds, result = best_time(fn, req["budget"])
+        t1 = os.times()
+        sample = [v.tolist() for v in _sample(result, _PeerProcess.SAMPLE)]
+        del result, fn
+        print(json.dumps({"seconds": seconds, "sample": sample,
+                          "cpu": (t1.user + t1.system) - (t0.user + t0.system)}),
+              flush=True)
+
+
+def time_case(x, target, impls, budget, reference_out=None):
     """Time each implementation on (x, target): {key: seconds}, {key: agrees}.
 
     Each implementation is warmed up once (its result checked against the
@@ -388,6 +504,8 @@ def time_case(x, target, impls, budget):
     interleaved: round k runs every implementation in turn, so a burst of
     load from elsewhere on the machine hits all of them rather than skewing
     one ratio. Each time is the best round's per-call mean.
+    reference_out: a list that receives the first implementation's result
+    sample (what the peers timed in a child process are checked against).
     """
     fns, plans, agrees = {}, {}, {}
     reference = None
@@ -400,6 +518,8 @@ def time_case(x, target, impls, budget):
         del result  # large outputs: free before the next implementation runs
         if reference is None:
             reference = sample
+            if reference_out is not None:
+                reference_out.append(sample)
         agrees[impl.key] = _agrees(sample, reference, x.dtype)
         fns[impl.key] = fn
     best = dict.fromkeys(fns, float("inf"))
@@ -412,9 +532,27 @@ def time_case(x, target, impls, budget):
     return best, agrees
 
 
-def _time_row(func, shape, dtype, x, target, impls, budget):
+def _measure(func, shape, dtype, x, target, impls, peers, budget):
+    """Times of the in-process implementations (interleaved) and then of each
+    peer process on the same case: (times, agrees, other CPUs busy)."""
     load = _OtherLoad()
-    times, agrees = time_case(x, target, impls, budget)
+    reference = []
+    times, agrees = time_case(x, target, impls, budget, reference_out=reference)
+    other = load.cpus()
+    for peer in peers:
+        load = _OtherLoad()
+        seconds, sample, cpu = peer.time(func, shape, dtype, budget)
+        times[peer.key] = seconds
+        ref = [r[: _PeerProcess.SAMPLE] for r in reference[0]]
+        agrees[peer.key] = _agrees(sample, ref, x.dtype)
+        busy = load.cpus(also_own=cpu)
+        if busy is not None:
+            other = busy if other is None else max(other, busy)
+    return times, agrees, other
+
+
+def _time_row(func, shape, dtype, x, target, impls, budget, peers=()):
+    times, agrees, other = _measure(func, shape, dtype, x, target, impls, peers, budget)
     ref = times[REFERENCE]
     return {
         "function": func,
@@ -423,7 +561,7 @@ def _time_row(func, shape, dtype, x, target, impls, budget):
         "times_s": times,
         "speedup": {key: t / ref for key, t in times.items() if key != REFERENCE},
         "agrees": agrees,
-        "other_cpus": load.cpus(),
+        "other_cpus": other,
     }
 
 
@@ -431,51 +569,78 @@ def _busy(row):
     return row["other_cpus"] is not None and row["other_cpus"] > BUSY_CPUS
 
 
-def run(shapes, dtypes, funcs, budget, threads=None, progress=True, retry=False):
+def start_peers(threads, isolate=True):
+    """(in-process implementations per function, peer processes): the
+    isolated peers that are installed run in child processes."""
+    peers = []
+    if isolate:
+        for key in ISOLATED:
+            if importlib.util.find_spec(PEER_PACKAGES[key]) is not None:
+                peers.append(_PeerProcess(key, threads or default_threads()))
+    return peers
+
+
+def run(shapes, dtypes, funcs, budget, threads=None, progress=True, retry=False,
+        isolate=True):
     """Time every (function, shape, dtype) case: a list of result dicts.
 
     Each array is generated once and used by all functions and
     implementations, then freed (2048x32000 float64 is 524 MB).
 
-    retry: time again the rows timed while other processes kept the CPUs
-    busy, for a limited time (RETRY_*), keeping the measurement taken under
-    the lighter load (whole rows, so each row's ratios come from one
-    interleaved measurement).
+    retry: time again, once, the rows timed while other processes kept the
+    CPUs busy, for a limited time (RETRY_*), keeping the measurement taken
+    under the lighter load (whole rows, so each row's ratios come from one
+    measurement). The first retry prints RETRY_NOTE on stderr.
+    isolate: time ISOLATED peers in child processes (else not at all).
     """
     bar = _Progress(progress)
-    impls = {f: implementations(f, threads) for f in funcs}
-    ncases = len(shapes) * len(dtypes) * len(funcs)
-    rows, k = [], 0
-    started = time.perf_counter()
-    for shape in shapes:
-        for dtype in dtypes:
-            x, target = make_inputs(shape, dtype)
-            for func in funcs:
-                k += 1
-                bar.show(f"[{k}/{ncases}] {func} {_shape_str(shape)} {dtype}")
-                rows.append(_time_row(func, shape, dtype, x, target, impls[func], budget))
-            del x, target
-
-    if retry:
-        now = time.perf_counter()
-        retry_until = now + min(RETRY_FRACTION * (now - started), RETRY_MAX_SECONDS)
-        busy = [i for i, row in enumerate(rows) if _busy(row)]
+    peers = start_peers(threads, isolate)
+    impls = {f: [i for i in implementations(f, threads) if i.key not in ISOLATED]
+             for f in funcs}
+    try:
+        ncases = len(shapes) * len(dtypes) * len(funcs)
+        rows, k = [], 0
+        started = time.perf_counter()
         for shape in shapes:
             for dtype in dtypes:
-                todo = [i for i in busy if rows[i]["shape"] == list(shape)
-                        and rows[i]["dtype"] == dtype]
-                if not todo or time.perf_counter() > retry_until:
-                    continue
                 x, target = make_inputs(shape, dtype)
-                for i in todo:
-                    if time.perf_counter() > retry_until:
-                        break
-                    func = rows[i]["function"]
-                    bar.show(f"[retry, busy] {func} {_shape_str(shape)} {dtype}")
-                    again = _time_row(func, shape, dtype, x, target, impls[func], budget)
-                    if again["other_cpus"] < rows[i]["other_cpus"]:
-                        rows[i] = again
+                for func in funcs:
+                    k += 1
+                    bar.show(f"[{k}/{ncases}] {func} {_shape_str(shape)} {dtype}")
+                    rows.append(_time_row(func, shape, dtype, x, target, impls[func],
+                                          budget, peers))
                 del x, target
+
+        if retry:
+            now = time.perf_counter()
+            retry_until = now + min(RETRY_FRACTION * (now - started), RETRY_MAX_SECONDS)
+            busy = [i for i, row in enumerate(rows) if _busy(row)]
+            explained = False
+            for shape in shapes:
+                for dtype in dtypes:
+                    todo = [i for i in busy if rows[i]["shape"] == list(shape)
+                            and rows[i]["dtype"] == dtype]
+                    if not todo or time.perf_counter() > retry_until:
+                        continue
+                    x, target = make_inputs(shape, dtype)
+                    for i in todo:
+                        if time.perf_counter() > retry_until:
+                            break
+                        if not explained and progress:
+                            bar.done()
+                            print(RETRY_NOTE, file=sys.stderr, flush=True)
+                            explained = True
+                        func = rows[i]["function"]
+                        bar.show(f"[retry, busy] {func} {_shape_str(shape)} {dtype}")
+                        again = _time_row(func, shape, dtype, x, target, impls[func],
+                                          budget, peers)
+                        if again["other_cpus"] is not None and \
+                                again["other_cpus"] < rows[i]["other_cpus"]:
+                            rows[i] = again
+                    del x, target
+    finally:
+        for peer in peers:
+            peer.close()
     bar.done()
     return rows
 
@@ -484,22 +649,30 @@ def sweep(funcs, dtypes, total, classes, budget, threads=None, progress=True):
     """Throughput (elements/ns) against the number of classes C, N*C = total."""
     bar = _Progress(progress)
     panels = []
-    for func in funcs:
-        impls = implementations(func, threads)
-        for dtype in dtypes:
-            panel = {"function": func, "dtype": dtype, "total": total,
-                     "classes": list(classes),
-                     "throughput": {impl.key: [] for impl in impls},
-                     "labels": {impl.key: impl.label for impl in impls}}
-            for c in classes:
-                bar.show(f"[plot] {func} {dtype} C={c}")
-                n = max(total // c, 1)
-                x, target = make_inputs((n, c), dtype)
-                times, _ = time_case(x, target, impls, budget)
-                for key, seconds in times.items():
-                    panel["throughput"][key].append(n * c / seconds / 1e9)
-                del x, target
-            panels.append(panel)
+    peers = start_peers(threads)
+    try:
+        for func in funcs:
+            impls = [i for i in implementations(func, threads) if i.key not in ISOLATED]
+            labels = {impl.key: impl.label for impl in impls}
+            labels.update({peer.key: peer.key for peer in peers})
+            for dtype in dtypes:
+                panel = {"function": func, "dtype": dtype, "total": total,
+                         "classes": list(classes),
+                         "throughput": {key: [] for key in labels},
+                         "labels": labels}
+                for c in classes:
+                    bar.show(f"[plot] {func} {dtype} C={c}")
+                    n = max(total // c, 1)
+                    x, target = make_inputs((n, c), dtype)
+                    times, _, _ = _measure(func, (n, c), dtype, x, target, impls, peers,
+                                           budget)
+                    for key, seconds in times.items():
+                        panel["throughput"][key].append(n * c / seconds / 1e9)
+                    del x, target
+                panels.append(panel)
+    finally:
+        for peer in peers:
+            peer.close()
     bar.done()
     return panels
 
@@ -565,12 +738,15 @@ def format_table(rows, labels):
     keys = [k for k in IMPLEMENTATION_KEYS if any(k in r["times_s"] for r in rows)]
     others = [k for k in keys if k != REFERENCE]
     tw, rw = 10, 8
+    times_w, ratios_w = tw * len(keys) + 7, rw * len(others)
+    # two header lines: what each group of columns holds (with its unit),
+    # then the implementations
+    group = (" " * 44 + "|" + f"{'time per call (ms)':^{times_w}}" + "|"
+             + f" speed-up of {labels.get(REFERENCE, REFERENCE)} over:")
     head = (f"{'function':<22} {'shape':<12} {'dtype':<7} |"
-            + "".join(f"{labels.get(k, k):>{tw}}" for k in keys)
-            + "  (ms) | speed-up of " + labels.get(REFERENCE, REFERENCE) + " over:")
-    sub = (" " * 44 + "|" + " " * (tw * len(keys) + 7) + "|"
-           + "".join(f"{labels.get(k, k):>{rw}}" for k in others))
-    lines = [head, sub, "-" * len(sub)]
+            + "".join(f"{labels.get(k, k):>{tw}}" for k in keys) + " " * 7 + "|"
+            + "".join(f"{labels.get(k, k):>{rw}}" for k in others))
+    lines = [group, head, "-" * max(len(head), 44 + 2 + times_w + ratios_w)]
     flagged = busy = False
     for r in rows:
         t, ok = r["times_s"], r["agrees"]
@@ -642,10 +818,18 @@ def build_parser():
     b = sub.add_parser(
         "bench", help="time xentc against scipy, numpy and torch",
         description="Time xentc against scipy.special, a NumPy two-pass reference and "
-                    "torch (CPU, when installed) on the same arrays, and print times "
-                    "and the speed-up of multi-threaded xentc over each.")
+                    "torch (CPU, when installed; in a child process) on the same arrays, "
+                    "and print times and the speed-up of multi-threaded xentc over each. "
+                    "The default run (one shape per regime: short, medium and long "
+                    "rows and a DRAM-sized array) takes about a minute and under "
+                    "1.5 GB of memory on a 2-core machine; --full about 2.5 minutes "
+                    "and 3-4 GB.")
     b.add_argument("--quick", action="store_true",
-                   help="small shapes and short timings (a smoke test, < 30 s)")
+                   help="small shapes and short timings (a smoke test, ~10 s)")
+    b.add_argument("--full", action="store_true",
+                   help="the whole table of large shapes (4096x1000, 2048x32000, "
+                        "16x128256, 1000000x10) and longer timings: ~2.5 min, 3-4 GB "
+                        "peak memory")
     b.add_argument("--dtype", action="append", choices=DTYPES,
                    help="only this dtype (repeatable; default: all)")
     b.add_argument("--function", action="append", choices=FUNCTIONS,
@@ -681,27 +865,42 @@ def bench(args):
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         # Checked before any timing so a long run is not wasted.
         print("xentc bench --plot needs matplotlib, which is not installed: "
-              "pip install matplotlib (or pip install 'xentc[bench]').", file=sys.stderr)
+              f"pip install matplotlib (or {install_hint('bench')}).", file=sys.stderr)
+        return 2
+    if args.quick and args.full:
+        print("xentc bench: --quick and --full exclude each other", file=sys.stderr)
         return 2
 
     threads = args.threads or default_threads()
     dtypes = args.dtype or list(DTYPES)
     funcs = args.function or list(FUNCTIONS)
-    shapes = QUICK_SHAPES if args.quick else DEFAULT_SHAPES
-    budget = QUICK_BUDGET if args.quick else DEFAULT_BUDGET
+    shapes, budget = ((QUICK_SHAPES, QUICK_BUDGET) if args.quick else
+                      (FULL_SHAPES, FULL_BUDGET) if args.full else
+                      (DEFAULT_SHAPES, DEFAULT_BUDGET))
     progress = not args.no_progress
 
     env = environment(threads)
     print(header(env), flush=True)
+    missing = missing_peers()
+    if missing:
+        print(f"not installed, so not timed: {', '.join(missing)} (install the peers "
+              f"with {install_hint('bench')})", flush=True)
+    if not args.quick:
+        print("default run: about a minute, under 1.5 GB of memory (--quick: ~10 s; "
+              "--full: the large shapes, ~2.5 min, 3-4 GB)" if not args.full else
+              "--full: about 2.5 minutes and 3-4 GB of memory", file=sys.stderr,
+              flush=True)
     started = time.perf_counter()
     load = _OtherLoad()
     rows = run(shapes, dtypes, funcs, budget, threads, progress, retry=not args.quick)
     other_cpus = load.cpus()
     labels = {impl.key: impl.label for f in funcs for impl in implementations(f, threads)}
+    labels.update({key: key for key in ISOLATED})
     print(format_table(rows, labels), flush=True)
     bw = None
     if "logsumexp" in funcs and "float32" in dtypes:
-        bw = bandwidth(QUICK_BANDWIDTH_SHAPE if args.quick else BANDWIDTH_SHAPE,
+        bw = bandwidth(QUICK_BANDWIDTH_SHAPE if args.quick else
+                       BANDWIDTH_SHAPE if args.full else DEFAULT_BANDWIDTH_SHAPE,
                        threads, budget)
         print(format_bandwidth(bw, threads), flush=True)
 
@@ -721,7 +920,8 @@ def bench(args):
     if args.json:
         doc = {
             "environment": env,
-            "settings": {"quick": args.quick, "budget_s": budget, "threads": threads,
+            "settings": {"quick": args.quick, "full": args.full, "budget_s": budget,
+                         "threads": threads, "missing_peers": missing,
                          "other_cpus": other_cpus,
                          "reference": REFERENCE, "labels": labels},
             "results": rows,

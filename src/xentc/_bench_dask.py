@@ -78,8 +78,10 @@ def main(args=None):
     except ImportError:
         import sys
 
+        from ._config import install_hint
+
         print("xentc bench --dask needs dask and distributed: "
-              "pip install 'xentc[dask]'", file=sys.stderr)
+              f"{install_hint('dask')}", file=sys.stderr)
         return 2
     import xentc
     import xentc.dask as xd

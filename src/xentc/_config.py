@@ -5,6 +5,13 @@ import sysconfig
 from . import _core, _dispatch
 
 
+def install_hint(extra):
+    """How to install one of xentc's optional extras, worded as the README
+    words the install (``pip install ".[test]"`` in the source tree), so
+    every message and the README name the same command."""
+    return f'pip install ".[{extra}]" in the xentc source tree'
+
+
 def _omp_description():
     version = _core.openmp_version()
     if not version:

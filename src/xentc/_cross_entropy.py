@@ -24,16 +24,20 @@ def _reduce(per_sample, row_weight, denominator, reduction, sample_shape, dtype)
                    denominator, reduction, dtype)
 
 
-def _finish(total, denominator, reduction, dtype):
-    """'sum' or 'mean' of losses whose (weighted) sum is `total`."""
+def _finish(total, denominator, reduction, dtype, prob=None, parts=None):
+    """'sum' or 'mean' of losses whose (weighted) sum is `total`; 'mean'
+    divides as torch does (_targets.mean_of: a zero denominator gives NaN
+    or +-inf, never an error; `prob`, the _Problem, and `parts` give the
+    terms torch divides apart)."""
     if reduction == "sum":
         return dtype.type(total)
-    if denominator == 0:
-        # torch divides the NLL term (0 / 0) and the smoothing term apart:
-        # the mean over nothing is NaN whatever the smoothing adds.
-        return dtype.type(np.nan)
-    # Python floats: the same IEEE double division as NumPy's, less code
-    return dtype.type(float(total) / float(denominator))
+    if denominator != 0:
+        # Python floats: the same IEEE double division as NumPy's, less code
+        return dtype.type(float(total) / float(denominator))
+    if prob is None:
+        return dtype.type(_targets.mean_of(total, denominator))
+    return dtype.type(_targets.mean_of(total, denominator, prob.smoothing, prob.nclasses,
+                                       prob.z_loss, parts))
 
 
 # Rows per call of the kernels when only the reduced loss is wanted: the
@@ -69,7 +73,8 @@ class _Problem:
         self.rows = Rows(x, (self.axis,), self.cdtype)
         if self.kind == "index":
             self.index, self.nvalid = _targets.index_targets(
-                target, self.nclasses, self.sample_shape, ignore_index, func)
+                target, self.nclasses, self.sample_shape, ignore_index, func,
+                x.shape, self.axis)
             self.prob = np.empty((0, 0), self.cdtype)
         else:
             if as_int(ignore_index, "ignore_index", func) >= 0:
@@ -145,6 +150,12 @@ class _Problem:
         _TILE_ROWS)."""
         if self.reduction == "none":
             return self.reduce(self.run(workers, grad))
+        parts = None
+        if (self.reduction == "mean" and self.denom == 0 and self.kind == "index"
+                and (self.smoothing or self.z_loss)):
+            # taken before the kernel: the gradient may overwrite the logits
+            split = self._split_totals()
+            parts = lambda: split  # noqa: E731
         n = self.rows.nrows
         nthreads = self._threads(workers)
         buf = np.empty(min(n, _TILE_ROWS))
@@ -155,7 +166,25 @@ class _Problem:
             tile = buf[: stop - start]
             self._kernel(nthreads, grad, start, stop, tile)
             total += _core.sum_losses(tile if sw is None else tile * sw[start:stop])
-        return _finish(total, self.denom, self.reduction, self.dtype)
+        return _finish(total, self.denom, self.reduction, self.dtype, self, parts)
+
+    def _split_totals(self):
+        """The totals of the NLL, smoothing and z-loss terms apart, for a
+        'mean' whose denominator is zero (see _targets.mean_of): the kernel
+        with one option at a time (smoothing 1 gives the smoothing sum over
+        C; the z-loss is what it adds to the plain NLL). Only their signs
+        and zeros matter there, so the rounding of these steps does not."""
+        smoothing, z_loss = self.smoothing, self.z_loss
+        sw = self.sample_weight
+        try:
+            losses = []
+            for self.smoothing, self.z_loss in ((0.0, 0.0), (1.0, 0.0), (0.0, z_loss)):
+                losses.append(self.run(None))
+        finally:
+            self.smoothing, self.z_loss = smoothing, z_loss
+        nll, smooth, with_z = losses
+        terms = (nll, smooth * self.nclasses, with_z - nll)
+        return tuple(_core.sum_losses(t if sw is None else t * sw) for t in terms)
 
     def _threads(self, workers):
         return row_threads(workers, self.rows.nrows, self.rows.ncols)
@@ -254,19 +283,28 @@ _CE_PARAMS_DOC = """
         The class axis (default -1). ``axis=1`` is torch's (N, C, d1, ...)
         layout.
     weight : array_like, optional
-        A weight per class (length C, finite, >= 0).
+        A weight per class (length C). Any finite value, negative and zero
+        included, as in torch (a negative weight pushes probability away
+        from its class); NaN and inf raise ValueError.
     sample_weight : array_like, optional
         A weight per sample (the target's shape for indices; the logits'
         shape without the class axis). 'mean' becomes sum(w * l) / sum(w)
-        (times the class weight of the target for index targets).
+        (times the class weight of the target for index targets). Any
+        finite value, as for `weight`: a sample weight scales its sample's
+        loss and gradient exactly as a class weight does (passing
+        ``weight[target]`` as `sample_weight` gives the class-weighted
+        loss), so the two follow one rule.
     ignore_index : int, optional
         Index targets equal to it contribute nothing, to the loss, to the
         'mean' denominator or to the gradient (default -100).
     reduction : {'mean', 'sum', 'none'}, optional
         'mean' divides by the sum of the target-class weights of the samples
         not ignored (index targets) or by the number of samples (probability
-        targets), as torch does; when every sample is ignored the mean is
-        NaN (0/0), as in torch. 'none' returns the per-sample losses.
+        targets), as torch does. The sum is divided by as it is, as torch
+        does: when every sample is ignored the mean is NaN (0/0), and signed
+        weights that sum to zero give +-inf or NaN (the loss and the
+        gradient as torch's autograd gives them). 'none' returns the
+        per-sample losses.
     label_smoothing : float, optional
         In [0, 1]: the target becomes (1 - e) * onehot + e / C, weighted as
         in torch.
@@ -355,7 +393,15 @@ def cross_entropy_and_grad(logits, target, *, axis=-1, weight=None, sample_weigh
         # the kernels read probability targets while writing the gradient
         direct = None
     buf = np.empty_like(rows.data) if direct is None else direct
-    loss = prob.loss(workers, grad=buf)
+    if (prob.reduction == "mean" and prob.denom == 0 and prob.kind == "index"
+            and prob.nvalid):
+        # the rare zero denominator: copy the logits before the kernels
+        # (the gradient may overwrite them), then torch's gradient pattern
+        logits_rows = rows.data.copy()
+        loss = prob.loss(workers, grad=buf)
+        buf[...] = _zero_denominator_grad(prob, logits_rows)
+    else:
+        loss = prob.loss(workers, grad=buf)
     if direct is not None:
         return loss, grad_out
     grad = rows.restore(buf)
@@ -393,6 +439,51 @@ cross_entropy_and_grad.__doc__ = """Cross-entropy and its gradient with respect 
     >>> bool(abs(grad.sum()) < 1e-15)
     True
     """
+
+
+def _zero_denominator_grad(prob, x):
+    """The gradient of a 'mean' whose denominator is zero (signed class
+    weights), as torch's autograd produces it: d = 0 makes every term +-inf
+    or NaN, and which one depends on the order of torch's operations, so
+    they are followed here (nll_loss and the smoothing sum backward, then
+    log_softmax's ``g - softmax * sum(g)``) rather than the kernels'
+    fused formula, which would give +-inf where torch gives NaN. Rows x are
+    the (N, C) logits; only this degenerate case runs NumPy arithmetic.
+    """
+    if prob.softcap:
+        t = np.tanh(x.astype(np.float64) / prob.softcap)
+        x = prob.softcap * t
+    p = _core_softmax(x)
+    n, c = x.shape
+    valid = prob.index >= 0
+    w = np.ones(c) if prob.weight is None else prob.weight
+    inv = np.float64(1.0) / np.float64(prob.denom) if prob.denom else (
+        np.copysign(np.inf, prob.denom))
+    e = prob.smoothing
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        g = np.zeros((n, c))
+        rows = np.flatnonzero(valid)
+        g[rows, prob.index[rows]] = -w[prob.index[rows]] * ((1.0 - e) * inv)
+        if e:
+            g[rows] += -w * ((e / c) * inv)
+        if prob.sample_weight is not None:
+            g *= prob.sample_weight[:, None]
+        grad = g - p * g.sum(axis=1, keepdims=True)
+        grad[~valid] = 0.0  # ignored rows: exactly zero, whatever their logits
+        if prob.z_loss:
+            lse = np.log(np.sum(np.exp(x - x.max(axis=1, keepdims=True)), axis=1)) + x.max(axis=1)
+            zw = 2 * prob.z_loss * lse * inv
+            if prob.sample_weight is not None:
+                zw = zw * prob.sample_weight
+            grad[rows] += zw[rows, None] * p[rows]
+        if prob.softcap:
+            grad *= 1.0 - t * t
+    return grad
+
+
+def _core_softmax(x):
+    from ._logsumexp import softmax
+    return softmax(x, axis=1)
 
 
 def _check_grad_out(grad_out, prob):
@@ -446,7 +537,8 @@ def nll_loss(log_probs, target, *, axis=-1, weight=None, sample_weight=None,
     sample_shape = x.shape[:ax] + x.shape[ax + 1:]
     if _targets.target_kind(target, x.shape, sample_shape, func) != "index":
         raise TypeError(f"{func}: target must hold integer class indices")
-    index, _ = _targets.index_targets(target, nclasses, sample_shape, ignore_index, func)
+    index, _ = _targets.index_targets(target, nclasses, sample_shape, ignore_index, func,
+                                      x.shape, ax)
     w = _targets.class_weights(weight, nclasses, func)
     sw = _targets.sample_weights(sample_weight, sample_shape, func)
     rows = Rows(x, (ax,), _targets.compute_dtype(x.dtype))
@@ -462,7 +554,7 @@ def nll_loss(log_probs, target, *, axis=-1, weight=None, sample_weight=None,
 
 
 def log_loss(probs, target, *, axis=-1, eps="auto", sample_weight=None, reduction="mean"):
-    """Cross-entropy from probabilities (seed formulation 1), as scikit-learn's log loss.
+    """Cross-entropy from probabilities and targets, as scikit-learn's log loss.
 
     ``loss_n = -sum_c y_nc log p_nc`` with `probs` clipped to
     ``[eps, 1 - eps]``; `target` holds class indices or one-hot (or soft)
@@ -480,8 +572,12 @@ def log_loss(probs, target, *, axis=-1, eps="auto", sample_weight=None, reductio
     eps : float or "auto", optional
         Clipping; "auto" is ``numpy.finfo(probs.dtype).eps``.
     sample_weight : array_like, optional
-        Per-sample weights; 'mean' becomes sum(w * l) / sum(w).
+        Per-sample weights (any finite value, as in :func:`cross_entropy`);
+        'mean' becomes sum(w * l) / sum(w).
     reduction : {'mean', 'sum', 'none'}, optional
+        'mean' (default) averages the per-sample losses (weighted by
+        `sample_weight`), 'sum' adds them, 'none' returns them, with the
+        shape of `probs` without the class axis.
 
     Returns
     -------
@@ -514,7 +610,8 @@ def log_loss(probs, target, *, axis=-1, eps="auto", sample_weight=None, reductio
     sw = _targets.sample_weights(sample_weight, sample_shape, func)
     rows = Rows(p, (ax,), np.float64)
     if _targets.target_kind(target, p.shape, sample_shape, func) == "index":
-        index, _ = _targets.index_targets(target, nclasses, sample_shape, None, func)
+        index, _ = _targets.index_targets(target, nclasses, sample_shape, None, func,
+                                          p.shape, ax)
         picked = np.empty(rows.nrows)
         _core.gather_rows(rows.data, index, picked, 1)
         per_sample = -np.log(np.clip(picked, eps, 1 - eps))

@@ -62,7 +62,7 @@ def _kernel_input(x, func, argname="x"):
 def _single_axis(axis, ndim, func):
     if ndim == 0:
         raise ValueError(f"{func}: the input must have a class axis, got a 0-d array")
-    return normalize_axis_index(as_int(axis, "axis", func), ndim, "axis")
+    return normalize_axis_index(as_int(axis, "axis", func), ndim, func)
 
 
 def _readonly(a):
@@ -719,12 +719,17 @@ class CEPartial:
         total = np.sum(per_sample)
         if reduction == "sum":
             return np.float64(total)
-        denominator = np.sum(self.target_weight)
-        if denominator == 0:
-            return np.float64(np.nan)  # 0/0, as torch (and xentc.cross_entropy)
-        return np.float64(total) / np.float64(denominator)
+        # divided as torch divides, a zero denominator (signed class
+        # weights, or every sample ignored) included
+        return _targets.mean_of(total, np.sum(self.target_weight), self.label_smoothing,
+                                max(self.nclasses, 1), self.z_loss, self._split_totals)
 
-    def _per_sample(self):
+    def _split_totals(self):
+        """Totals of the NLL, smoothing and z-loss terms, which 'mean'
+        divides apart (see _targets.mean_of)."""
+        return tuple(np.sum(t) for t in self._per_sample(split=True))
+
+    def _per_sample(self, split=False):
         valid = ~self.ignored
         hits = self._col("hits")
         missing = valid & (hits == 0)
@@ -751,6 +756,11 @@ class CEPartial:
         # carries the plain weighted sum of the logits, not one relative to
         # the max, so that term still cancels for huge logits.
         with np.errstate(invalid="ignore", over="ignore"):
+            if split:
+                nll = self.target_weight * (ls + (m - self.target_logit))
+                smooth = self.weight_total * lse - self.class_sum
+                return tuple(np.where(valid, np.where(np.isfinite(lse), t, np.nan), 0.0)
+                             for t in (nll, smooth, z * lse * lse))
             if e < 1.0:
                 loss = (1.0 - e) * self.target_weight * (ls + (m - self.target_logit))
             else:
@@ -812,8 +822,8 @@ def cross_entropy_partial(logits, target, *, class_offset=0, axis=-1, weight=Non
     axis : int, optional
         The class axis (default -1).
     weight : array_like, optional
-        The shard's slice of the class weights (length C_shard, finite,
-        >= 0): ``weight[class_offset:class_offset + C_shard]``.
+        The shard's slice of the class weights (length C_shard, any finite
+        value, as in :func:`xentc.cross_entropy`): ``weight[class_offset:class_offset + C_shard]``.
     ignore_index : int, optional
         Targets equal to it contribute nothing (default -100).
     label_smoothing, z_loss, softcap : optional

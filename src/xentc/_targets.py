@@ -38,7 +38,9 @@ def compute_dtype(dtype):
 def class_axis(axis, x, func, argname="logits"):
     if x.ndim == 0:
         raise ValueError(f"{func}: {argname} must have a class axis, got a 0-d array")
-    ax = normalize_axis_index(as_int(axis, "axis", func), x.ndim, "axis")
+    # prefixed like every other message ("cross_entropy: axis 2 is out of
+    # bounds for array of dimension 2"), still numpy's AxisError
+    ax = normalize_axis_index(as_int(axis, "axis", func), x.ndim, func)
     if x.shape[ax] == 0:
         raise ValueError(f"{func}: {argname} has no classes (axis {ax} has length 0)")
     return ax
@@ -85,13 +87,44 @@ def check_ignore_index(ignore_index, func):
 
 
 def _check_weights(w, argname, what, func):
-    """Every element of w finite and >= 0, else a ValueError naming the
-    first bad one."""
-    bad = ~(np.isfinite(w) & (w >= 0))
+    """Every element of w finite, else a ValueError naming the first bad one.
+
+    Any finite value is accepted, negative and zero included, as torch's
+    class weights are: a weight scales its samples' losses and gradients
+    linearly, and objectives with negative weights (pushing probability
+    away from a class) are legitimate. NaN and inf have no such reading.
+    """
+    bad = ~np.isfinite(w)
     if bad.any():
         pos = position(np.argmax(bad), w.shape)
         raise ValueError(f"{func}: {argname}{list(pos)} = {float(w[pos])!r}; "
-                         f"{what} must be finite and >= 0")
+                         f"{what} must be finite (any sign)")
+
+
+def mean_of(total, denominator, smoothing=0.0, nclasses=1, z_loss=0.0, parts=None):
+    """'mean' as torch computes it: the loss total divided by the
+    denominator as it is, with IEEE rules when the denominator is zero
+    (0/0 is NaN, x/0 is +-inf), which signed class weights can give.
+
+    torch divides the NLL term and the label-smoothing term apart,
+    ``(1 - e) * (nll / d) + (e / C) * (smooth / d)`` (and the z-loss, which
+    torch lacks, is a third term here), so at a zero denominator each
+    term's sign decides (inf + -inf is NaN, and so is 0 * inf at e = 1).
+    `parts` is then a callable returning the totals (nll, smooth, z) of the
+    unscaled terms, asked for only in that case. Elsewhere the one division
+    of the combined total is kept: the bits every earlier release gave.
+    """
+    total, denominator = np.float64(total), np.float64(denominator)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if denominator != 0 or parts is None or not (smoothing or z_loss):
+            return total / denominator
+        nll, smooth, z = (np.float64(v) for v in parts())
+        out = (1.0 - smoothing) * (nll / denominator)
+        if smoothing:
+            out = out + smoothing / nclasses * (smooth / denominator)
+        if z_loss:
+            out = out + z / denominator
+        return out
 
 
 def class_weights(weight, nclasses, func):
@@ -125,19 +158,37 @@ def sample_weights(sample_weight, sample_shape, func):
     return np.ascontiguousarray(s).reshape(-1)
 
 
-def index_targets(target, nclasses, sample_shape, ignore_index, func):
+def _layout_hint(target_shape, logits_shape, axis):
+    """A hint for a class-index target that would fit PyTorch's (N, C, d1,
+    ...) layout, with the class axis at 1, when `axis` (normalised) is
+    another: the most common reason for a target shape mismatch."""
+    if logits_shape is None or len(logits_shape) < 3 or axis == 1:
+        return ""
+    if tuple(target_shape) == tuple(logits_shape[:1]) + tuple(logits_shape[2:]):
+        return (f"; the target fits PyTorch's (N, C, d1, ...) layout: for it pass "
+                f"axis=1 (classes on axis 1, size {logits_shape[1]})")
+    return ""
+
+
+def index_targets(target, nclasses, sample_shape, ignore_index, func,
+                  logits_shape=None, axis=None):
     """Class indices flattened to int64 with ignored samples as -1, and the
     number of samples not ignored.
 
     Raises IndexError naming the first target outside [0, nclasses) that is
     not ignore_index, and its position. ignore_index None: no target is
-    ignored (for functions that take no ignore_index).
+    ignored (for functions that take no ignore_index). logits_shape and
+    axis (the class axis), when given, let a shape mismatch say whether
+    the target fits PyTorch's layout instead.
     """
     t = np.asarray(target)
     if t.shape != tuple(sample_shape):
+        where = ("" if logits_shape is None else
+                 f" {tuple(logits_shape)} without axis {axis}, the class axis")
         raise ValueError(
             f"{func}: class-index target must have shape {tuple(sample_shape)} "
-            f"(the logits' shape without the class axis), got {t.shape}"
+            f"(the logits' shape{where or ' without the class axis'}), got {t.shape}"
+            + _layout_hint(t.shape, logits_shape, axis)
         )
     if ignore_index is not None:
         ignore_index = check_ignore_index(ignore_index, func)

@@ -2,7 +2,7 @@
 xentc on dask arrays: log-sum-exp, softmax, log-softmax and cross-entropy of
 arrays chunked along rows and/or along the class axis.
 
-Needs dask (``pip install 'xentc[dask]'``); dask is imported on first use, so
+Needs dask (``pip install ".[dask]"`` in the source tree); dask is imported on first use, so
 ``import xentc.dask`` works without it.
 
 Every function returns a lazy dask array. Each block of the input is reduced
@@ -28,6 +28,7 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
 from . import _logsumexp, _targets
+from ._config import install_hint
 from ._partials import (
     _CE_COLUMNS,
     CEPartial,
@@ -53,7 +54,7 @@ def _dask_array():
         import dask.array as da
     except ImportError as exc:  # pragma: no cover - exercised without dask
         raise ImportError(
-            "xentc.dask needs dask: install it with pip install 'xentc[dask]' "
+            f"xentc.dask needs dask: install it with {install_hint('dask')} "
             "(or pip install 'dask[array]')"
         ) from exc
     return da
@@ -116,7 +117,8 @@ def _class_axis(axis, ndim, func):
     if ndim == 0:
         raise ValueError(f"xentc.dask.{func}: the input must have a class axis, "
                          "got a 0-d array")
-    return normalize_axis_index(as_int(axis, "axis", f"xentc.dask.{func}"), ndim, "axis")
+    name = f"xentc.dask.{func}"
+    return normalize_axis_index(as_int(axis, "axis", name), ndim, name)
 
 
 def _result_dtype(x, func):
@@ -318,10 +320,16 @@ def _target_weight(block, axis):
     return np.array(np.squeeze(block, axis=axis)["target_weight"])
 
 
-def _mean(total, denominator, out_dtype):
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # 0/0 is NaN: the mean over no (weighted) sample, as torch gives it
-        return np.asarray(np.float64(total) / np.float64(denominator), dtype=out_dtype)
+def _ce_term(block, axis, term):
+    """Per-sample NLL (term 0) or smoothing (term 1) losses of the block."""
+    return CEPartial.from_array(_unpack(block, axis))._per_sample(split=True)[term]
+
+
+def _mean(total, denominator, nll, smooth, z, smoothing, nclasses, z_loss, out_dtype):
+    # torch's division, a zero denominator included (_targets.mean_of): 0/0
+    # is NaN (every sample ignored), x/0 is +-inf (signed class weights)
+    return np.asarray(_targets.mean_of(total, denominator, smoothing, nclasses, z_loss,
+                                       lambda: (nll, smooth, z)), dtype=out_dtype)
 
 
 def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
@@ -346,7 +354,7 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
     axis : int, optional
         The class axis (default -1).
     weight : array_like, optional
-        A weight per class (length C, finite, >= 0; a NumPy array, sliced
+        A weight per class (length C, any finite value; a NumPy array, sliced
         per class chunk).
     ignore_index : int, optional
         Targets equal to it contribute nothing (default -100).
@@ -444,5 +452,16 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, ignore_index=-100,
     denominator = parts.map_blocks(_target_weight, axis=ax, drop_axis=ax,
                                    dtype=np.float64,
                                    meta=np.empty((0,) * (x.ndim - 1), np.float64)).sum()
-    return da.map_blocks(_mean, total, denominator, out_dtype=dtype, dtype=dtype,
+    if options["label_smoothing"] or options["z_loss"]:
+        # the terms 'mean' divides apart (they matter at a zero denominator)
+        split = [parts.map_blocks(_ce_term, axis=ax, term=k, drop_axis=ax,
+                                  dtype=np.float64,
+                                  meta=np.empty((0,) * (x.ndim - 1), np.float64)).sum()
+                 for k in (0, 1, 2)]
+    else:
+        split = [total] * 3  # not read: mean_of asks for the terms only with options
+    return da.map_blocks(_mean, total, denominator, *split,
+                         smoothing=options["label_smoothing"], nclasses=nclasses,
+                         z_loss=options["z_loss"],
+                         out_dtype=dtype, dtype=dtype,
                          meta=np.empty((), dtype))

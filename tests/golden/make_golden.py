@@ -127,6 +127,29 @@ def make_weight(rng, n_classes, dtype):
     return rng.uniform(0.2, 2.0, size=n_classes).astype(dtype)
 
 
+def make_signed_weight(rng, n_classes, dtype):
+    """Weights of either sign, one of them zero (torch takes any finite
+    weight; test suites draw them from [-9, 9])."""
+    w = rng.uniform(-9.0, 9.0, size=n_classes)
+    w[rng.integers(n_classes)] = 0.0
+    return w.astype(dtype)
+
+
+def make_zero_sum_weight(rng, y, ignore_index, n_classes, dtype):
+    """Signed integer weights whose sum over the targets not ignored is
+    exactly 0 (integers add exactly in any order): torch's 'mean' then
+    divides by zero and gives +-inf or NaN."""
+    w = rng.integers(-9, 10, size=n_classes).astype(np.float64)
+    valid = y.reshape(-1)[y.reshape(-1) != ignore_index]
+    if valid.size:
+        c0 = valid[0]
+        k = int(np.sum(valid == c0))
+        others = np.arange(n_classes) != c0
+        w[others] *= k                       # the rest's sum divisible by k
+        w[c0] = -np.sum(w[valid[valid != c0]]) / k
+    return w.astype(dtype)
+
+
 def make_index_target(rng, shape, ignore_mode):
     """Index targets in [0, C) with some entries set per ``ignore_mode``.
 
@@ -198,19 +221,30 @@ def make_prob_target(rng, shape, dtype, style="softmax"):
 
 def ce_case(b, *, shape, dtype, target_kind, has_weight, reduction,
             label_smoothing, ignore_mode="none", prob_style="softmax",
-            logit_scale=2.0, tags=()):
-    """Build one cross-entropy case with torch and add it to ``b``."""
+            logit_scale=2.0, weight_style="positive", tags=()):
+    """Build one cross-entropy case with torch and add it to ``b``.
+
+    weight_style (with has_weight): "positive" (in [0.2, 2]), "signed"
+    (in [-9, 9], one zero) or "zero_sum" (index targets: the target-class
+    weights sum to exactly 0).
+    """
     rng = b.rng()
     np_dtype = DTYPES[dtype]
     C = shape[class_axis(shape)]
     x = make_logits(rng, shape, np_dtype, logit_scale)
-    weight = make_weight(rng, C, np_dtype) if has_weight else None
+    weight = None
+    if has_weight and weight_style == "positive":
+        weight = make_weight(rng, C, np_dtype)
+    elif has_weight and weight_style == "signed":
+        weight = make_signed_weight(rng, C, np_dtype)
     if target_kind == "index":
         y, ignore_index = make_index_target(rng, shape, ignore_mode)
         n_ignored = int(np.sum(y == ignore_index))
     else:
         y = make_prob_target(rng, shape, np_dtype, prob_style)
         ignore_index, n_ignored = -100, 0
+    if has_weight and weight_style == "zero_sum":
+        weight = make_zero_sum_weight(rng, y, ignore_index, C, np_dtype)
     loss, grad = torch_loss_and_grad(
         F.cross_entropy, x, y, weight,
         ignore_index=ignore_index, reduction=reduction,
@@ -224,6 +258,8 @@ def ce_case(b, *, shape, dtype, target_kind, has_weight, reduction,
         name += f"-{prob_style}"
     if logit_scale != 2.0:
         name += f"-scale{logit_scale:g}"
+    if has_weight and weight_style != "positive":
+        name += f"-{weight_style}"
     meta = {
         "name": name,
         "shape": list(shape),
@@ -231,6 +267,7 @@ def ce_case(b, *, shape, dtype, target_kind, has_weight, reduction,
         "target_kind": target_kind,
         "dtype": dtype,
         "has_weight": has_weight,
+        "weight_style": weight_style if has_weight else None,
         "ignore_index": int(ignore_index),
         "reduction": reduction,
         "label_smoothing": float(label_smoothing),
@@ -303,6 +340,20 @@ def build_ce_cases():
         ce_case(b, shape=SHAPES["2d"], dtype=dtype, target_kind=kind,
                 has_weight=False, reduction=red, label_smoothing=0.1,
                 logit_scale=60.0, tags=["large_logits"])
+
+    # F. Signed class weights (torch takes any finite weight): negative,
+    # zero, and target weights summing to exactly zero, where 'mean' divides
+    # by zero (+-inf or NaN, loss and gradient). Appended last: the cases
+    # above keep their seeds and their bytes.
+    combos = itertools.product(("2d", "kdim"), ("signed", "zero_sum"), ("index", "prob"),
+                               REDUCTIONS, (0.0, 0.1, 1.0), ("none", "some"))
+    for k, (shape_key, style, kind, red, ls, mode) in enumerate(combos):
+        if kind == "prob" and (style == "zero_sum" or mode != "none"):
+            continue
+        ce_case(b, shape=SHAPES[shape_key], dtype=alternate_dtype(k, 2),
+                target_kind=kind, has_weight=True, reduction=red,
+                label_smoothing=ls, ignore_mode=mode, weight_style=style,
+                tags=["signed_weight"])
     return b
 
 
@@ -335,6 +386,36 @@ def build_nll_cases():
             "reduction": red,
             "n_ignored": int(np.sum(y == ignore_index)),
             "tags": ["nll"],
+        }
+        b.add(meta, x, y, weight, loss, grad)
+
+    # Signed class weights, and target weights summing to zero ('mean' is
+    # then +-inf or NaN): after the cases above, which keep their seeds.
+    for k, (shape_key, red, style) in enumerate(itertools.product(
+            ("2d", "kdim"), REDUCTIONS, ("signed", "zero_sum"))):
+        shape = SHAPES[shape_key]
+        rng = b.rng()
+        dtype = alternate_dtype(k, 2)
+        np_dtype = DTYPES[dtype]
+        C = shape[class_axis(shape)]
+        x = make_logits(rng, shape, np_dtype)
+        y, ignore_index = make_index_target(rng, shape, "some")
+        weight = (make_signed_weight(rng, C, np_dtype) if style == "signed"
+                  else make_zero_sum_weight(rng, y, ignore_index, C, np_dtype))
+        loss, grad = torch_loss_and_grad(F.nll_loss, x, y, weight,
+                                         ignore_index=ignore_index, reduction=red)
+        meta = {
+            "name": f"nll-{shape_key}-{dtype}-{style}-{red}-ign_some",
+            "shape": list(shape),
+            "torch_class_axis": class_axis(shape),
+            "target_kind": "index",
+            "dtype": dtype,
+            "has_weight": True,
+            "weight_style": style,
+            "ignore_index": int(ignore_index),
+            "reduction": red,
+            "n_ignored": int(np.sum(y == ignore_index)),
+            "tags": ["nll", "signed_weight"],
         }
         b.add(meta, x, y, weight, loss, grad)
     return b
