@@ -58,3 +58,11 @@ def test_import_keeps_the_gil_disabled():
                          env={k: v for k, v in os.environ.items() if k != "PYTHON_GIL"})
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "False"
+
+
+def test_hypothesis_shrinking_is_bounded():
+    """tests/conftest.py caps Hypothesis' shrinking (5 minutes by default)."""
+    import conftest
+    from hypothesis.internal.conjecture import engine
+
+    assert engine.MAX_SHRINKING_SECONDS == conftest.SHRINK_SECONDS <= 30

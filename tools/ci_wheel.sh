@@ -26,8 +26,8 @@ SDIST="$(ls "$TMP"/wheelhouse/*.tar.gz)"
 [[ -f "$WHEEL" ]] || { echo "ci_wheel: no wheel built" >&2; exit 1; }
 
 # Test dependencies: the wheel's own [test] extra (its metadata, not the
-# source tree), unless XENTC_TEST_DEPS names them (e.g. on Python 3.10,
-# where the extra's scipy>=1.17 does not exist).
+# source tree), unless XENTC_TEST_DEPS names them (a pinned set, say),
+# e.g. to try an older SciPy by hand.
 if [[ -n "${XENTC_TEST_DEPS:-}" ]]; then
     read -r -a TEST_DEPS <<<"$XENTC_TEST_DEPS"
     INSTALL=("$WHEEL" "${TEST_DEPS[@]}")
