@@ -16,7 +16,7 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 import xentc.dask as xd  # noqa: E402
-from xentc._bench_dask import _scipy_style  # noqa: E402
+from xentc.benchmark.dask import _scipy_style  # noqa: E402
 
 SHAPE = (2048, 16384)  # 128 MiB float32
 CHUNKINGS = {"rows": (256, 16384), "rows+classes": (512, 4096)}

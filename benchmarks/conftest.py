@@ -4,7 +4,7 @@ Run with ``pytest benchmarks --benchmark-only`` (not collected by a plain
 ``pytest``, whose testpaths is tests/). Each (function, shape, dtype) is one
 pytest-benchmark group holding every implementation, so the report shows them
 side by side. The implementations are those of ``python -m xentc bench``
-(xentc._bench.implementations), so both measure the same code.
+(xentc.benchmark.implementations), so both measure the same code.
 
 Options: ``--xentc-threads N`` sets the thread count of the multi-threaded
 xentc and torch entries (default: os.cpu_count()).
@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from xentc._bench import (
+from xentc.benchmark import (
     DEFAULT_SHAPES,
     DTYPES,
     IMPLEMENTATION_KEYS,

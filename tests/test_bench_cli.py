@@ -15,7 +15,9 @@ import time
 import numpy as np
 import pytest
 
-from xentc import _bench
+from xentc import benchmark
+from xentc.benchmark import cli, registry, report, runner, timing
+from xentc.benchmark.load import OtherLoad
 
 
 def _run_cli(*args, timeout=120):
@@ -35,8 +37,8 @@ def test_quick_bench_json_and_table(tmp_path):
     assert doc["settings"]["reference"] == "xentc"
 
     results = doc["results"]
-    assert [tuple(r["shape"]) for r in results] == list(_bench.QUICK_SHAPES)
-    assert doc["settings"]["missing_peers"] == _bench.missing_peers()
+    assert [tuple(r["shape"]) for r in results] == list(registry.QUICK_SHAPES)
+    assert doc["settings"]["missing_peers"] == registry.missing_peers()
     for r in results:
         assert r["function"] == "logsumexp" and r["dtype"] == "float32"
         times = r["times_s"]
@@ -51,7 +53,7 @@ def test_quick_bench_json_and_table(tmp_path):
 
     # The read-bandwidth comparison with numpy.sum (float32 logsumexp asked).
     bw = doc["bandwidth"]
-    assert bw["shape"] == list(_bench.QUICK_BANDWIDTH_SHAPE) and bw["dtype"] == "float32"
+    assert bw["shape"] == list(timing.QUICK_BANDWIDTH_SHAPE) and bw["dtype"] == "float32"
     assert bw["numpy_sum_gbs"] > 0 and bw["xentc_logsumexp_gbs"] > 0
     assert bw["ratio"] == pytest.approx(bw["xentc_logsumexp_gbs"] / bw["numpy_sum_gbs"])
     assert "read bandwidth, 256x8000 float32" in proc.stdout
@@ -60,7 +62,7 @@ def test_quick_bench_json_and_table(tmp_path):
     assert stdout.startswith("CPU: ")
     assert "speed-up of xentc" in stdout
     table_rows = [line for line in stdout.splitlines() if line.startswith("logsumexp ")]
-    assert len(table_rows) == len(_bench.QUICK_SHAPES)
+    assert len(table_rows) == len(registry.QUICK_SHAPES)
     # A row timed while other processes were busy ends in "* <CPUs busy>".
     first = re.sub(r"\s+\*\s*[0-9.]+$", "", table_rows[0].rstrip())
     assert "256x1000" in first and first.endswith("x")
@@ -80,14 +82,6 @@ def test_bad_option_is_rejected():
     assert "invalid choice" in proc.stderr
 
 
-@pytest.mark.skipif(importlib.util.find_spec("xentc._bench_dask") is not None,
-                    reason="the dask benchmark module is installed")
-def test_dask_flag_without_module_explains():
-    proc = _run_cli("bench", "--dask")
-    assert proc.returncode == 2
-    assert "_bench_dask" in proc.stderr
-
-
 @pytest.mark.skipif(importlib.util.find_spec("matplotlib") is not None,
                     reason="matplotlib is installed")
 def test_plot_without_matplotlib_fails_before_timing(tmp_path):
@@ -99,28 +93,28 @@ def test_plot_without_matplotlib_fails_before_timing(tmp_path):
     assert not png.exists()
 
 
-@pytest.mark.parametrize("func", _bench.FUNCTIONS)
-@pytest.mark.parametrize("dtype", _bench.DTYPES)
+@pytest.mark.parametrize("func", registry.FUNCTIONS)
+@pytest.mark.parametrize("dtype", registry.DTYPES)
 def test_implementations_compute_the_same(func, dtype):
     # The scipy / NumPy / torch expressions are hand-written: check they
     # compute what xentc computes, so the benchmark compares like with like.
-    x, target = _bench.make_inputs((64, 37), dtype, seed=1)
-    impls = _bench.implementations(func, threads=2)
+    x, target = registry.make_inputs((64, 37), dtype, seed=1)
+    impls = benchmark.implementations(func, threads=2)
     keys = [impl.key for impl in impls]
     assert keys[:2] == ["xentc_1thread", "xentc"] and "numpy" in keys
-    ref = _bench._sample(impls[0].prepare(x, target)())
+    ref = timing.result_sample(impls[0].prepare(x, target)())
     assert len(ref) == (2 if func == "cross_entropy_and_grad" else 1)
     for impl in impls[1:]:
-        got = _bench._sample(impl.prepare(x, target)())
-        assert _bench._agrees(got, ref, dtype), impl.key
+        got = timing.result_sample(impl.prepare(x, target)())
+        assert timing.agrees_with(got, ref, dtype), impl.key
 
 
 def test_agreement_check_can_fail():
     a = [np.array([1.0, 2.0, 3.0])]
-    assert _bench._agrees(a, a, "float64")
-    assert not _bench._agrees([a[0] * (1 + 1e-6)], a, "float64")
-    assert _bench._agrees([a[0] * (1 + 1e-6)], a, "float32")
-    assert not _bench._agrees([a[0][:2]], a, "float64")
+    assert timing.agrees_with(a, a, "float64")
+    assert not timing.agrees_with([a[0] * (1 + 1e-6)], a, "float64")
+    assert timing.agrees_with([a[0] * (1 + 1e-6)], a, "float32")
+    assert not timing.agrees_with([a[0][:2]], a, "float64")
 
 
 def test_best_time_returns_the_warm_up_result():
@@ -130,7 +124,7 @@ def test_best_time_returns_the_warm_up_result():
         calls.append(1)
         return len(calls)
 
-    seconds, result = _bench.best_time(fn, budget=0.001)
+    seconds, result = timing.best_time(fn, budget=0.001)
     assert result == 1
     assert seconds > 0
     assert len(calls) >= 1 + 3  # warm-up + at least min_rounds timed calls
@@ -141,7 +135,7 @@ def test_format_table_marks_disagreement():
            "times_s": {"xentc": 0.001, "numpy": 0.004},
            "speedup": {"numpy": 4.0},
            "agrees": {"xentc": True, "numpy": False}}
-    table = _bench.format_table([row], {"xentc": "xentc 2T", "numpy": "numpy"})
+    table = report.format_table([row], {"xentc": "xentc 2T", "numpy": "numpy"})
     line = next(l for l in table.splitlines() if l.startswith("logsumexp"))
     assert "4.00x" in line and "4!" in line
     assert "differs" in table
@@ -151,10 +145,10 @@ def test_time_case_times_every_implementation_and_checks_results():
     def const(value):
         return lambda x, target: (lambda: np.full(3, value))
 
-    impls = [_bench.Impl("first", "first", const(1.0)),
-             _bench.Impl("same", "same", const(1.0)),
-             _bench.Impl("wrong", "wrong", const(2.0))]
-    times, agrees = _bench.time_case(np.zeros((1, 3)), np.zeros(1, np.int64), impls,
+    impls = [registry.Impl("first", "first", const(1.0)),
+             registry.Impl("same", "same", const(1.0)),
+             registry.Impl("wrong", "wrong", const(2.0))]
+    times, agrees = timing.time_case(np.zeros((1, 3)), np.zeros(1, np.int64), impls,
                                      budget=0.001)
     assert set(times) == {"first", "same", "wrong"}
     assert all(0 < t < 1 for t in times.values())
@@ -162,15 +156,15 @@ def test_time_case_times_every_implementation_and_checks_results():
 
 
 def test_other_load_is_measured_and_busy_rows_are_marked():
-    load = _bench._OtherLoad()
+    load = OtherLoad()
     time.sleep(0.6)
     other = load.cpus()
     assert other is None or 0 <= other <= (os.cpu_count() or 1) + 0.5
 
     row = {"function": "logsumexp", "shape": [4, 5], "dtype": "float32",
            "times_s": {"xentc": 0.001}, "speedup": {}, "agrees": {"xentc": True}}
-    quiet = _bench.format_table([dict(row, other_cpus=0.0)], {})
-    busy = _bench.format_table([dict(row, other_cpus=1.0)], {})
+    quiet = report.format_table([dict(row, other_cpus=0.0)], {})
+    busy = report.format_table([dict(row, other_cpus=1.0)], {})
     assert "*" not in quiet
     assert "* 1.0" in busy and "other processes" in busy
 
@@ -182,16 +176,16 @@ def test_busy_rows_are_timed_again_and_the_quieter_measurement_kept(monkeypatch)
         def cpus(self, also_own=0.0):
             return next(loads)
 
-    monkeypatch.setattr(_bench, "_OtherLoad", FakeLoad)
-    monkeypatch.setattr(_bench, "RETRY_FRACTION", 1e3)
-    monkeypatch.setattr(_bench, "RETRY_MAX_SECONDS", 1e3)
-    rows = _bench.run([(4, 5), (3, 7)], ["float64"], ["logsumexp"], budget=0.001,
+    monkeypatch.setattr(runner, "OtherLoad", FakeLoad)
+    monkeypatch.setattr(runner, "RETRY_FRACTION", 1e3)
+    monkeypatch.setattr(runner, "RETRY_MAX_SECONDS", 1e3)
+    rows = runner.run([(4, 5), (3, 7)], ["float64"], ["logsumexp"], budget=0.001,
                       progress=False, retry=True, isolate=False)
     assert [r["other_cpus"] for r in rows] == [0.0, 0.0]
     assert next(loads) == 0.9  # only the busy row was timed again
 
     loads = iter([1.0, 2.0, 0.5])  # a retry under heavier load is discarded
-    rows = _bench.run([(4, 5)], ["float64"], ["logsumexp"], budget=0.001,
+    rows = runner.run([(4, 5)], ["float64"], ["logsumexp"], budget=0.001,
                       progress=False, retry=True, isolate=False)
     assert rows[0]["other_cpus"] == 1.0
     assert next(loads) == 0.5  # and the row is not timed a third time
@@ -202,19 +196,19 @@ def test_retries_are_capped_and_explained_once(monkeypatch, capsys):
         def cpus(self, also_own=0.0):
             return 1.5
 
-    monkeypatch.setattr(_bench, "_OtherLoad", AlwaysBusy)
-    monkeypatch.setattr(_bench, "RETRY_MAX_SECONDS", 0.0)
-    rows = _bench.run([(4, 5), (3, 7)], ["float64"], ["logsumexp", "cross_entropy"],
+    monkeypatch.setattr(runner, "OtherLoad", AlwaysBusy)
+    monkeypatch.setattr(runner, "RETRY_MAX_SECONDS", 0.0)
+    rows = runner.run([(4, 5), (3, 7)], ["float64"], ["logsumexp", "cross_entropy"],
                       budget=0.001, progress=True, retry=True, isolate=False)
     assert len(rows) == 4 and all(r["other_cpus"] == 1.5 for r in rows)
     err = capsys.readouterr().err
     assert "[retry, busy]" not in err  # no retry time left: none run
-    monkeypatch.setattr(_bench, "RETRY_MAX_SECONDS", 1e3)
-    monkeypatch.setattr(_bench, "RETRY_FRACTION", 1e3)
-    _bench.run([(4, 5), (3, 7)], ["float64"], ["logsumexp", "cross_entropy"],
+    monkeypatch.setattr(runner, "RETRY_MAX_SECONDS", 1e3)
+    monkeypatch.setattr(runner, "RETRY_FRACTION", 1e3)
+    runner.run([(4, 5), (3, 7)], ["float64"], ["logsumexp", "cross_entropy"],
                budget=0.001, progress=True, retry=True, isolate=False)
     err = capsys.readouterr().err
-    assert err.count(_bench.RETRY_NOTE) == 1  # explained the first time only
+    assert err.count(runner.RETRY_NOTE) == 1  # explained the first time only
     assert err.count("[retry, busy]") == 1 + 4  # the note, then each row once
 
 
@@ -232,14 +226,14 @@ def test_steal_time_is_not_other_processes(monkeypatch, tmp_path):
         return real_open(path, *a, **k)
 
     monkeypatch.setattr("builtins.open", fake_open)
-    load = _bench._OtherLoad()
+    load = OtherLoad()
     time.sleep(0.55)
     assert load.cpus() == 0.0
 
 
 def test_missing_peers_are_named_with_the_install_command(monkeypatch, capsys):
-    monkeypatch.setattr(_bench, "missing_peers", lambda: ["scipy", "torch"])
-    assert _bench.main(["bench", "--quick", "--function", "logsumexp", "--dtype",
+    monkeypatch.setattr(cli, "missing_peers", lambda: ["scipy", "torch"])
+    assert benchmark.main(["bench", "--quick", "--function", "logsumexp", "--dtype",
                         "float32", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "not installed, so not timed: scipy, torch" in out
@@ -250,7 +244,7 @@ def test_table_header_puts_the_unit_over_the_times():
     row = {"function": "logsumexp", "shape": [4, 5], "dtype": "float32",
            "times_s": {"xentc": 0.001, "numpy": 0.004}, "speedup": {"numpy": 4.0},
            "agrees": {"xentc": True, "numpy": True}}
-    group, head = _bench.format_table([row], {"xentc": "xentc 2T"}).splitlines()[:2]
+    group, head = report.format_table([row], {"xentc": "xentc 2T"}).splitlines()[:2]
     times_part = group.split("|")[1]
     assert "(ms)" in times_part and "speed-up" in group.split("|")[2]
     assert "(ms)" not in head
@@ -261,7 +255,7 @@ def test_isolated_peer_is_timed_in_a_child_process():
     import sys as _sys
 
     before = "torch" in _sys.modules
-    rows = _bench.run([(64, 37)], ["float32"], ["cross_entropy", "cross_entropy_and_grad"],
+    rows = runner.run([(64, 37)], ["float32"], ["cross_entropy", "cross_entropy_and_grad"],
                       budget=0.001, progress=False)
     for r in rows:
         assert r["times_s"]["torch"] > 0 and r["agrees"]["torch"], r

@@ -1,0 +1,211 @@
+"""The benchmark's cases in order: every (function, shape, dtype) row, the
+busy-row retries, and the throughput sweep of --plot."""
+import sys
+import time
+
+from .load import OtherLoad
+from .peers import PeerProcess, start_peers
+from .registry import ISOLATED, REFERENCE, implementations, make_inputs, shape_str
+from .timing import agrees_with, time_case
+
+# Seconds of timed calls per implementation and case (after the warm-up call).
+DEFAULT_BUDGET = 0.1
+
+
+FULL_BUDGET = 0.25
+
+
+QUICK_BUDGET = 0.02
+
+
+# Throughput sweep for --plot: N*C fixed, C over powers of two.
+SWEEP_TOTAL = 1 << 22
+
+
+SWEEP_CLASSES = tuple(1 << k for k in range(1, 18))          # 2 .. 131072
+
+
+# Per point (17 per panel): the sweep's many points matter more than each one's precision.
+SWEEP_BUDGET = 0.1
+
+
+QUICK_SWEEP_TOTAL = 1 << 16
+
+
+QUICK_SWEEP_CLASSES = tuple(1 << k for k in range(1, 17, 3))  # 2 .. 65536
+
+
+# Rows timed while other processes kept this much CPU busy (in CPUs, averaged)
+# are marked: on a small machine a busy neighbour slows multi-threaded runs most.
+BUSY_CPUS = 0.25
+
+
+# Busy rows are timed again once each, within at most this fraction of the
+# first pass's time and this many seconds: a machine that stays busy costs
+# the run at most that, not endless retries.
+RETRY_FRACTION, RETRY_MAX_SECONDS = 0.25, 20
+
+
+RETRY_NOTE = ("[retry, busy]: a row was timed while other processes kept more than "
+              f"{BUSY_CPUS} CPUs busy (hypervisor steal not counted); such rows are "
+              f"timed once more at the end (at most {RETRY_MAX_SECONDS} s in all) and "
+              "the quieter measurement is kept. Rows still marked * in the table "
+              "were busy both times.")
+
+
+class Progress:
+    """One status line on stderr (rewritten in place on a terminal)."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+        self.tty = enabled and sys.stderr.isatty()
+        self.width = 0
+
+    def show(self, text):
+        if not self.enabled:
+            return
+        if self.tty:
+            pad = max(self.width - len(text), 0)
+            print("\r" + text + " " * pad, end="", file=sys.stderr, flush=True)
+            self.width = len(text)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def done(self):
+        if self.tty and self.width:
+            print("\r" + " " * self.width + "\r", end="", file=sys.stderr, flush=True)
+        self.width = 0
+
+
+def measure(func, shape, dtype, x, target, impls, peers, budget):
+    """Times of the in-process implementations (interleaved) and then of each
+    peer process on the same case: (times, agrees, other CPUs busy)."""
+    load = OtherLoad()
+    reference = []
+    times, agrees = time_case(x, target, impls, budget, reference_out=reference)
+    other = load.cpus()
+    for peer in peers:
+        load = OtherLoad()
+        seconds, sample, cpu = peer.time(func, shape, dtype, budget)
+        times[peer.key] = seconds
+        ref = [r[: PeerProcess.SAMPLE] for r in reference[0]]
+        agrees[peer.key] = agrees_with(sample, ref, x.dtype)
+        busy = load.cpus(also_own=cpu)
+        if busy is not None:
+            other = busy if other is None else max(other, busy)
+    return times, agrees, other
+
+
+def time_row(func, shape, dtype, x, target, impls, budget, peers=()):
+    times, agrees, other = measure(func, shape, dtype, x, target, impls, peers, budget)
+    ref = times[REFERENCE]
+    return {
+        "function": func,
+        "shape": list(shape),
+        "dtype": dtype,
+        "times_s": times,
+        "speedup": {key: t / ref for key, t in times.items() if key != REFERENCE},
+        "agrees": agrees,
+        "other_cpus": other,
+    }
+
+
+def _busy(row):
+    return row["other_cpus"] is not None and row["other_cpus"] > BUSY_CPUS
+
+
+def run(shapes, dtypes, funcs, budget, threads=None, progress=True, retry=False,
+        isolate=True):
+    """Time every (function, shape, dtype) case: a list of result dicts.
+
+    Each array is generated once and used by all functions and
+    implementations, then freed (2048x32000 float64 is 524 MB).
+
+    retry: time again, once, the rows timed while other processes kept the
+    CPUs busy, for a limited time (RETRY_*), keeping the measurement taken
+    under the lighter load (whole rows, so each row's ratios come from one
+    measurement). The first retry prints RETRY_NOTE on stderr.
+    isolate: time ISOLATED peers in child processes (else not at all).
+    """
+    bar = Progress(progress)
+    peers = start_peers(threads, isolate)
+    impls = {f: [i for i in implementations(f, threads) if i.key not in ISOLATED]
+             for f in funcs}
+    try:
+        ncases = len(shapes) * len(dtypes) * len(funcs)
+        rows, k = [], 0
+        started = time.perf_counter()
+        for shape in shapes:
+            for dtype in dtypes:
+                x, target = make_inputs(shape, dtype)
+                for func in funcs:
+                    k += 1
+                    bar.show(f"[{k}/{ncases}] {func} {shape_str(shape)} {dtype}")
+                    rows.append(time_row(func, shape, dtype, x, target, impls[func],
+                                          budget, peers))
+                del x, target
+
+        if retry:
+            now = time.perf_counter()
+            retry_until = now + min(RETRY_FRACTION * (now - started), RETRY_MAX_SECONDS)
+            busy = [i for i, row in enumerate(rows) if _busy(row)]
+            explained = False
+            for shape in shapes:
+                for dtype in dtypes:
+                    todo = [i for i in busy if rows[i]["shape"] == list(shape)
+                            and rows[i]["dtype"] == dtype]
+                    if not todo or time.perf_counter() > retry_until:
+                        continue
+                    x, target = make_inputs(shape, dtype)
+                    for i in todo:
+                        if time.perf_counter() > retry_until:
+                            break
+                        if not explained and progress:
+                            bar.done()
+                            print(RETRY_NOTE, file=sys.stderr, flush=True)
+                            explained = True
+                        func = rows[i]["function"]
+                        bar.show(f"[retry, busy] {func} {shape_str(shape)} {dtype}")
+                        again = time_row(func, shape, dtype, x, target, impls[func],
+                                          budget, peers)
+                        if again["other_cpus"] is not None and \
+                                again["other_cpus"] < rows[i]["other_cpus"]:
+                            rows[i] = again
+                    del x, target
+    finally:
+        for peer in peers:
+            peer.close()
+    bar.done()
+    return rows
+
+
+def sweep(funcs, dtypes, total, classes, budget, threads=None, progress=True):
+    """Throughput (elements/ns) against the number of classes C, N*C = total."""
+    bar = Progress(progress)
+    panels = []
+    peers = start_peers(threads)
+    try:
+        for func in funcs:
+            impls = [i for i in implementations(func, threads) if i.key not in ISOLATED]
+            labels = {impl.key: impl.label for impl in impls}
+            labels.update({peer.key: peer.key for peer in peers})
+            for dtype in dtypes:
+                panel = {"function": func, "dtype": dtype, "total": total,
+                         "classes": list(classes),
+                         "throughput": {key: [] for key in labels},
+                         "labels": labels}
+                for c in classes:
+                    bar.show(f"[plot] {func} {dtype} C={c}")
+                    n = max(total // c, 1)
+                    x, target = make_inputs((n, c), dtype)
+                    times, _, _ = measure(func, (n, c), dtype, x, target, impls, peers,
+                                           budget)
+                    for key, seconds in times.items():
+                        panel["throughput"][key].append(n * c / seconds / 1e9)
+                    del x, target
+                panels.append(panel)
+    finally:
+        for peer in peers:
+            peer.close()
+    bar.done()
+    return panels
