@@ -18,6 +18,8 @@ MODULES = sorted(
 def test_docstring_examples(name):
     if name == "xentc.dask":
         pytest.importorskip("dask.array")  # an optional extra
+    if name == "xentc.torch":
+        pytest.importorskip("torch")  # an optional extra
     module = importlib.import_module(name)
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
