@@ -192,7 +192,7 @@ class CrossEntropyLoss(torch.nn.CrossEntropyLoss):
     >>> criterion = xentc.torch.CrossEntropyLoss(label_smoothing=0.1)
     >>> x = torch.tensor([[2.0, 0.5, -1.0]], requires_grad=True)
     >>> round(criterion(x, torch.tensor([0])).item(), 6)
-    0.357923
+    0.391311
     """
 
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
