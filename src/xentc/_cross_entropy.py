@@ -3,6 +3,7 @@
 import numpy as np
 
 from . import _core, _targets
+from ._array_api import same_namespace
 from ._layout import Rows, last_axis_rows
 from ._validation import as_float, as_int, chunk_size, position, resolve_workers, row_threads
 
@@ -663,3 +664,9 @@ def kl_div(logits, target_probs, *, axis=-1, reduction="mean"):
                              axis=1)
     return _reduce(cross + neg_entropy, None, cross.size, reduction, prob.sample_shape,
                    prob.dtype)
+
+
+# Arrays of other libraries (torch, JAX...) in, the same library's out.
+_ARRAY_ARGS = ("logits", "target", "weight", "sample_weight")
+cross_entropy = same_namespace(cross_entropy, _ARRAY_ARGS)
+cross_entropy_and_grad = same_namespace(cross_entropy_and_grad, _ARRAY_ARGS)

@@ -2,6 +2,7 @@
 import numpy as np
 
 from . import _core, _numpy_path
+from ._array_api import same_namespace
 from ._layout import Rows, last_axis_rows
 from ._validation import (
     check_numeric,
@@ -343,3 +344,9 @@ def log_softmax(x, axis=None, *, out=None, workers=None):
     array([   0., -999.])
     """
     return _softmax_impl(x, axis, out, workers, take_log=True)
+
+
+# Arrays of other libraries (torch, JAX...) in, the same library's out.
+logsumexp = same_namespace(logsumexp, ("a", "b"))
+softmax = same_namespace(softmax, ("x",))
+log_softmax = same_namespace(log_softmax, ("x",))
