@@ -66,3 +66,24 @@ def test_hypothesis_shrinking_is_bounded():
     from hypothesis.internal.conjecture import engine
 
     assert engine.MAX_SHRINKING_SECONDS == conftest.SHRINK_SECONDS <= 30
+
+
+def test_core_stubs_match_the_compiled_module():
+    """_core.pyi names every function of the compiled module with its
+    parameters in order, and nothing else (fails on drift either way)."""
+    import ast
+    import inspect
+    import pathlib
+
+    import xentc
+    from xentc import _core
+
+    stub = pathlib.Path(xentc.__file__).parent / "_core.pyi"
+    declared = {node.name: [a.arg for a in node.args.args]
+                for node in ast.parse(stub.read_text()).body
+                if isinstance(node, ast.FunctionDef)}
+    compiled = {name: list(inspect.signature(obj).parameters)
+                for name, obj in vars(_core).items()
+                if callable(obj) and not name.startswith("_") and not isinstance(obj, type)
+                and getattr(obj, "__module__", None) == "xentc._core"}
+    assert declared == compiled

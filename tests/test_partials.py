@@ -397,3 +397,51 @@ def test_ce_partial_of_huge_logits_loses_nothing():
     want = [np.log(10), np.log(10), np.log(3)]
     np.testing.assert_allclose(merged.finalize("none"), want, rtol=1e-15)
     np.testing.assert_allclose(xentc.cross_entropy(x, y, reduction="none"), want, rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [1e30, -1e30])
+def test_ce_partial_with_smoothing_of_huge_logits_matches_cross_entropy(dtype, scale):
+    """The smoothing term sums weighted logits: relative to the max (format
+    2), as the kernels' xt_ce_stats do, logits of +-1e30 lose nothing
+    (format 1's plain sums cancelled it away)."""
+    rng = np.random.default_rng(4)
+    x = (scale + scale * 1e-6 * rng.standard_normal((5, 12))).astype(dtype)
+    x[1] = dtype(scale)                       # a row of equal maxima
+    y = np.array([0, 11, 3, -100, 7])
+    w = rng.uniform(0.5, 2.0, 12)
+    kw = dict(label_smoothing=0.3, z_loss=0.0)
+    parts = [xentc.cross_entropy_partial(x[:, a:b], y, class_offset=a, weight=w[a:b], **kw)
+             for a, b in [(0, 5), (5, 6), (6, 12)]]
+    merged = functools.reduce(xentc.CEPartial.merge, parts)
+    for reduction in ("none", "mean", "sum"):
+        want = xentc.cross_entropy(x, y, weight=w, reduction=reduction, **kw)
+        got = merged.finalize(reduction)
+        np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    assert np.all(np.isfinite(merged.finalize("none")))
+
+
+def test_ce_partial_format_1_arrays_are_refused_clearly():
+    old = np.zeros((3, 13))
+    with pytest.raises(ValueError, match=r"\(\.\.\., 13\) array is CEPartial's format 1"):
+        xentc.CEPartial.from_array(old)
+    good = xentc.cross_entropy_partial(np.zeros((3, 4)), np.array([0, 1, 2])).to_array()
+    assert good.shape == (3, 14) and np.all(good[:, -1] == 2)
+    bad = good.copy()
+    bad[:, -1] = 3
+    with pytest.raises(ValueError, match=r"column 13 \(format\) must hold 2"):
+        xentc.CEPartial.from_array(bad)
+    np.testing.assert_array_equal(xentc.CEPartial.from_array(good).to_array(), good)
+
+
+def test_partials_module_holds_no_copy_of_the_kernels_math():
+    """_partials.py validates, arranges and documents; the arithmetic on
+    logits is the kernels' (one arithmetic for the partials)."""
+    import pathlib
+    import re
+
+    source = (pathlib.Path(xentc.__file__).parent / "_partials.py").read_text()
+    code = "\n".join(line.split("#")[0] for line in source.splitlines()
+                     if not line.lstrip().startswith((">>>", "...")))
+    for pattern in (r"np\.(exp|log|log1p|tanh|expm1)\(", r"np\.logaddexp", r"@ *w\b"):
+        assert not re.search(pattern, code), pattern

@@ -47,6 +47,7 @@ def ce_rows(
     z_loss: float,
     softcap: float,
     grad_scale: npt.NDArray[np.float64],
+    grad_scale_all: float,
     loss: npt.NDArray[np.float64],
     grad: npt.NDArray[_Real],
     want_grad: bool,
@@ -56,4 +57,32 @@ def ce_rows(
 def gather_rows(
     x: npt.NDArray[_Real], target: npt.NDArray[np.int64], out: npt.NDArray[np.float64],
     nthreads: int,
+) -> None: ...
+def prepare_index_targets(
+    target: npt.NDArray[np.int64], nclasses: int, ignore_index: int,
+    out: npt.NDArray[np.int64],
+) -> tuple[int, int]: ...
+def ce_partial_rows(
+    x: npt.NDArray[_Real],
+    local_target: npt.NDArray[np.int64],
+    class_weight: npt.NDArray[np.float64],
+    has_weight: bool,
+    softcap: float,
+    want_sums: bool,
+    scratch: npt.NDArray[_Real],
+    out: npt.NDArray[np.float64],
+    nthreads: int,
+) -> None: ...
+def ce_merge_partials(
+    p: npt.NDArray[np.float64], p_weight_total: float,
+    q: npt.NDArray[np.float64], q_weight_total: float,
+    out: npt.NDArray[np.float64],
+) -> None: ...
+def ce_finalize_partials(
+    p: npt.NDArray[np.float64], nclasses: int, weight_total: float, smoothing: float,
+    z_loss: float, term: int, out: npt.NDArray[np.float64],
+) -> None: ...
+def softmax_with_partials(
+    x: npt.NDArray[_Real], p: npt.NDArray[np.float64], take_log: bool,
+    out: npt.NDArray[_Real], nthreads: int,
 ) -> None: ...

@@ -33,8 +33,6 @@ from ._validation import as_int, check_numeric, position, resolve_workers, row_t
 
 __all__ = ["LSEPartial", "CEPartial", "lse_partial", "cross_entropy_partial"]
 
-_HAS_NAN = 1
-_HAS_POSINF = 2
 
 # Input dtype -> dtype the partial kernels read. float16 is widened exactly.
 _KERNEL_DTYPE = {
@@ -308,33 +306,14 @@ class LSEPartial:
         if row_shape != self.shape:
             raise ValueError(f"{func}: x has row shape {row_shape} (without axis {ax}), "
                              f"the partial {self.shape}")
-        # Broadcast the row quantities along the class axis.
-        p = np.expand_dims(self._a, ax)
-        m, nmax, rest, flags = (p[..., k] for k in range(4))
-        xd = x.astype(np.float64)
-        special = (flags != 0) | ~np.isfinite(m) | np.isnan(rest)
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            # special rows (and from_array's arbitrary ones) may hold inf:
-            # inf - inf here, replaced below
-            total = nmax + rest
-            # The C kernels' arithmetic (kernels_baseline.h): (x - max) - log(total)
-            # and exp(x - max) * (1 / total), in double, rounded once.
-            if take_log:
-                res = (xd - m) - np.log(total)
-            else:
-                res = np.exp(xd - m) * (1.0 / total)
-        if np.any(special):
-            # Special rows as scipy and xentc give them (row_special.h):
-            # softmax is NaN; log_softmax of a row with +inf and no NaN is
-            # NaN at +inf and -inf elsewhere, NaN otherwise.
-            if take_log:
-                only_inf = ((flags.astype(np.int64) & _HAS_NAN) == 0) & ~np.isnan(rest) & (
-                    (flags.astype(np.int64) & _HAS_POSINF) != 0)
-                value = np.where(only_inf, np.where(xd == np.inf, np.nan, -np.inf), np.nan)
-            else:
-                value = np.nan
-            res = np.where(special, value, res)
-        return res.astype(dtype, copy=False)
+        # The kernels' softmax of a row slice given the whole row's partial
+        # (softmax_rows.h), special rows included (row_special.h).
+        rows = Rows(x, (ax,), _KERNEL_DTYPE[dtype])
+        out = np.empty_like(rows.data)
+        n = rows.nrows
+        _core.softmax_with_partials(rows.data, np.ascontiguousarray(self._a).reshape(n, 4),
+                                    take_log, out, row_threads(None, n, rows.ncols))
+        return np.ascontiguousarray(rows.restore(out)).astype(dtype, copy=False)
 
     def softmax(self, x, axis=-1):
         """softmax of a slice of the classes of every row, the partial being
@@ -437,23 +416,31 @@ def lse_partial(x, axis=-1, *, workers=None):
 
 # ---- cross-entropy ----------------------------------------------------------
 
-# Columns of CEPartial.to_array(). The last four are the same on every row:
-# they travel with the rows so the array describes itself.
+# Columns of CEPartial.to_array(), format 2. The first nine are per sample
+# (in the order of _core's CEP_* columns); the last five are the same on
+# every row: they travel with the rows so the array describes itself.
 _CE_COLUMNS = (
     "max", "nmax", "rest", "flags",  # the log-sum-exp partial
+    "wx",              # sum of weight[c] * (x[c] - shift) over the merged shards,
+                       # shift the partial's max (0 where not finite), as the
+                       # kernels' xt_ce_stats (label smoothing; 0 without it)
     "target_logit",    # x[y] where the target y is in a merged shard, else 0
     "target_weight",   # weight[y] likewise (1 without class weights)
     "hits",            # how many merged shards held y (1 once all are merged)
     "ignored",         # 1 where target == ignore_index
-    "class_sum",       # sum over merged shards of weight[c] * x[c] (label smoothing)
     "nclasses",        # classes merged so far
     "weight_total",    # sum of their class weights
     "label_smoothing",
     "z_loss",
+    "format",          # _FORMAT
 )
 _COL = {name: k for k, name in enumerate(_CE_COLUMNS)}
 _NCOLS = len(_CE_COLUMNS)
-_SCALARS = ("nclasses", "weight_total", "label_smoothing", "z_loss")
+_SCALARS = ("nclasses", "weight_total", "label_smoothing", "z_loss", "format")
+# Format 1 (xentc 0.1, 13 columns) carried plain sums of the logits, whose
+# label-smoothing term cancels for huge logits; it is not read.
+_FORMAT = 2
+_FORMAT_1_NCOLS = 13
 
 
 class CEPartial:
@@ -477,9 +464,12 @@ class CEPartial:
         once all classes are merged).
     ignored : ndarray of bool
         Samples whose target is `ignore_index`.
-    class_sum : ndarray of float64
-        ``sum(weight[c] * x[c])`` over the merged classes; computed only for
-        label smoothing (0 otherwise).
+    shifted_class_sum : ndarray of float64
+        ``sum(weight[c] * (x[c] - shift))`` over the merged classes, shift
+        the max of the log-sum-exp partial (0 where that is not finite), as
+        the kernels keep it (a plain sum of huge logits would lose the
+        label-smoothing term); computed only for label smoothing (0
+        otherwise). Format 1 (xentc 0.1) had the plain ``class_sum``.
     nclasses : int
         Classes merged so far.
     weight_total : float
@@ -548,7 +538,17 @@ class CEPartial:
         >>> q.finalize("none")
         array([0.31326169])
         """
-        a = _partial_array(array, _NCOLS, "CEPartial")
+        a = np.asarray(array)
+        if a.ndim and a.shape[-1] == _FORMAT_1_NCOLS:
+            raise ValueError(
+                "CEPartial.from_array: a (..., 13) array is CEPartial's format 1 "
+                "(xentc 0.1), whose plain sums of the logits lose the label-smoothing "
+                f"term for huge logits; this xentc reads format {_FORMAT} ((..., "
+                f"{_NCOLS}) arrays): make the partials again with it")
+        a = _partial_array(a, _NCOLS, "CEPartial")
+        if a.size and not np.all(a[..., _COL["format"]] == _FORMAT):
+            raise ValueError(f"CEPartial.from_array: column {_COL['format']} (format) "
+                             f"must hold {_FORMAT}, the format this xentc reads")
         nper = _NCOLS - len(_SCALARS)
         scalars = {}
         for name in _SCALARS:
@@ -561,18 +561,18 @@ class CEPartial:
         return cls._wrap(np.ascontiguousarray(a[..., :nper]), scalars)
 
     def to_array(self):
-        """A (..., 13) float64 array: per sample, the columns max, nmax,
-        rest, flags, target_logit, target_weight, hits, ignored, class_sum,
-        then nclasses, weight_total, label_smoothing, z_loss (the same on
-        every row), for shipping between processes.
+        """A (..., 14) float64 array: per sample, the columns max, nmax,
+        rest, flags, wx, target_logit, target_weight, hits, ignored, then
+        nclasses, weight_total, label_smoothing, z_loss and the format (2),
+        the same on every row, for shipping between processes.
 
         Examples
         --------
         >>> import numpy as np
         >>> import xentc
-        >>> xentc.cross_entropy_partial(np.zeros((2, 3)), np.array([1, 7])).to_array()[:, 4:]
-        array([[0., 1., 1., 0., 0., 3., 3., 0., 0.],
-               [0., 0., 0., 0., 0., 3., 3., 0., 0.]])
+        >>> xentc.cross_entropy_partial(np.zeros((2, 3)), np.array([1, 7])).to_array()[:, 5:]
+        array([[0., 1., 1., 0., 3., 3., 0., 0., 2.],
+               [0., 0., 0., 0., 3., 3., 0., 0., 2.]])
         """
         out = np.empty(self._a.shape[:-1] + (_NCOLS,))
         nper = self._a.shape[-1]
@@ -609,8 +609,8 @@ class CEPartial:
         return self._col("ignored") != 0
 
     @property
-    def class_sum(self):
-        return self._col("class_sum")
+    def shifted_class_sum(self):
+        return self._col("wx")
 
     @property
     def nclasses(self):
@@ -669,11 +669,14 @@ class CEPartial:
         if not np.array_equal(self._col("ignored"), other._col("ignored")):
             raise ValueError("CEPartial.merge: the partials ignore different samples "
                              "(were they made with the same targets and ignore_index?)")
-        # Per-sample sums; only one shard holds a target, so x_y and w_y add
+        # The kernels' merge of the stats (xt_ce_stats_merge: wx moved to the
+        # merged max); only one shard holds a target, so x_y and w_y add
         # exactly (x + 0).
-        out = self._a + other._a
-        out[..., :4] = _merge_rows(self._a[..., :4], other._a[..., :4])
-        out[..., _COL["ignored"]] = self._col("ignored")
+        n = self._a.size // self._a.shape[-1]
+        out = np.empty((n, self._a.shape[-1]))
+        _core.ce_merge_partials(self._a.reshape(n, -1), self.weight_total,
+                                other._a.reshape(n, -1), other.weight_total, out)
+        out = out.reshape(self._a.shape)
         scalars = dict(self._scalars)
         scalars["nclasses"] += other._scalars["nclasses"]
         scalars["weight_total"] += other._scalars["weight_total"]
@@ -716,7 +719,7 @@ class CEPartial:
         per_sample = self._per_sample()
         if reduction == "none":
             return _scalar_or_array(per_sample)
-        total = np.sum(per_sample)
+        total = _core.sum_losses(np.ascontiguousarray(per_sample, np.float64).reshape(-1))
         if reduction == "sum":
             return np.float64(total)
         # divided as torch divides, a zero denominator (signed class
@@ -727,7 +730,8 @@ class CEPartial:
     def _split_totals(self):
         """Totals of the NLL, smoothing and z-loss terms, which 'mean'
         divides apart (see _targets.mean_of)."""
-        return tuple(np.sum(t) for t in self._per_sample(split=True))
+        return tuple(_core.sum_losses(np.ascontiguousarray(t, np.float64).reshape(-1))
+                     for t in self._per_sample(split=True))
 
     def _per_sample(self, split=False):
         valid = ~self.ignored
@@ -743,57 +747,19 @@ class CEPartial:
         if np.any(valid & (hits > 1)):
             raise ValueError("CEPartial.finalize: a target lies in more than one merged "
                              "shard: the shards overlap")
-        lse = _finalize_rows(self._a[..., :4])
-        # ls = lse - max apart from the max, which would round it away for
-        # huge logits: the partial finalised at max 0 (as xt_partial_log_sum)
-        m = self._a[..., 0]
-        at_zero = self._a[..., :4].copy()
-        at_zero[..., 0] = np.where(np.isfinite(m), 0.0, m)
-        ls = _finalize_rows(at_zero)
-        e, z = self.label_smoothing, self.z_loss
-        # The C kernels' formula (cross_entropy.h, xt_ce_index_loss), term by
-        # term in the same order, but for the smoothing term: the partial
-        # carries the plain weighted sum of the logits, not one relative to
-        # the max, so that term still cancels for huge logits.
-        with np.errstate(invalid="ignore", over="ignore"):
-            if split:
-                nll = self.target_weight * (ls + (m - self.target_logit))
-                smooth = self.weight_total * lse - self.class_sum
-                return tuple(np.where(valid, np.where(np.isfinite(lse), t, np.nan), 0.0)
-                             for t in (nll, smooth, z * lse * lse))
-            if e < 1.0:
-                loss = (1.0 - e) * self.target_weight * (ls + (m - self.target_logit))
-            else:
-                # with e = 1 the target term is absent, not 0 * inf for a
-                # -inf target logit (as in xt_ce_index_loss)
-                loss = np.zeros_like(lse)
-            if e > 0.0 and self.nclasses > 0:
-                # no classes merged means every sample is ignored (a target
-                # would be missing above): the term is not needed, and e / 0
-                # would raise ZeroDivisionError
-                loss = loss + e / self.nclasses * (self.weight_total * lse
-                                                   - self.class_sum)
-            loss = loss + z * lse * lse
-        loss = np.where(np.isfinite(lse), loss, np.nan)
-        return np.where(valid, loss, 0.0)
-
-
-def _softcapped(x, softcap, dtype):
-    """softcap * tanh(x / softcap) in double, rounded to the kernels' dtype,
-    as xt_softcap_* does."""
-    return (softcap * np.tanh(x.astype(np.float64) / softcap)).astype(dtype)
-
-
-def _class_sums(x, w):
-    """sum_c w_c x_c per row of x (nrows, ncols), accumulated in float64
-    (row blocks bound the float64 copy of float32 input)."""
-    n = x.shape[0]
-    out = np.empty(n)
-    block = max(1, (1 << 20) // max(1, x.shape[1]))
-    for r in range(0, n, block):
-        xb = x[r:r + block].astype(np.float64, copy=False)
-        out[r:r + block] = np.sum(xb, axis=1) if w is None else xb @ w
-    return out
+        # the kernels' per-row loss (xt_ce_index_loss); split: its terms
+        # apart (NLL, smoothing sum, z-loss), for a 'mean' over a zero
+        # denominator (_targets.mean_of)
+        n = self._a.size // self._a.shape[-1]
+        rows = self._a.reshape(n, -1)
+        terms = (0, 1, 2) if split else (-1,)
+        out = []
+        for term in terms:
+            loss = np.empty(n)
+            _core.ce_finalize_partials(rows, self.nclasses, self.weight_total,
+                                       self.label_smoothing, self.z_loss, term, loss)
+            out.append(loss.reshape(self.shape))
+        return tuple(out) if split else out[0]
 
 
 def cross_entropy_partial(logits, target, *, class_offset=0, axis=-1, weight=None,
@@ -897,26 +863,25 @@ def cross_entropy_partial(logits, target, *, class_offset=0, axis=-1, weight=Non
                          f"ignore_index={ignore_index}")
 
     rows = Rows(x, (ax,), cdtype).data
-    if cap:
-        rows = _softcapped(rows, cap, cdtype)
     n = rows.shape[0]
-    out = np.zeros((n, _NCOLS - len(_SCALARS)))
-    out[:, :4] = _row_partials(rows, workers)
-
-    # Targets inside this shard: local index in [0, nclasses).
+    # Where each target lies: its index in this shard, or outside it (-1),
+    # or ignored (-2), for the kernel (_core.ce_partial_rows).
     local = t - offset
-    inside = ~ignored & (local >= 0) & (local < nclasses)
-    where = np.flatnonzero(inside)
-    out[where, _COL["target_logit"]] = rows[where, local[where]]
-    out[where, _COL["target_weight"]] = 1.0 if w is None else w[local[where]]
-    out[:, _COL["hits"]] = inside
-    out[:, _COL["ignored"]] = ignored
-    if smoothing > 0.0 and n:
-        out[:, _COL["class_sum"]] = _class_sums(rows, w)
+    local = np.where(ignored, -2, np.where((local >= 0) & (local < nclasses), local, -1))
+    nthreads = row_threads(workers, n, nclasses)
+    scratch = np.empty((nthreads, nclasses) if cap and nclasses else (0, 0), cdtype)
+    out = np.empty((n, _NCOLS - len(_SCALARS)))
+    _core.ce_partial_rows(rows, np.ascontiguousarray(local, np.int64),
+                          _NO_WEIGHTS if w is None else w, w is not None, cap,
+                          smoothing > 0.0, scratch, out, nthreads)
     scalars = {
         "nclasses": nclasses,
         "weight_total": float(nclasses) if w is None else float(np.sum(w)),
         "label_smoothing": smoothing,
         "z_loss": z,
+        "format": _FORMAT,
     }
     return CEPartial._wrap(out.reshape(sample_shape + (out.shape[1],)), scalars)
+
+
+_NO_WEIGHTS = np.empty(0)
