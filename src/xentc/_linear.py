@@ -35,13 +35,15 @@ N=2048, D=512, C=32000; numpy 2.4 with OpenBLAS 0.3.31; best of 3):
   plus an add; scipy's own OpenBLAS build is slower here. So NumPy only:
   scipy stays a test dependency.
 
-Determinism: the kernels give the same bits for every ``workers`` value;
-the BLAS products are the same bits for every OpenBLAS thread count as far
-as tests/test_linear_cross_entropy.py measures (1 and 2 threads, via
-threadpoolctl). Other BLAS libraries may split the inner dimension between
-threads; pin their thread count (``threadpoolctl.threadpool_limits(1,
-"blas")`` or ``OPENBLAS_NUM_THREADS``/``MKL_NUM_THREADS``) when bitwise
-reproducibility across thread counts matters.
+Determinism: the blocks, and so the order of every sum, depend only on the
+shapes, and the kernels give the same bits for every ``workers`` value.
+The products are NumPy's BLAS, on its own thread pool: OpenBLAS 0.3.31 gave
+the same bits with 2, 3 and 4 threads, but its single-threaded product
+differs in the last bits for some shapes (grad_input = G @ W with K = 3000
+classes; not for C = 128256 or 32000). To get the same bits whatever the
+machine's core count, pin BLAS's threads:
+``threadpoolctl.threadpool_limits(n, user_api="blas")`` around the call,
+or ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` before NumPy loads.
 """
 import math
 
@@ -208,11 +210,10 @@ class _Linear:
         empty2d = np.empty((0, 0), dt)
         weight = self.weight if self.weight is not None else np.empty(0)
         if want_grad:
-            gi, gw, gb = outs
-            if input_grad and gi is None:
-                gi = np.empty((n, d), dt)
-            elif input_grad:
-                gi = gi.reshape(n, d)
+            gi_out, gw, gb = outs
+            if input_grad:
+                gi_out = np.empty(self.input_shape, dt) if gi_out is None else gi_out
+                gi = gi_out.reshape(n, d)     # a view: gi_out is C-contiguous
             if gw is None:
                 gw = np.empty((c, d), dt)
             if self.b is not None:
@@ -278,7 +279,7 @@ class _Linear:
             if gb is None:
                 gb = np.empty(c, dt)
             gb[...] = gb64
-        return loss, (gi.reshape(self.input_shape) if input_grad else None), gw, gb
+        return loss, (gi_out if input_grad else None), gw, gb
 
 
 def _check_outs(out, prob, input_grad, func):
