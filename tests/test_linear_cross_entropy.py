@@ -115,9 +115,13 @@ def test_blocks_are_even_and_bounded():
     assert _linear._MIN_ROWS <= rows and rows * 50 * 8 <= 2 * _linear._CACHE_BYTES
 
 
-def test_same_bits_for_any_workers(monkeypatch):
-    # several blocks, each large enough for the kernels to use threads
+@pytest.mark.parametrize("lanes", [True, False])
+def test_same_bits_for_any_workers(monkeypatch, lanes):
+    # several blocks, each large enough for the kernels to use threads; in
+    # lanes (Python threads) or one after the other (OpenMP in the kernels)
     monkeypatch.setattr(_linear, "_BUFFER_BYTES", 160 * 3000 * 4)
+    monkeypatch.setattr(_linear, "_LANE_BYTES", (4 << 20) if lanes else 0)
+    assert _linear._uses_lanes(700, 3000, 64, 4) == lanes
     rng = np.random.default_rng(3)
     x, w, b, y = make(rng, 700, 64, 3000, np.float32)
     kw = dict(linear_bias=b, label_smoothing=0.1, z_loss=1e-3, softcap=5.0)
@@ -202,13 +206,16 @@ def test_no_rows():
     np.testing.assert_array_equal(gb, np.zeros(5))
 
 
-def test_memory_is_bounded_by_the_block(monkeypatch):
+@pytest.mark.parametrize("lanes", [True, False])
+def test_memory_is_bounded_by_the_block(monkeypatch, lanes):
     # The logits would be 2000 x 5000 float32 = 40 MB; with a 2 MB buffer
-    # the call allocates (tracemalloc sees NumPy's allocations) the buffer,
-    # the accumulation tile and O(N + C) vectors besides its outputs.
+    # the call allocates (tracemalloc sees NumPy's allocations) the buffers,
+    # accumulation tiles and O(N + C) vectors besides its outputs, per lane.
     monkeypatch.setattr(_linear, "_BUFFER_BYTES", 2 << 20)
+    monkeypatch.setattr(_linear, "_LANE_BYTES", (4 << 20) if lanes else 0)
     rng = np.random.default_rng(6)
     n, d, c = 2000, 32, 5000
+    assert _linear._uses_lanes(n, c, d, 4) == lanes
     x, w, b, y = make(rng, n, d, c, np.float32)
     outs = (np.empty_like(x), np.empty_like(w), np.empty_like(b))
     tracemalloc.start()
@@ -217,8 +224,10 @@ def test_memory_is_bounded_by_the_block(monkeypatch):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    bound = (2 << 20) + _linear._ACC_BYTES + 64 * (n + c) + (256 << 10)
-    assert peak <= bound, (peak, bound)
+    bound = _linear._memory_bound(n, c, d, 4)
+    assert bound < (16 << 20 if lanes else 5 << 20)   # a few MB, not the 40 MB logits
+    # (+ 64 KiB: Python objects and the thread pool)
+    assert peak <= bound + (64 << 10), (peak, bound)
 
 
 def test_inputs_not_modified_and_in_dtype():

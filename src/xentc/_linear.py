@@ -46,6 +46,7 @@ machine's core count, pin BLAS's threads:
 or ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` before NumPy loads.
 """
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -71,6 +72,13 @@ _CACHE_BYTES = 2 * _MiB
 _MIN_ROWS = 256
 # Scratch for one tile of grad_W's accumulation (a class tile x D).
 _ACC_BYTES = 2 * _MiB
+# Small C x D (logistic regression): the blocks are dealt to _LANES lanes
+# run by up to `workers` Python threads, each with its own buffer, its own
+# grad_W and single-threaded kernels; the lanes' sums are added in lane
+# order, so the bits do not depend on the thread count. Measured: see
+# "Threads" in the module docstring.
+_LANES = 4
+_LANE_BYTES = 4 * _MiB
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -88,6 +96,25 @@ def _block_rows(n, c, itemsize, buffer_bytes=None):
     rows = min(max(n, 1), rows)
     nblocks = -(-max(n, 1) // rows)
     return -(-max(n, 1) // nblocks)
+
+
+def _uses_lanes(n, c, d, itemsize, buffer_bytes=None):
+    """Whether a call runs its blocks in lanes (see _LANES)."""
+    rows = _block_rows(n, c, itemsize, buffer_bytes)
+    return -(-n // rows) > 1 and c * d * itemsize <= _LANE_BYTES
+
+
+def _memory_bound(n, c, d, itemsize, prob_target=False, buffer_bytes=None):
+    """An upper bound on the bytes a call allocates besides its outputs (and
+    the one copy of a non-contiguous input or W): per lane the (B, C)
+    buffer, grad_W's accumulation tile, and (lanes after the first) their
+    own grad_W; O(B + C) vectors; a (B, C) converted block of probability
+    targets."""
+    rows = _block_rows(n, c, itemsize, buffer_bytes)
+    lanes = _LANES if _uses_lanes(n, c, d, itemsize, buffer_bytes) else 1
+    acc = min(c, max(1, _ACC_BYTES // max(1, d * itemsize))) * d * itemsize
+    per_lane = rows * c * itemsize * (2 if prob_target else 1) + acc + 16 * (rows + c)
+    return lanes * per_lane + (lanes - 1) * c * d * itemsize + 16 * (n + c)
 
 
 def _float_operand(a, argname, func, dtype=None):
@@ -199,16 +226,14 @@ class _Linear:
         n, c, d = self.n, self.nclasses, self.nfeatures
         dt = self.dtype
         rows = _block_rows(n, c, dt.itemsize, buffer_bytes)
-        buf = np.empty((rows, c), dt)
-        wt = self.w.T
+        starts = list(range(0, n, rows))
         none = self.reduction == "none"
-        per_sample = np.empty(n) if none else np.empty(rows)
-        total = 0.0
-        scale, scale_all = self._scale() if want_grad else (np.empty(0), 0.0)
-        nthreads_max = row_threads(self.workers, rows, c)
-        scratch = np.empty((nthreads_max, min(c, chunk_size()) if self.softcap else 0), dt)
-        empty2d = np.empty((0, 0), dt)
-        weight = self.weight if self.weight is not None else np.empty(0)
+        self.per_sample = np.empty(n) if none else None
+        self.block_totals = np.zeros(len(starts))
+        self.want_grad, self.input_grad = want_grad, input_grad
+        self.scale, self.scale_all = self._scale() if want_grad else (np.empty(0), 0.0)
+        self.rows = rows
+        gi_out = gi = gw = gb = None
         if want_grad:
             gi_out, gw, gb = outs
             if input_grad:
@@ -216,14 +241,72 @@ class _Linear:
                 gi = gi_out.reshape(n, d)     # a view: gi_out is C-contiguous
             if gw is None:
                 gw = np.empty((c, d), dt)
-            if self.b is not None:
-                gb64 = np.zeros(c)
-                colsum = np.empty(c, dt)
-            # grad_W's accumulation: a class tile of G.T @ X_blk into acc,
-            # then added (rows of acc: _ACC_BYTES of it, at least one).
-            acc_rows = min(c, max(1, _ACC_BYTES // max(1, d * dt.itemsize)))
-            acc = None
-        for start in range(0, n, rows):
+            if n == 0:
+                gw[...] = 0      # (otherwise the first block writes it)
+        self.gi = gi
+        nlanes = _LANES if _uses_lanes(n, c, d, dt.itemsize, buffer_bytes) else 1
+        threads = min(nlanes, resolve_workers(self.workers) or _core.max_threads())
+        lanes = [starts[k::nlanes] for k in range(nlanes)]
+        lanes = [lane for lane in lanes if lane]
+        # lane 0 accumulates straight into grad_W; the others into their own
+        # arrays, added in lane order at the end (same bits for any threads)
+        targets = [gw] + [np.empty((c, d), dt) if want_grad else None
+                          for _ in lanes[1:]]
+        if threads > 1 and len(lanes) > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                gbs = list(pool.map(self._lane, lanes, targets, [1] * len(lanes)))
+        else:
+            gbs = [self._lane(lane, t, None) for lane, t in zip(lanes, targets)]
+        if none:
+            loss = self.per_sample if self.sw is None else self.per_sample * self.sw
+            loss = loss.astype(dt).reshape(self.sample_shape)
+            loss = loss[()] if loss.ndim == 0 else loss
+        else:
+            total = 0.0
+            for t in self.block_totals:      # block order, as one sequential pass
+                total += t
+            loss = _finish(total, self.denom, self.reduction, dt)
+        if not want_grad:
+            return loss
+        for t in targets[1:]:
+            gw += t
+        if self.b is None:
+            gb = None
+        else:
+            gb64 = np.zeros(c)
+            for g in gbs:
+                gb64 += g
+            if gb is None:
+                gb = np.empty(c, dt)
+            gb[...] = gb64
+        return loss, (gi_out if input_grad else None), gw, gb
+
+    def _lane(self, starts, gw, kernel_threads):
+        """The blocks starting at `starts`, in order: losses into
+        per_sample/block_totals, grad_input rows into self.gi, grad_W summed
+        into gw; returns the float64 sum of the blocks' bias gradients (or
+        None). kernel_threads: the kernels' threads (None: from workers)."""
+        n, c, d = self.n, self.nclasses, self.nfeatures
+        dt = self.dtype
+        rows = self.rows
+        want_grad = self.want_grad
+        buf = np.empty((rows, c), dt)
+        losses = None if self.per_sample is not None else np.empty(rows)
+        wt = self.w.T
+        nthreads_max = kernel_threads or row_threads(self.workers, rows, c)
+        scratch = np.empty((nthreads_max, min(c, chunk_size()) if self.softcap else 0), dt)
+        empty2d = np.empty((0, 0), dt)
+        weight = self.weight if self.weight is not None else np.empty(0)
+        scale = self.scale
+        gb64 = colsum = acc = None
+        if want_grad and self.b is not None:
+            gb64 = np.zeros(c)
+            colsum = np.empty(c, dt)
+        # grad_W's accumulation: a class tile of G.T @ X_blk into acc, then
+        # added (_ACC_BYTES of it, at least one row)
+        acc_rows = min(c, max(1, _ACC_BYTES // max(1, d * dt.itemsize)))
+        first = True
+        for start in starts:
             stop = min(n, start + rows)
             b = stop - start
             xb = self.x[start:stop]
@@ -231,27 +314,26 @@ class _Linear:
             np.matmul(xb, wt, out=blk)
             if self.b is not None:
                 blk += self.b
-            out = per_sample[start:stop] if none else per_sample[:b]
-            nt = row_threads(self.workers, b, c)
-            if self.kind == "prob":
-                prob = kernel_array(self.prob[start:stop], dt)
-            else:
-                prob = empty2d
+            out = self.per_sample[start:stop] if losses is None else losses[:b]
+            nt = kernel_threads or row_threads(self.workers, b, c)
+            prob = kernel_array(self.prob[start:stop], dt) if self.kind == "prob" else empty2d
             _core.ce_rows(
                 blk, self.index[start:stop] if self.kind == "index" else self.index,
                 prob, self.kind == "prob", weight, self.weight is not None,
                 self.smoothing, self.z_loss, self.softcap,
-                scale[start:stop] if scale.size else scale, scale_all, out,
+                scale[start:stop] if scale.size else scale, self.scale_all, out,
                 blk if want_grad else empty2d, want_grad, scratch[:nt], nt)
-            if not none:
-                total += _core.sum_losses(out if self.sw is None else out * self.sw[start:stop])
+            if losses is not None:
+                self.block_totals[start // rows] = _core.sum_losses(
+                    out if self.sw is None else out * self.sw[start:stop])
             if not want_grad:
                 continue
             # blk now holds G = d loss / d logits of the block's rows
-            if input_grad:
-                np.matmul(blk, self.w, out=gi[start:stop])
-            if start == 0:
+            if self.input_grad:
+                np.matmul(blk, self.w, out=self.gi[start:stop])
+            if first:
                 np.matmul(blk.T, xb, out=gw)
+                first = False
             else:
                 if acc is None:
                     acc = np.empty((acc_rows, d), dt)
@@ -260,26 +342,10 @@ class _Linear:
                     a = acc[: c1 - c0]
                     np.matmul(blk[:, c0:c1].T, xb, out=a)
                     gw[c0:c1] += a
-            if self.b is not None:
+            if gb64 is not None:
                 np.add.reduce(blk, axis=0, out=colsum)
                 gb64 += colsum
-        if none:
-            loss = per_sample if self.sw is None else per_sample * self.sw
-            loss = loss.astype(dt).reshape(self.sample_shape)
-            loss = loss[()] if loss.ndim == 0 else loss
-        else:
-            loss = _finish(total, self.denom, self.reduction, dt)
-        if not want_grad:
-            return loss
-        if n == 0:
-            gw[...] = 0
-        if self.b is None:
-            gb = None
-        else:
-            if gb is None:
-                gb = np.empty(c, dt)
-            gb[...] = gb64
-        return loss, (gi_out if input_grad else None), gw, gb
+        return gb64
 
 
 def _check_outs(out, prob, input_grad, func):
