@@ -107,6 +107,7 @@ def test_probability_targets(dtype, small_blocks):
 def test_blocks_are_even_and_bounded():
     # the cap in rows, evened out over the blocks; never 0 rows
     assert _linear._block_rows(2048, 32000, 4, 48 << 20) == 342
+    assert _linear._block_rows(2048, 32000, 4) == 342      # the default cap: 48 MiB
     assert _linear._block_rows(4096, 128256, 4, None) * 128256 * 4 <= _linear._BUFFER_BYTES
     assert _linear._block_rows(10, 10**9, 4, None) == 1
     assert _linear._block_rows(0, 5, 8, None) == 1
