@@ -16,6 +16,7 @@ from ._cross_entropy import (
     log_loss,
     nll_loss,
 )
+from ._linear import linear_cross_entropy, linear_cross_entropy_and_grad
 from ._logsumexp import log_softmax, logsumexp, softmax
 from ._partials import CEPartial, LSEPartial, cross_entropy_partial, lse_partial
 
@@ -35,6 +36,8 @@ __all__ = [
     "nll_loss",
     "log_loss",
     "kl_div",
+    "linear_cross_entropy",
+    "linear_cross_entropy_and_grad",
     "show_config",
     "lse_partial",
     "LSEPartial",
