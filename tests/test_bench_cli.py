@@ -261,3 +261,12 @@ def test_isolated_peer_is_timed_in_a_child_process():
         assert r["times_s"]["torch"] > 0 and r["agrees"]["torch"], r
     # the parent never imported torch: its thread pool lives in the child
     assert ("torch" in _sys.modules) == before
+
+
+def test_linear_flag_runs_the_linear_benchmark(monkeypatch):
+    import xentc._bench_linear as linear
+
+    seen = []
+    monkeypatch.setattr(linear, "main", lambda argv: seen.append(argv) or 0)
+    assert benchmark.main(["bench", "--linear", "--quick", "--section", "memory"]) == 0
+    assert seen == [["--quick", "--section", "memory"]]

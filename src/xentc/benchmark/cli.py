@@ -54,6 +54,11 @@ def build_parser():
                    help="also sweep the number of classes C at fixed N*C and plot "
                         "throughput (needs matplotlib)")
     b.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    b.add_argument("--linear", action="store_true",
+                   help="run the linear + cross-entropy benchmark instead "
+                        "(xentc.linear_cross_entropy against torch and NumPy, and the "
+                        "softmax regression fit against scikit-learn; its own options "
+                        "follow: --quick, --section lm|memory|fit, --json FILE)")
     b.add_argument("--dask", action="store_true",
                    help="run the dask benchmark (xentc.benchmark.dask) instead")
     sub.add_parser("config", help="print xentc.show_config()")
@@ -146,6 +151,12 @@ def bench(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"] and "--linear" in argv:
+        # its options are its own: hand them over whole
+        from .. import _bench_linear
+
+        return _bench_linear.main([a for a in argv[1:] if a != "--linear"])
     args = build_parser().parse_args(argv)
     if args.command == "config":
         import xentc
