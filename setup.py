@@ -97,8 +97,15 @@ extensions = [
         include_dirs=[os.path.join(HERE, "include")],
         extra_compile_args=base_c + omp_c,
         extra_link_args=base_l + omp_l,
-        depends=[os.path.join("include", "xentc", f)
-                 for f in os.listdir(os.path.join(HERE, "include", "xentc"))],
+        # the kernel headers (any folder under include/xentc) and the parts
+        # _core.pyx includes
+        depends=sorted(
+            [os.path.relpath(os.path.join(root, f), HERE)
+             for root, _, files in os.walk(os.path.join(HERE, "include", "xentc"))
+             for f in files if f.endswith(".h")]
+            + [os.path.join("src", "xentc", f)
+               for f in os.listdir(os.path.join(HERE, "src", "xentc"))
+               if f.endswith(".pxi")]),
     )
 ]
 

@@ -1,0 +1,550 @@
+# Cross-entropy: the row kernels with loss and gradient, target scans, loss sums.
+# (included by _core.pyx: one extension module, one dispatch table)
+
+# ---- cross-entropy --------------------------------------------------------
+
+from cython.parallel cimport parallel, threadid
+
+cdef extern from "xentc/cross_entropy.h" nogil:
+    ctypedef struct xt_ce_stats:
+        xt_lse_partial lse
+        double w
+        double wx
+        double wq
+        double wqx
+
+    ctypedef struct xt_ce_options:
+        Py_ssize_t nclasses
+        const double *class_weight
+        double weight_total
+        double smoothing
+        double z_loss
+        double softcap
+
+    xt_ce_stats xt_ce_stats_merge(xt_ce_stats a, xt_ce_stats b)
+    double xt_ce_index_loss(const xt_ce_options *o, const xt_ce_stats *s, double ls,
+                            double m, double x_y, double w_y)
+    double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *s, double ls,
+                           double m, double *wq_smoothed)
+    double xt_ce_shift(xt_lse_partial p)
+    double xt_ce_log_sum(xt_lse_partial p)
+    void xt_softcap_f32(const float *x, Py_ssize_t n, double s, float *dst)
+    void xt_softcap_f64(const double *x, Py_ssize_t n, double s, double *dst)
+    xt_ce_stats xt_ce_stats_f32(const float *x, Py_ssize_t n, const double *w,
+                                const float *q, int need_wx)
+    xt_ce_stats xt_ce_stats_f64(const double *x, Py_ssize_t n, const double *w,
+                                const double *q, int need_wx)
+    void xt_ce_sums_f32(const float *x, Py_ssize_t n, const double *w, const float *q,
+                        int need_wx, double shift, xt_ce_stats *s)
+    void xt_ce_sums_f64(const double *x, Py_ssize_t n, const double *w,
+                        const double *q, int need_wx, double shift, xt_ce_stats *s)
+    void xt_ce_grad_slice_f32(const float *x, Py_ssize_t n, double ls, double rowmax,
+                              double a, double bq, double bc, const double *w,
+                              const float *q, Py_ssize_t y, double by, double softcap,
+                              float *grad, int have_exp)
+    void xt_ce_grad_slice_f64(const double *x, Py_ssize_t n, double ls, double rowmax,
+                              double a, double bq, double bc, const double *w,
+                              const double *q, Py_ssize_t y, double by, double softcap,
+                              double *grad, int have_exp)
+
+from libc.math cimport tanh
+
+
+ctypedef struct _row_coefs:
+    # per-row gradient coefficients of a long row (see xt_ce_grad_slice)
+    double ls
+    double rowmax
+    double a
+    double bq
+    double bc
+    double by
+
+
+cdef inline const real *_capped(const real *x, Py_ssize_t n, double softcap,
+                                real *scratch) noexcept nogil:
+    """x itself, or its soft-capped copy in scratch."""
+    if softcap <= 0.0:
+        return x
+    if real is float:
+        xt_softcap_f32(x, n, softcap, scratch)
+    else:
+        xt_softcap_f64(x, n, softcap, scratch)
+    return scratch
+
+
+cdef inline xt_ce_stats _stats(const real *x, Py_ssize_t n, const double *w,
+                               const real *q, int need_wx) noexcept nogil:
+    if real is float:
+        return xt_ce_stats_f32(x, n, w, q, need_wx)
+    else:
+        return xt_ce_stats_f64(x, n, w, q, need_wx)
+
+
+cdef inline void _grad_slice(const real *x, Py_ssize_t n, double ls, double rowmax,
+                             double a, double bq, double bc, const double *w,
+                             const real *q, Py_ssize_t y, double by, double softcap,
+                             real *grad, int have_exp=0) noexcept nogil:
+    if real is float:
+        xt_ce_grad_slice_f32(x, n, ls, rowmax, a, bq, bc, w, q, y, by, softcap, grad,
+                             have_exp)
+    else:
+        xt_ce_grad_slice_f64(x, n, ls, rowmax, a, bq, bc, w, q, y, by, softcap, grad,
+                             have_exp)
+
+
+cdef inline void _zero(real *p, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(n):
+        p[j] = 0
+
+
+cdef inline double _wy(const xt_ce_options *o, Py_ssize_t y) noexcept nogil:
+    return o.class_weight[y] if o.class_weight != NULL else 1.0
+
+
+cdef inline double _index_row_grad_coefs(const xt_ce_options *o, double gs,
+                                         double w_y, double lse, double *bc,
+                                         double *by) noexcept nogil:
+    """Coefficients of the index-target gradient (see cross_entropy.h)."""
+    cdef double e = o.smoothing, c = o.smoothing / o.nclasses
+    bc[0] = gs * c
+    by[0] = gs * (1.0 - e) * w_y
+    return gs * ((1.0 - e) * w_y + c * o.weight_total + 2.0 * o.z_loss * lse)
+
+
+cdef inline double _prob_row_grad_coefs(const xt_ce_options *o, double gs,
+                                        double wq, double lse, double *bq,
+                                        double *bc) noexcept nogil:
+    bq[0] = gs * (1.0 - o.smoothing)
+    bc[0] = gs * o.smoothing / o.nclasses
+    return gs * (wq + 2.0 * o.z_loss * lse)
+
+
+cdef xt_ce_options _options(Py_ssize_t nclasses, const double[::1] class_weight,
+                            bint has_weight, double smoothing, double z_loss,
+                            double softcap):
+    cdef xt_ce_options o
+    cdef Py_ssize_t j
+    o.nclasses = nclasses
+    o.class_weight = &class_weight[0] if has_weight else NULL
+    o.weight_total = 0.0
+    if has_weight:
+        for j in range(nclasses):
+            o.weight_total += class_weight[j]
+    else:
+        o.weight_total = <double> nclasses
+    o.smoothing = smoothing
+    o.z_loss = z_loss
+    o.softcap = softcap
+    return o
+
+
+cdef inline void _row_loss_coefs(const xt_ce_options *o, const xt_ce_stats *st,
+                                 double ls, double rowmax, double x_y, Py_ssize_t y,
+                                 bint prob, double gs, _row_coefs *c,
+                                 double *loss) noexcept nogil:
+    """Loss of a whole row from its stats, ls (its log-sum-exp less the max
+    rowmax, xt_ce_log_sum) and rowmax, and the
+    coefficients of its gradient in c (skipped when c is NULL: a loss alone
+    is the per-row cost of the many-short-rows case). x_y is the (capped)
+    target logit of an index target y; prob selects a probability target
+    instead.
+
+    Every temporary is a local of this function: inside a prange, a
+    variable that is only written through a pointer is shared between the
+    threads (Cython privatises assigned variables only), which made the
+    long-row path's results depend on the thread count."""
+    cdef double wq, w_y, lse = rowmax + ls
+    if prob:
+        loss[0] = xt_ce_prob_loss(o, st, ls, rowmax, &wq)
+    else:
+        w_y = _wy(o, y)
+        loss[0] = xt_ce_index_loss(o, st, ls, rowmax, x_y, w_y)
+    if c == NULL:
+        return
+    c.ls = ls
+    c.rowmax = rowmax
+    c.bq = 0.0
+    c.by = 0.0
+    if prob:
+        c.a = _prob_row_grad_coefs(o, gs, wq, lse, &c.bq, &c.bc)
+    else:
+        c.a = _index_row_grad_coefs(o, gs, w_y, lse, &c.bc, &c.by)
+
+
+cdef inline void _ce_row(const xt_ce_options *o, const xt_ce_stats *st, double ls,
+                         double rowmax, const real *src, Py_ssize_t y, const real *q,
+                         double gs, bint want_grad, real *grad, double *loss,
+                         int have_exp=0) noexcept nogil:
+    """Loss (and gradient) of a whole row from its stats, ls and max;
+    src is the (capped) row, q its probability target (or NULL: index y);
+    have_exp: grad already holds the row's exps (see xt_ce_grad_slice)."""
+    cdef _row_coefs c
+    _row_loss_coefs(o, st, ls, rowmax, src[y] if q == NULL else 0.0, y, q != NULL,
+                    gs, &c if want_grad else NULL, loss)
+    if want_grad:
+        _grad_slice(src, o.nclasses, c.ls, c.rowmax, c.a, c.bq, c.bc, o.class_weight,
+                    q, y, c.by, o.softcap, grad, have_exp)
+
+
+cdef inline void _sums(const real *x, Py_ssize_t n, const double *w, const real *q,
+                       int need_wx, double shift, xt_ce_stats *st) noexcept nogil:
+    if real is float:
+        xt_ce_sums_f32(x, n, w, q, need_wx, shift, st)
+    else:
+        xt_ce_sums_f64(x, n, w, q, need_wx, shift, st)
+
+
+cdef inline void _ce_row_in_cache(const xt_ce_options *o, const real *src, Py_ssize_t y,
+                                  const real *q, int need_wx, double gs, real *grad,
+                                  double *loss) noexcept nogil:
+    """Loss (and gradient, when grad is not NULL) of a row short enough to
+    stay in cache between its passes. With a gradient, no soft cap and grad
+    apart from the logits, the reduction's exps are kept in grad and
+    rescaled (one exp per element instead of two); the weighted sums (of
+    the logits less the max) follow, from the logits left intact. Locals
+    here are private to the calling thread."""
+    cdef xt_ce_stats st
+    cdef int stored = 0
+    if grad == NULL or o.softcap > 0.0 or grad == src:
+        st = _stats(src, o.nclasses, o.class_weight, q, need_wx)
+    else:
+        if real is float:
+            stored = xt_partial_store_f32(src, o.nclasses, grad, &st.lse)
+        else:
+            stored = xt_partial_store_f64(src, o.nclasses, grad, &st.lse)
+        _sums(src, o.nclasses, o.class_weight, q, need_wx, xt_ce_shift(st.lse), &st)
+    _ce_row(o, &st, xt_ce_log_sum(st.lse), st.lse.max, src, y, q, gs, grad != NULL,
+            grad, loss, stored)
+
+
+def ce_rows(const real[:, ::1] x, const long long[::1] target,
+            const real[:, ::1] target_prob, bint prob_target,
+            const double[::1] class_weight, bint has_weight,
+            double smoothing, double z_loss, double softcap,
+            const double[::1] grad_scale, double grad_scale_all, double[::1] loss,
+            real[:, ::1] grad, bint want_grad,
+            real[:, ::1] scratch, int nthreads):
+    """Per-row cross-entropy of logits rows x, and optionally its gradient.
+
+    Index targets (prob_target False): target[i] is the class of row i, or
+    negative for an ignored row (loss 0, gradient 0). Probability targets:
+    target_prob has x's shape. loss[i] gets the row's loss before sample
+    weights and reduction; with want_grad, grad[i] gets its gradient times
+    grad_scale[i] (or grad_scale_all when grad_scale is empty). grad may be
+    x itself. scratch has one row of
+    min(ncols, chunk) per thread (used with a soft cap).
+    """
+    cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
+    cdef bint per_row_scale = grad_scale.shape[0] > 0
+    if nthreads < 1:
+        raise ValueError(f"xentc._core.ce_rows: nthreads is {nthreads}, expected >= 1")
+    if prob_target:
+        _expect("ce_rows", "target_prob.shape[0]", target_prob.shape[0], nrows)
+        _expect("ce_rows", "target_prob.shape[1]", target_prob.shape[1], ncols)
+    else:
+        _expect("ce_rows", "len(target)", target.shape[0], nrows)
+        _expect_targets("ce_rows", target, ncols)
+    if has_weight:
+        _expect("ce_rows", "len(class_weight)", class_weight.shape[0], ncols)
+    if per_row_scale:
+        _expect("ce_rows", "len(grad_scale)", grad_scale.shape[0], nrows)
+    _expect("ce_rows", "len(loss)", loss.shape[0], nrows)
+    if want_grad:
+        _expect("ce_rows", "grad.shape[0]", grad.shape[0], nrows)
+        _expect("ce_rows", "grad.shape[1]", grad.shape[1], ncols)
+    if softcap > 0.0:
+        _expect("ce_rows", "scratch.shape[0]", scratch.shape[0], nthreads)
+        _expect("ce_rows", "scratch.shape[1]", scratch.shape[1], _imin(ncols, XT_CHUNK))
+    if nrows == 0:
+        return
+    _ce_rows_core(x, target, target_prob, prob_target, class_weight, has_weight,
+                  smoothing, z_loss, softcap, grad_scale, grad_scale_all, &loss[0],
+                  grad, want_grad, scratch, nthreads)
+
+
+cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
+                       const real[:, ::1] target_prob, bint prob_target,
+                       const double[::1] class_weight, bint has_weight,
+                       double smoothing, double z_loss, double softcap,
+                       const double[::1] grad_scale, double grad_scale_all, double *loss,
+                       real[:, ::1] grad, bint want_grad,
+                       real[:, ::1] scratch, int nthreads) except -1:
+    """ce_rows on arguments it has checked (nrows > 0); loss has nrows
+    elements. scratch is read only with a soft cap."""
+    cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
+    cdef Py_ssize_t nchunks = (ncols + XT_CHUNK - 1) // XT_CHUNK
+    cdef xt_ce_options o = _options(ncols, class_weight, has_weight, smoothing,
+                                    z_loss, softcap)
+    cdef int need_wx = smoothing > 0.0
+    cdef bint per_row_scale = grad_scale.shape[0] > 0
+    cdef Py_ssize_t i, t, r, y, off, n, r0, nb
+    cdef int tid
+    cdef const real *src
+    cdef const real *q = NULL
+    cdef real *scr = NULL
+    cdef xt_ce_stats st
+    cdef double x_y
+    cdef xt_ce_stats *parts
+    cdef _row_coefs *coefs
+    cdef xt_lse_partial *short_parts
+    cdef double *short_ls
+    cdef xt_ce_stats *short_stats
+
+    if ncols <= XT_SHORT_MAX_COLS and softcap <= 0.0:
+        # Many short rows: partials of blocks of rows by the short-row kernel
+        # (one vector exp per block), then each row's loss and gradient.
+        short_parts = <xt_lse_partial *> malloc(
+            nthreads * SHORT_TASK_ROWS * sizeof(xt_lse_partial))
+        short_ls = <double *> malloc(nthreads * SHORT_TASK_ROWS * sizeof(double))
+        # One stats record per thread: threads write their own through a
+        # pointer (a struct variable assigned field by field inside prange
+        # would be shared between threads).
+        short_stats = <xt_ce_stats *> calloc(nthreads, sizeof(xt_ce_stats))
+        if short_parts == NULL or short_ls == NULL or short_stats == NULL:
+            free(short_parts)
+            free(short_ls)
+            free(short_stats)
+            raise MemoryError("xentc: cannot allocate row partials")
+        with nogil, parallel(num_threads=nthreads):
+            for t in prange((nrows + SHORT_TASK_ROWS - 1) // SHORT_TASK_ROWS,
+                            schedule="static"):
+                r0 = t * SHORT_TASK_ROWS
+                nb = _imin(SHORT_TASK_ROWS, nrows - r0)
+                # this thread's buffers, looked up once per task (threadid()
+                # is a call into the OpenMP runtime)
+                tid = threadid()
+                _short_rows(&x[r0, 0], nb, ncols, XT_SHORT_PARTIALS, NULL,
+                            short_parts + tid * SHORT_TASK_ROWS,
+                            short_ls + tid * SHORT_TASK_ROWS)
+                for r in range(nb):
+                    i = r0 + r
+                    y = -1 if prob_target else target[i]
+                    if not prob_target and y < 0:
+                        loss[i] = 0.0
+                        if want_grad:
+                            _zero(&grad[i, 0], ncols)
+                        continue
+                    q = &target_prob[i, 0] if prob_target else NULL
+                    if need_wx or prob_target:
+                        _sums(&x[i, 0], ncols, o.class_weight, q, need_wx,
+                              xt_ce_shift(short_parts[tid * SHORT_TASK_ROWS + r]),
+                              short_stats + tid)
+                    _ce_row(&o, short_stats + tid, short_ls[tid * SHORT_TASK_ROWS + r],
+                            short_parts[tid * SHORT_TASK_ROWS + r].max,
+                            &x[i, 0], y, q, (grad_scale[i] if per_row_scale else grad_scale_all),
+                            want_grad, &grad[i, 0] if want_grad else NULL, &loss[i])
+        free(short_parts)
+        free(short_ls)
+        free(short_stats)
+        return 0
+
+    if nchunks <= 1:
+        # One pass per row while it is in cache: stats, loss, gradient.
+        with nogil, parallel(num_threads=nthreads):
+            scr = &scratch[threadid(), 0] if softcap > 0.0 else NULL
+            for i in prange(nrows, schedule="static"):
+                y = -1 if prob_target else target[i]
+                if not prob_target and y < 0:
+                    loss[i] = 0.0
+                    if want_grad:
+                        _zero(&grad[i, 0], ncols)
+                    continue
+                src = _capped(&x[i, 0], ncols, softcap, scr)
+                q = &target_prob[i, 0] if prob_target else NULL
+                _ce_row_in_cache(&o, src, y, q, need_wx,
+                                 (grad_scale[i] if per_row_scale else grad_scale_all),
+                                 &grad[i, 0] if want_grad else NULL, &loss[i])
+        return 0
+
+    # Long rows: stats of fixed chunks in parallel, merged per row in chunk
+    # order (same bits for any thread count), then the gradient by chunks.
+    parts = <xt_ce_stats *> malloc(nrows * nchunks * sizeof(xt_ce_stats))
+    coefs = <_row_coefs *> malloc(nrows * sizeof(_row_coefs))
+    if parts == NULL or coefs == NULL:
+        free(parts)
+        free(coefs)
+        raise MemoryError("xentc: cannot allocate cross-entropy partials")
+    try:
+        with nogil, parallel(num_threads=nthreads):
+            scr = &scratch[threadid(), 0] if softcap > 0.0 else NULL
+            for t in prange(nrows * nchunks, schedule="static"):
+                i = t // nchunks
+                off = (t % nchunks) * XT_CHUNK
+                n = _imin(XT_CHUNK, ncols - off)
+                src = _capped(&x[i, off], n, softcap, scr)
+                q = &target_prob[i, off] if prob_target else NULL
+                parts[t] = _stats(src, n, o.class_weight + off if has_weight else NULL,
+                                  q, need_wx)
+        with nogil:
+            for i in range(nrows):
+                st = parts[i * nchunks]
+                for t in range(1, nchunks):
+                    st = xt_ce_stats_merge(st, parts[i * nchunks + t])
+                parts[i] = st
+        with nogil, parallel(num_threads=nthreads):
+            for i in prange(nrows, schedule="static"):
+                y = -1 if prob_target else target[i]
+                if not prob_target and y < 0:
+                    loss[i] = 0.0
+                    continue
+                x_y = 0.0
+                if not prob_target:
+                    x_y = x[i, y]
+                    if softcap > 0.0:
+                        x_y = softcap * tanh(x_y / softcap)
+                _row_loss_coefs(&o, &parts[i], xt_ce_log_sum(parts[i].lse),
+                                parts[i].lse.max, x_y, y, prob_target,
+                                (grad_scale[i] if per_row_scale else grad_scale_all),
+                                &coefs[i], &loss[i])
+        if not want_grad:
+            return 0
+        with nogil, parallel(num_threads=nthreads):
+            scr = &scratch[threadid(), 0] if softcap > 0.0 else NULL
+            for t in prange(nrows * nchunks, schedule="static"):
+                i = t // nchunks
+                off = (t % nchunks) * XT_CHUNK
+                n = _imin(XT_CHUNK, ncols - off)
+                y = -1 if prob_target else target[i]
+                if not prob_target and y < 0:
+                    _zero(&grad[i, off], n)
+                    continue
+                src = _capped(&x[i, off], n, softcap, scr)
+                q = &target_prob[i, off] if prob_target else NULL
+                _grad_slice(src, n, coefs[i].ls, coefs[i].rowmax, coefs[i].a, coefs[i].bq,
+                            coefs[i].bc, o.class_weight + off if has_weight else NULL,
+                            q, y - off if y >= 0 else -1, coefs[i].by,
+                            softcap, &grad[i, off])
+    finally:
+        free(parts)
+        free(coefs)
+    return 0
+
+
+cdef Py_ssize_t _scan_targets(const long long[::1] target, long long nclasses,
+                              long long ignore_index, long long *out,
+                              Py_ssize_t *first_bad) noexcept nogil:
+    """The number of targets in [0, nclasses) that are not ignore_index;
+    *first_bad gets the position of the first target out of range that is
+    not ignore_index (or stays -1). out (or NULL) gets target with ignored
+    and bad targets as -1."""
+    cdef Py_ssize_t i, nvalid = 0
+    cdef long long t
+    for i in range(target.shape[0]):
+        t = target[i]
+        if t == ignore_index:   # may be a class index itself
+            t = -1
+        # one unsigned compare: negatives wrap above nclasses
+        elif <unsigned long long> t < <unsigned long long> nclasses:
+            nvalid += 1
+        else:
+            t = -1
+            if first_bad[0] < 0:
+                first_bad[0] = i
+        if out != NULL:
+            out[i] = t
+    return nvalid
+
+
+def prepare_index_targets(const long long[::1] target, long long nclasses,
+                          long long ignore_index, long long[::1] out):
+    """out = target with ignore_index as -1, in one pass; returns
+    (position of the first target outside [0, nclasses) that is not
+    ignore_index, or -1; the number of targets in [0, nclasses)).
+    An empty out only scans: when every target is a class index the
+    caller can use target itself, with no N-sized copy."""
+    cdef Py_ssize_t n = target.shape[0], first_bad = -1, nvalid
+    cdef bint write = out.shape[0] > 0
+    if write or n == 0:
+        _expect("prepare_index_targets", "len(out)", out.shape[0], n)
+    with nogil:
+        nvalid = _scan_targets(target, nclasses, ignore_index,
+                               &out[0] if write else NULL, &first_bad)
+    return first_bad, nvalid
+
+
+cdef double _sum_doubles(const double *v, Py_ssize_t n) noexcept nogil:
+    """Sum in a fixed order: eight running sums over the positions mod 8,
+    added pairwise at the end."""
+    cdef double s[8]
+    cdef Py_ssize_t i = 0, k
+    for k in range(8):
+        s[k] = 0.0
+    while i + 8 <= n:
+        for k in range(8):
+            s[k] += v[i + k]
+        i += 8
+    for k in range(n - i):
+        s[k] += v[i + k]
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+
+
+def sum_losses(const double[::1] loss):
+    """Sum of the per-sample losses in _sum_doubles' fixed order. Every
+    reduction of the cross-entropy family sums through it (or, in
+    ce_plain, through _sum_doubles itself), so the same losses give the
+    same bits whatever path computed them."""
+    if loss.shape[0] == 0:
+        return 0.0
+    return _sum_doubles(&loss[0], loss.shape[0])
+
+
+# Placeholders for the arguments ce_plain's calls do not use.
+cdef float[:, ::1] _NONE_F32 = np.empty((0, 0), np.float32)
+cdef double[:, ::1] _NONE_F64 = np.empty((0, 0), np.float64)
+cdef double[::1] _NONE_1D = np.empty(0)
+
+
+def ce_plain(const real[:, ::1] x, const long long[::1] target, long long ignore_index,
+             Py_ssize_t tile_rows, int nthreads):
+    """Sum of the cross-entropy losses of logits rows x with class indices
+    `target` and every option at its default, or None when a target is
+    ignore_index or out of range (the caller's general path then decides).
+
+    The general path's arithmetic in one call: ce_rows over tiles of
+    tile_rows rows, each tile's losses summed by _sum_doubles and the tile
+    sums added in order, as _cross_entropy._Problem.loss does. What it saves
+    is Python: that set-up runs with cold caches, right after the previous
+    call's kernel streamed its logits through them.
+    """
+    cdef Py_ssize_t n = x.shape[0], start = 0, stop, first_bad = -1, nvalid
+    cdef double total = 0.0
+    cdef double *buf
+    _expect("ce_plain", "len(target)", target.shape[0], n)
+    if nthreads < 1 or tile_rows < 1:
+        raise ValueError(f"xentc._core.ce_plain: nthreads is {nthreads} and tile_rows "
+                         f"{tile_rows}, expected >= 1")
+    with nogil:
+        nvalid = _scan_targets(target, x.shape[1], ignore_index, NULL, &first_bad)
+    if first_bad >= 0 or nvalid != n or n == 0:
+        return None
+    buf = <double *> malloc(_imin(n, tile_rows) * sizeof(double))
+    if buf == NULL:
+        raise MemoryError("xentc: cannot allocate per-sample losses")
+    try:
+        while start < n:
+            stop = _imin(n, start + tile_rows)
+            if real is float:
+                _ce_rows_core(x[start:stop], target[start:stop], _NONE_F32, False, _NONE_1D,
+                              False, 0.0, 0.0, 0.0, _NONE_1D, 0.0, buf, _NONE_F32, False,
+                              _NONE_F32, nthreads)
+            else:
+                _ce_rows_core(x[start:stop], target[start:stop], _NONE_F64, False, _NONE_1D,
+                              False, 0.0, 0.0, 0.0, _NONE_1D, 0.0, buf, _NONE_F64, False,
+                              _NONE_F64, nthreads)
+            total += _sum_doubles(buf, stop - start)
+            start = stop
+    finally:
+        free(buf)
+    return total
+
+
+def gather_rows(const real[:, ::1] x, const long long[::1] target,
+                double[::1] out, int nthreads):
+    """out[i] = x[i, target[i]], or 0 where target[i] < 0 (ignored)."""
+    cdef Py_ssize_t i, nrows = x.shape[0]
+    _expect("gather_rows", "len(target)", target.shape[0], nrows)
+    _expect("gather_rows", "len(out)", out.shape[0], nrows)
+    _expect_targets("gather_rows", target, x.shape[1])
+    for i in prange(nrows, nogil=True, num_threads=nthreads, schedule="static"):
+        out[i] = x[i, target[i]] if target[i] >= 0 else 0.0

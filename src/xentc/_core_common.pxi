@@ -1,0 +1,173 @@
+# Declarations and helpers every part of _core uses: the C kernels of include/xentc/xentc.h, the fused dtype, buffer checks, row partials.
+# (included by _core.pyx: one extension module, one dispatch table)
+
+from libc.stdlib cimport calloc, malloc, free
+from cython.parallel cimport prange
+
+import numpy as np
+
+
+cdef extern from "xentc/xentc.h" nogil:
+    ctypedef struct xt_lse_partial:
+        double max
+        double nmax
+        double rest
+        int flags
+
+    enum: XT_CHUNK
+
+    xt_lse_partial xt_partial_merge(xt_lse_partial p, xt_lse_partial q)
+    double xt_partial_lse(xt_lse_partial p)
+    xt_lse_partial xt_partial_f32(const float *x, Py_ssize_t n)
+    xt_lse_partial xt_partial_f64(const double *x, Py_ssize_t n)
+    int xt_partial_store_f32(const float *x, Py_ssize_t n, float *out, xt_lse_partial *p)
+    int xt_partial_store_f64(const double *x, Py_ssize_t n, double *out, xt_lse_partial *p)
+    void xt_softmax_slice_f32(const float *x, Py_ssize_t n, xt_lse_partial row,
+                              int take_log, float *out)
+    void xt_softmax_slice_f64(const double *x, Py_ssize_t n, xt_lse_partial row,
+                              int take_log, double *out)
+    void xt_softmax_row_f32(const float *x, Py_ssize_t n, int take_log, float *out)
+    void xt_softmax_row_f64(const double *x, Py_ssize_t n, int take_log, double *out)
+    void xt_lse_weighted_row(const double *a, const double *b, Py_ssize_t n,
+                             double *out, double *sign)
+
+    int xt_omp_max_threads()
+    void xt_omp_barrier()
+    int xt_have_openmp()
+    int xt_openmp_version()
+    int xt_cpu_supports(const char *name)
+    const char *xt_compiled_levels()
+    int xt_select(const char *name)
+    const char *xt_active_name()
+
+    enum: XT_SHORT_MAX_COLS
+    enum: XT_SHORT_LSE
+    enum: XT_SHORT_SOFTMAX
+    enum: XT_SHORT_LOG_SOFTMAX
+    enum: XT_SHORT_PARTIALS
+    void xt_short_rows_f32(const float *x, Py_ssize_t nrows, Py_ssize_t C, int mode,
+                           float *out, xt_lse_partial *parts, double *lse)
+    void xt_short_rows_f64(const double *x, Py_ssize_t nrows, Py_ssize_t C, int mode,
+                           double *out, xt_lse_partial *parts, double *lse)
+    void xt_active_expscale_f32(const float *x, Py_ssize_t n, double shift,
+                                double scale, float *out)
+    void xt_active_expscale_f64(const double *x, Py_ssize_t n, double shift,
+                                double scale, double *out)
+
+
+ctypedef fused real:
+    float
+    double
+
+
+cdef inline Py_ssize_t _imin(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a if a < b else b
+
+
+cdef int _expect(str hook, str what, Py_ssize_t got, Py_ssize_t expected) except -1:
+    """ValueError unless a buffer's extent is what the hook will index: the
+    loops run with boundscheck=False, so a short buffer would be overrun."""
+    if got != expected:
+        raise ValueError(f"xentc._core.{hook}: {what} is {got}, expected {expected}")
+    return 0
+
+
+cdef int _expect_targets(str hook, const long long[::1] target,
+                         Py_ssize_t ncols) except -1:
+    """ValueError unless every class index is below the row length: the
+    loops read the target's logit (and write its gradient) unchecked.
+    Negative targets are ignored rows."""
+    cdef Py_ssize_t i, bad = -1
+    with nogil:
+        for i in range(target.shape[0]):
+            if target[i] >= ncols:
+                bad = i
+                break
+    if bad >= 0:
+        raise ValueError(f"xentc._core.{hook}: target[{bad}] is {target[bad]}, "
+                         f"expected < {ncols} (the row length) or < 0")
+    return 0
+
+
+cdef inline xt_lse_partial _partial(const real *x, Py_ssize_t n) noexcept nogil:
+    if real is float:
+        return xt_partial_f32(x, n)
+    else:
+        return xt_partial_f64(x, n)
+
+
+cdef inline void _softmax_slice(const real *x, Py_ssize_t n, xt_lse_partial row,
+                                int take_log, real *out) noexcept nogil:
+    if real is float:
+        xt_softmax_slice_f32(x, n, row, take_log, out)
+    else:
+        xt_softmax_slice_f64(x, n, row, take_log, out)
+
+
+# Rows per parallel task of the short-row kernel.
+cdef enum:
+    SHORT_TASK_ROWS = 1024
+
+
+cdef inline void _short_rows(const real *x, Py_ssize_t nrows, Py_ssize_t ncols,
+                             int mode, real *out, xt_lse_partial *parts,
+                             double *lse) noexcept nogil:
+    if real is float:
+        xt_short_rows_f32(x, nrows, ncols, mode, out, parts, lse)
+    else:
+        xt_short_rows_f64(x, nrows, ncols, mode, out, parts, lse)
+
+
+cdef void _short_rows_parallel(const real[:, ::1] x, int mode, real *out,
+                               Py_ssize_t out_stride, xt_lse_partial *parts,
+                               int nthreads) noexcept nogil:
+    """The short-row kernel over tasks of SHORT_TASK_ROWS rows."""
+    cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
+    cdef Py_ssize_t ntasks = (nrows + SHORT_TASK_ROWS - 1) // SHORT_TASK_ROWS
+    cdef Py_ssize_t t, r0
+    for t in prange(ntasks, num_threads=nthreads, schedule="static"):
+        r0 = t * SHORT_TASK_ROWS
+        _short_rows(&x[r0, 0], _imin(SHORT_TASK_ROWS, nrows - r0), ncols, mode,
+                    out + r0 * out_stride if out != NULL else NULL,
+                    parts + r0 if parts != NULL else NULL, NULL)
+
+
+cdef xt_lse_partial *_row_partials(const real[:, ::1] x, Py_ssize_t nchunks,
+                                   int nthreads) except NULL:
+    """Partial of every row of x (rows of nchunks > 1 chunks), malloc'ed."""
+    cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
+    cdef Py_ssize_t ntasks = nrows * nchunks
+    cdef Py_ssize_t t, i, c, off
+    cdef xt_lse_partial p
+    cdef xt_lse_partial *parts = <xt_lse_partial *> malloc(
+        ntasks * sizeof(xt_lse_partial))
+    if parts == NULL:
+        raise MemoryError("xentc: cannot allocate row partials")
+    with nogil:
+        for t in prange(ntasks, num_threads=nthreads, schedule="static"):
+            i = t // nchunks
+            off = (t % nchunks) * XT_CHUNK
+            parts[t] = _partial(&x[i, off], _imin(XT_CHUNK, ncols - off))
+        # Merge each row's chunks in chunk order. Row i lands in parts[i],
+        # which no later row reads (i < i * nchunks for i >= 1).
+        for i in range(nrows):
+            parts[i] = _merged(parts + i * nchunks, nchunks)
+    return parts
+
+
+cdef inline xt_lse_partial _merged(const xt_lse_partial *chunks,
+                                   Py_ssize_t nchunks) noexcept nogil:
+    """A row's partial from its chunks' partials, merged in chunk order
+    (the order fixes the bits)."""
+    cdef xt_lse_partial p = chunks[0]
+    cdef Py_ssize_t c
+    for c in range(1, nchunks):
+        p = xt_partial_merge(p, chunks[c])
+    return p
+
+
+# Chunks per thread in a batch of the long-row softmax (softmax_rows): 2
+# chunks of 256 KB (float32; 512 KB float64), and their outputs, stay in a
+# 2 MB L2 between the batch's two passes.
+cdef enum:
+    SOFTMAX_BATCH_CHUNKS = 2
