@@ -87,3 +87,7 @@ def test_core_stubs_match_the_compiled_module():
                 if callable(obj) and not name.startswith("_") and not isinstance(obj, type)
                 and getattr(obj, "__module__", None) == "xentc._core"}
     assert declared == compiled
+    classes = {node.name for node in ast.parse(stub.read_text()).body
+               if isinstance(node, ast.ClassDef)}
+    assert classes == {name for name, obj in vars(_core).items()
+                       if isinstance(obj, type) and obj.__module__ == "xentc._core"}

@@ -445,3 +445,12 @@ def test_partials_module_holds_no_copy_of_the_kernels_math():
                      if not line.lstrip().startswith((">>>", "...")))
     for pattern in (r"np\.(exp|log|log1p|tanh|expm1)\(", r"np\.logaddexp", r"@ *w\b"):
         assert not re.search(pattern, code), pattern
+
+
+def test_ce_partials_of_no_samples():
+    # (found by the fuzzer: a (0, 9) merge and finalisation)
+    a = xentc.cross_entropy_partial(np.zeros((0, 2)), np.zeros(0, int))
+    b = xentc.cross_entropy_partial(np.zeros((0, 1)), np.zeros(0, int), class_offset=2)
+    merged = a.merge(b)
+    assert merged.finalize("none").shape == (0,)
+    assert np.isnan(merged.finalize("mean")) and merged.finalize("sum") == 0.0

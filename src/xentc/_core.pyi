@@ -36,22 +36,30 @@ def ce_plain(
     nthreads: int,
 ) -> float | None: ...
 def exp_nonpositive(x: npt.NDArray[_Real], out: npt.NDArray[_Real]) -> None: ...
+class CEOptions:
+    """The constant options of a cross-entropy call (xt_ce_options)."""
+    class_weight: npt.NDArray[np.float64] | None
+    smoothing: float
+    z_loss: float
+    softcap: float
+    def __init__(
+        self,
+        class_weight: npt.NDArray[np.float64] | None = None,
+        smoothing: float = 0.0,
+        z_loss: float = 0.0,
+        softcap: float = 0.0,
+    ) -> None: ...
+
 def ce_rows(
     x: npt.NDArray[_Real],
-    target: npt.NDArray[np.int64],
-    target_prob: npt.NDArray[_Real],
-    prob_target: bool,
-    class_weight: npt.NDArray[np.float64],
-    has_weight: bool,
-    smoothing: float,
-    z_loss: float,
-    softcap: float,
-    grad_scale: npt.NDArray[np.float64],
+    target: npt.NDArray[np.int64] | None,
+    target_prob: npt.NDArray[_Real] | None,
+    options: CEOptions,
+    grad_scale: npt.NDArray[np.float64] | None,
     grad_scale_all: float,
     loss: npt.NDArray[np.float64],
-    grad: npt.NDArray[_Real],
-    want_grad: bool,
-    scratch: npt.NDArray[_Real],
+    grad: npt.NDArray[_Real] | None,
+    scratch: npt.NDArray[_Real] | None,
     nthreads: int,
 ) -> None: ...
 def gather_rows(

@@ -139,6 +139,44 @@ cdef xt_ce_options _options(Py_ssize_t nclasses, const double[::1] class_weight,
     return o
 
 
+ctypedef struct _ce_call:
+    # Everything about one call of the row kernels but its buffers: the
+    # options (constant over rows), what is asked for and how the gradient
+    # is scaled. One struct instead of a dozen arguments.
+    xt_ce_options o
+    bint prob_target          # target_prob holds the targets (else target)
+    bint want_grad            # write the gradient into grad
+    const double *grad_scale  # per-row gradient scale, or NULL:
+    double grad_scale_all     # the scale of every row
+
+
+cdef class CEOptions:
+    """The constant options of a cross-entropy call, in the form the row
+    kernels take them (xt_ce_options): class weights (float64, length C,
+    or None), label smoothing, z-loss and soft cap (0: none)."""
+    cdef readonly object class_weight
+    cdef double[::1] _w
+    cdef readonly double smoothing, z_loss, softcap
+
+    def __init__(self, class_weight=None, double smoothing=0.0, double z_loss=0.0,
+                 double softcap=0.0):
+        self.class_weight = class_weight
+        if class_weight is not None:
+            self._w = class_weight
+        self.smoothing = smoothing
+        self.z_loss = z_loss
+        self.softcap = softcap
+
+    cdef xt_ce_options options(self, Py_ssize_t nclasses) except *:
+        if self.class_weight is not None:
+            _expect("ce_rows", "len(class_weight)", self._w.shape[0], nclasses)
+        return _options(nclasses, self._w, self.class_weight is not None,
+                        self.smoothing, self.z_loss, self.softcap)
+
+
+cdef CEOptions _DEFAULT_OPTIONS = CEOptions()
+
+
 cdef inline void _row_loss_coefs(const xt_ce_options *o, const xt_ce_stats *st,
                                  double ls, double rowmax, double x_y, Py_ssize_t y,
                                  bint prob, double gs, _row_coefs *c,
@@ -219,65 +257,70 @@ cdef inline void _ce_row_in_cache(const xt_ce_options *o, const real *src, Py_ss
 
 
 def ce_rows(const real[:, ::1] x, const long long[::1] target,
-            const real[:, ::1] target_prob, bint prob_target,
-            const double[::1] class_weight, bint has_weight,
-            double smoothing, double z_loss, double softcap,
+            const real[:, ::1] target_prob, CEOptions options not None,
             const double[::1] grad_scale, double grad_scale_all, double[::1] loss,
-            real[:, ::1] grad, bint want_grad,
-            real[:, ::1] scratch, int nthreads):
+            real[:, ::1] grad, real[:, ::1] scratch, int nthreads):
     """Per-row cross-entropy of logits rows x, and optionally its gradient.
 
-    Index targets (prob_target False): target[i] is the class of row i, or
+    Index targets (target_prob None): target[i] is the class of row i, or
     negative for an ignored row (loss 0, gradient 0). Probability targets:
-    target_prob has x's shape. loss[i] gets the row's loss before sample
-    weights and reduction; with want_grad, grad[i] gets its gradient times
-    grad_scale[i] (or grad_scale_all when grad_scale is empty). grad may be
-    x itself. scratch has one row of
-    min(ncols, chunk) per thread (used with a soft cap).
+    target_prob has x's shape (target is then not read). loss[i] gets the
+    row's loss before sample weights and reduction; with grad (not None),
+    grad[i] gets its gradient times grad_scale[i] (or grad_scale_all when
+    grad_scale is None). grad may be x itself. scratch (with a soft cap
+    only) has one row of min(ncols, chunk) per thread.
     """
     cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
-    cdef bint per_row_scale = grad_scale.shape[0] > 0
+    cdef _ce_call c
     if nthreads < 1:
         raise ValueError(f"xentc._core.ce_rows: nthreads is {nthreads}, expected >= 1")
-    if prob_target:
+    c.o = options.options(ncols)
+    c.prob_target = target_prob is not None
+    c.want_grad = grad is not None
+    c.grad_scale = NULL
+    c.grad_scale_all = grad_scale_all
+    if c.prob_target:
         _expect("ce_rows", "target_prob.shape[0]", target_prob.shape[0], nrows)
         _expect("ce_rows", "target_prob.shape[1]", target_prob.shape[1], ncols)
     else:
+        if target is None:
+            raise ValueError("xentc._core.ce_rows: target or target_prob is needed")
         _expect("ce_rows", "len(target)", target.shape[0], nrows)
         _expect_targets("ce_rows", target, ncols)
-    if has_weight:
-        _expect("ce_rows", "len(class_weight)", class_weight.shape[0], ncols)
-    if per_row_scale:
+    if grad_scale is not None:
         _expect("ce_rows", "len(grad_scale)", grad_scale.shape[0], nrows)
+        if nrows:
+            c.grad_scale = &grad_scale[0]
     _expect("ce_rows", "len(loss)", loss.shape[0], nrows)
-    if want_grad:
+    if c.want_grad:
         _expect("ce_rows", "grad.shape[0]", grad.shape[0], nrows)
         _expect("ce_rows", "grad.shape[1]", grad.shape[1], ncols)
-    if softcap > 0.0:
+    if options.softcap > 0.0:
+        if scratch is None:
+            raise ValueError("xentc._core.ce_rows: a soft cap needs scratch")
         _expect("ce_rows", "scratch.shape[0]", scratch.shape[0], nthreads)
         _expect("ce_rows", "scratch.shape[1]", scratch.shape[1], _imin(ncols, XT_CHUNK))
     if nrows == 0:
         return
-    _ce_rows_core(x, target, target_prob, prob_target, class_weight, has_weight,
-                  smoothing, z_loss, softcap, grad_scale, grad_scale_all, &loss[0],
-                  grad, want_grad, scratch, nthreads)
+    _ce_rows_core(x, target, target_prob, grad, scratch, &c, &loss[0], nthreads)
 
 
 cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
-                       const real[:, ::1] target_prob, bint prob_target,
-                       const double[::1] class_weight, bint has_weight,
-                       double smoothing, double z_loss, double softcap,
-                       const double[::1] grad_scale, double grad_scale_all, double *loss,
-                       real[:, ::1] grad, bint want_grad,
-                       real[:, ::1] scratch, int nthreads) except -1:
+                       const real[:, ::1] target_prob, real[:, ::1] grad,
+                       real[:, ::1] scratch, const _ce_call *c, double *loss,
+                       int nthreads) except -1:
     """ce_rows on arguments it has checked (nrows > 0); loss has nrows
-    elements. scratch is read only with a soft cap."""
+    elements. Only the buffers the call c asks for are read: target_prob
+    for probability targets, grad for a gradient, scratch for a soft cap."""
     cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
     cdef Py_ssize_t nchunks = (ncols + XT_CHUNK - 1) // XT_CHUNK
-    cdef xt_ce_options o = _options(ncols, class_weight, has_weight, smoothing,
-                                    z_loss, softcap)
-    cdef int need_wx = smoothing > 0.0
-    cdef bint per_row_scale = grad_scale.shape[0] > 0
+    cdef xt_ce_options o = c.o
+    cdef bint prob_target = c.prob_target, want_grad = c.want_grad
+    cdef bint has_weight = o.class_weight != NULL
+    cdef double softcap = o.softcap, grad_scale_all = c.grad_scale_all
+    cdef const double *grad_scale = c.grad_scale
+    cdef int need_wx = o.smoothing > 0.0
+    cdef bint per_row_scale = grad_scale != NULL
     cdef Py_ssize_t i, t, r, y, off, n, r0, nb
     cdef int tid
     cdef const real *src
@@ -490,9 +533,6 @@ def sum_losses(const double[::1] loss):
 
 
 # Placeholders for the arguments ce_plain's calls do not use.
-cdef float[:, ::1] _NONE_F32 = np.empty((0, 0), np.float32)
-cdef double[:, ::1] _NONE_F64 = np.empty((0, 0), np.float64)
-cdef double[::1] _NONE_1D = np.empty(0)
 
 
 def ce_plain(const real[:, ::1] x, const long long[::1] target, long long ignore_index,
@@ -510,7 +550,13 @@ def ce_plain(const real[:, ::1] x, const long long[::1] target, long long ignore
     cdef Py_ssize_t n = x.shape[0], start = 0, stop, first_bad = -1, nvalid
     cdef double total = 0.0
     cdef double *buf
+    cdef _ce_call c
     _expect("ce_plain", "len(target)", target.shape[0], n)
+    c.o = _DEFAULT_OPTIONS.options(x.shape[1])
+    c.prob_target = False
+    c.want_grad = False
+    c.grad_scale = NULL
+    c.grad_scale_all = 0.0
     if nthreads < 1 or tile_rows < 1:
         raise ValueError(f"xentc._core.ce_plain: nthreads is {nthreads} and tile_rows "
                          f"{tile_rows}, expected >= 1")
@@ -524,14 +570,14 @@ def ce_plain(const real[:, ::1] x, const long long[::1] target, long long ignore
     try:
         while start < n:
             stop = _imin(n, start + tile_rows)
+            # (no target_prob, grad or scratch: None, so the specialisation
+            # is named)
             if real is float:
-                _ce_rows_core(x[start:stop], target[start:stop], _NONE_F32, False, _NONE_1D,
-                              False, 0.0, 0.0, 0.0, _NONE_1D, 0.0, buf, _NONE_F32, False,
-                              _NONE_F32, nthreads)
+                _ce_rows_core[float](x[start:stop], target[start:stop], None, None, None,
+                                     &c, buf, nthreads)
             else:
-                _ce_rows_core(x[start:stop], target[start:stop], _NONE_F64, False, _NONE_1D,
-                              False, 0.0, 0.0, 0.0, _NONE_1D, 0.0, buf, _NONE_F64, False,
-                              _NONE_F64, nthreads)
+                _ce_rows_core[double](x[start:stop], target[start:stop], None, None, None,
+                                      &c, buf, nthreads)
             total += _sum_doubles(buf, stop - start)
             start = stop
     finally:

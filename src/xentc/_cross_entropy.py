@@ -76,7 +76,7 @@ class _Problem:
             self.index, self.nvalid = _targets.index_targets(
                 target, self.nclasses, self.sample_shape, ignore_index, func,
                 x.shape, self.axis)
-            self.prob = np.empty((0, 0), self.cdtype)
+            self.prob = None
         else:
             if as_int(ignore_index, "ignore_index", func) >= 0:
                 # torch: "ignore_index is not supported for floating point target"
@@ -108,7 +108,7 @@ class _Problem:
         p.rows = Rows.of_matrix(x)
         p.index = index
         p.nvalid = p.denom = x.shape[0]
-        p.prob = _EMPTY_2D[x.dtype]
+        p.prob = None
         return p
 
     def _denominator(self):
@@ -135,7 +135,7 @@ class _Problem:
             with np.errstate(invalid="ignore", divide="ignore"):
                 scale = 1.0 / np.float64(self.denom)
         if self.sample_weight is None:
-            return np.empty(0), float(scale)
+            return None, float(scale)
         return self.sample_weight * scale, 1.0
 
     def run(self, workers, grad=None):
@@ -192,9 +192,7 @@ class _Problem:
 
     def _kernel(self, nthreads, grad, start, stop, out):
         """The kernel on rows [start, stop): losses into out, gradient into
-        grad's rows if grad is given. Placeholders for what the call does
-        not use are shared constants: everything here runs with cold caches
-        (see _plain_problem)."""
+        grad's rows if grad is given; what the call does not use is None."""
         whole = start == 0 and stop == self.rows.nrows
 
         def part(a):
@@ -203,18 +201,21 @@ class _Problem:
         want_grad = grad is not None
         if want_grad and not hasattr(self, "_scale"):
             self._scale = self.grad_scale()
-        scale, scale_all = self._scale if want_grad else (_EMPTY, 0.0)
-        empty2d = _EMPTY_2D[self.cdtype]
-        scratch = np.empty((nthreads, min(self.rows.ncols, chunk_size()) if self.softcap else 0),
-                           self.cdtype)
+        scale, scale_all = self._scale if want_grad else (None, 0.0)
+        scratch = (np.empty((nthreads, min(self.rows.ncols, chunk_size())), self.cdtype)
+                   if self.softcap else None)
         _core.ce_rows(
-            part(self.rows.data), part(self.index) if self.kind == "index" else self.index,
-            part(self.prob) if self.kind == "prob" else self.prob, self.kind == "prob",
-            _EMPTY if self.weight is None else self.weight, self.weight is not None,
-            self.smoothing, self.z_loss, self.softcap,
-            part(scale) if scale.size else scale, scale_all, out,
-            part(grad) if want_grad else empty2d, want_grad, scratch, nthreads,
+            part(self.rows.data), part(self.index) if self.kind == "index" else None,
+            part(self.prob) if self.kind == "prob" else None, self.options(),
+            part(scale) if scale is not None else None, scale_all, out,
+            part(grad) if want_grad else None, scratch, nthreads,
         )
+
+    def options(self):
+        """The constant options as the kernels take them (_core.CEOptions)."""
+        if self.weight is None and not (self.smoothing or self.z_loss or self.softcap):
+            return _DEFAULT_OPTIONS
+        return _core.CEOptions(self.weight, self.smoothing, self.z_loss, self.softcap)
 
     def reduce(self, per_sample):
         return _reduce(per_sample, self.sample_weight, self.denom,
@@ -223,10 +224,7 @@ class _Problem:
 
 _I64 = np.dtype(np.int64)
 _NO_TARGETS = np.empty(0, np.int64)
-# Placeholders (zero-size, nothing to write) for the kernel arguments a
-# call does not use.
-_EMPTY = np.empty(0)
-_EMPTY_2D = {np.dtype(t): np.empty((0, 0), t) for t in (np.float32, np.float64)}
+_DEFAULT_OPTIONS = _core.CEOptions()
 
 
 def _is_plain(logits, target, axis, weight, sample_weight, ignore_index, reduction,
@@ -390,7 +388,8 @@ def cross_entropy_and_grad(logits, target, *, axis=-1, weight=None, sample_weigh
     # Write straight into grad_out when the kernels can (grad_out may be the
     # logits themselves), otherwise into a buffer copied over at the end.
     direct = None if grad_out is None else rows.direct_output(grad_out)
-    if direct is not None and np.may_share_memory(direct, prob.prob):
+    if (direct is not None and prob.prob is not None
+            and np.may_share_memory(direct, prob.prob)):
         # the kernels read probability targets while writing the gradient
         direct = None
     buf = np.empty_like(rows.data) if direct is None else direct

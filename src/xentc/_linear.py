@@ -295,8 +295,7 @@ class _Linear:
         wt = self.w.T
         nthreads_max = kernel_threads or row_threads(self.workers, rows, c)
         scratch = np.empty((nthreads_max, min(c, chunk_size()) if self.softcap else 0), dt)
-        empty2d = np.empty((0, 0), dt)
-        weight = self.weight if self.weight is not None else np.empty(0)
+        options = _core.CEOptions(self.weight, self.smoothing, self.z_loss, self.softcap)
         scale = self.scale
         gb64 = colsum = acc = None
         if want_grad and self.b is not None:
@@ -316,13 +315,11 @@ class _Linear:
                 blk += self.b
             out = self.per_sample[start:stop] if losses is None else losses[:b]
             nt = kernel_threads or row_threads(self.workers, b, c)
-            prob = kernel_array(self.prob[start:stop], dt) if self.kind == "prob" else empty2d
+            prob = kernel_array(self.prob[start:stop], dt) if self.kind == "prob" else None
             _core.ce_rows(
-                blk, self.index[start:stop] if self.kind == "index" else self.index,
-                prob, self.kind == "prob", weight, self.weight is not None,
-                self.smoothing, self.z_loss, self.softcap,
-                scale[start:stop] if scale.size else scale, self.scale_all, out,
-                blk if want_grad else empty2d, want_grad, scratch[:nt], nt)
+                blk, self.index[start:stop] if self.kind == "index" else None,
+                prob, options, scale[start:stop] if scale.size else None, self.scale_all,
+                out, blk if want_grad else None, scratch[:nt] if self.softcap else None, nt)
             if losses is not None:
                 self.block_totals[start // rows] = _core.sum_losses(
                     out if self.sw is None else out * self.sw[start:stop])

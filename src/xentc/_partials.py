@@ -674,8 +674,9 @@ class CEPartial:
         # exactly (x + 0).
         n = self._a.size // self._a.shape[-1]
         out = np.empty((n, self._a.shape[-1]))
-        _core.ce_merge_partials(self._a.reshape(n, -1), self.weight_total,
-                                other._a.reshape(n, -1), other.weight_total, out)
+        ncols = self._a.shape[-1]
+        _core.ce_merge_partials(self._a.reshape(n, ncols), self.weight_total,
+                                other._a.reshape(n, ncols), other.weight_total, out)
         out = out.reshape(self._a.shape)
         scalars = dict(self._scalars)
         scalars["nclasses"] += other._scalars["nclasses"]
@@ -751,7 +752,7 @@ class CEPartial:
         # apart (NLL, smoothing sum, z-loss), for a 'mean' over a zero
         # denominator (_targets.mean_of)
         n = self._a.size // self._a.shape[-1]
-        rows = self._a.reshape(n, -1)
+        rows = self._a.reshape(n, self._a.shape[-1])
         terms = (0, 1, 2) if split else (-1,)
         out = []
         for term in terms:
