@@ -97,8 +97,9 @@ extensions = [
         include_dirs=[os.path.join(HERE, "include")],
         extra_compile_args=base_c + omp_c,
         extra_link_args=base_l + omp_l,
-        depends=[os.path.join("include", "xentc", f)
-                 for f in os.listdir(os.path.join(HERE, "include", "xentc"))],
+        depends=[os.path.relpath(os.path.join(d, f), HERE)
+                 for d, _, files in os.walk(os.path.join(HERE, "include", "xentc"))
+                 for f in files if f.endswith(".h")],
     )
 ]
 
