@@ -53,16 +53,36 @@
 #define XT_ATTR_avx2 XT_AVX2
 #define XT_L2 XT_AVX2 static inline
 
-/* The operations whose code is the same for both element types: DT, T,
- * vector V, intrinsics suffix S; a mask is a vector of all-ones lanes. */
-#define XT_DEFINE_AVX2_LAYER(DT, T, V, S)                                     \
-    typedef V xv_avx2_##DT##_v;                                               \
-    typedef V xv_avx2_##DT##_m;                                               \
-    typedef __m256i xv_avx2_##DT##_c;                                         \
-    XT_L2 V xv_avx2_##DT##_set1(T a) { return _mm256_set1_##S(a); }           \
-    XT_L2 V xv_avx2_##DT##_zero(void) { return _mm256_setzero_##S(); }         \
-    XT_L2 V xv_avx2_##DT##_load(const T *p) { return _mm256_loadu_##S(p); }    \
-    XT_L2 void xv_avx2_##DT##_store(T *p, V v) { _mm256_storeu_##S(p, v); }   \
+/* The operations AVX2 and AVX-512 (simd/avx512.h) spell alike, for one
+ * element type: Q the qualifiers, PFX the names' prefix (xv_avx2_f32), T the
+ * element, V a vector, M a mask, X the intrinsics' prefix (_mm256,
+ * _mm512), S their suffix (ps, pd), CMP the compare intrinsic. */
+#define XT_DEFINE_X86_OPS(Q, PFX, T, V, M, X, S, CMP)                         \
+    Q V PFX##_set1(T a) { return X##_set1_##S(a); }                          \
+    Q V PFX##_zero(void) { return X##_setzero_##S(); }                        \
+    Q V PFX##_load(const T *p) { return X##_loadu_##S(p); }                   \
+    Q void PFX##_store(T *p, V v) { X##_storeu_##S(p, v); }                  \
+    Q V PFX##_add(V a, V b) { return X##_add_##S(a, b); }                    \
+    Q V PFX##_sub(V a, V b) { return X##_sub_##S(a, b); }                    \
+    Q V PFX##_mul(V a, V b) { return X##_mul_##S(a, b); }                    \
+    Q V PFX##_div(V a, V b) { return X##_div_##S(a, b); }                    \
+    Q V PFX##_max(V a, V b) { return X##_max_##S(a, b); }                    \
+    Q V PFX##_fma(V a, V b, V c) { return X##_fmadd_##S(a, b, c); }          \
+    Q V PFX##_fnma(V a, V b, V c) { return X##_fnmadd_##S(a, b, c); }        \
+    Q V PFX##_fms(V a, V b, V c) { return X##_fmsub_##S(a, b, c); }          \
+    Q M PFX##_cmp_eq(V a, V b) { return CMP(a, b, _CMP_EQ_OQ); }              \
+    Q M PFX##_cmp_neq(V a, V b) { return CMP(a, b, _CMP_NEQ_UQ); }            \
+    Q M PFX##_cmp_lt(V a, V b) { return CMP(a, b, _CMP_LT_OQ); }              \
+    Q M PFX##_cmp_nlt(V a, V b) { return CMP(a, b, _CMP_NLT_UQ); }            \
+    Q M PFX##_cmp_ge(V a, V b) { return CMP(a, b, _CMP_GE_OQ); }              \
+    Q M PFX##_cmp_unord(V a, V b) { return CMP(a, b, _CMP_UNORD_Q); }
+
+/* The operations of both element types that are AVX2's own: DT, T,
+ * vector V, suffix S, gather index I, lane count W; a mask is a vector of
+ * all-ones lanes. */
+#define XT_DEFINE_AVX2_LAYER(DT, T, V, S, I, W)                               \
+    XT_DEFINE_LAYER_TYPES(xv_avx2_##DT, V, V, __m256i, I, W)                  \
+    XT_DEFINE_X86_OPS(XT_L2, xv_avx2_##DT, T, V, V, _mm256, S, _mm256_cmp_##S) \
     XT_L2 V xv_avx2_##DT##_load_tail(const T *p, ptrdiff_t n, V fill)         \
     {                                                                         \
         __m256i t = xv_avx2_##DT##_tail(n);                                   \
@@ -73,24 +93,10 @@
     {                                                                         \
         _mm256_maskstore_##S(p, xv_avx2_##DT##_tail(n), v);                   \
     }                                                                         \
-    XT_L2 V xv_avx2_##DT##_add(V a, V b) { return _mm256_add_##S(a, b); }     \
-    XT_L2 V xv_avx2_##DT##_sub(V a, V b) { return _mm256_sub_##S(a, b); }     \
-    XT_L2 V xv_avx2_##DT##_mul(V a, V b) { return _mm256_mul_##S(a, b); }     \
-    XT_L2 V xv_avx2_##DT##_div(V a, V b) { return _mm256_div_##S(a, b); }     \
     XT_L2 V xv_avx2_##DT##_div_fast(V a, V b) { return _mm256_div_##S(a, b); } \
-    XT_L2 V xv_avx2_##DT##_max(V a, V b) { return _mm256_max_##S(a, b); }     \
-    XT_L2 V xv_avx2_##DT##_fma(V a, V b, V c) { return _mm256_fmadd_##S(a, b, c); } \
-    XT_L2 V xv_avx2_##DT##_fnma(V a, V b, V c) { return _mm256_fnmadd_##S(a, b, c); } \
-    XT_L2 V xv_avx2_##DT##_fms(V a, V b, V c) { return _mm256_fmsub_##S(a, b, c); } \
-    XT_L2 V xv_avx2_##DT##_cmp_eq(V a, V b) { return _mm256_cmp_##S(a, b, _CMP_EQ_OQ); } \
-    XT_L2 V xv_avx2_##DT##_cmp_neq(V a, V b) { return _mm256_cmp_##S(a, b, _CMP_NEQ_UQ); } \
-    XT_L2 V xv_avx2_##DT##_cmp_lt(V a, V b) { return _mm256_cmp_##S(a, b, _CMP_LT_OQ); } \
-    XT_L2 V xv_avx2_##DT##_cmp_nlt(V a, V b) { return _mm256_cmp_##S(a, b, _CMP_NLT_UQ); } \
-    XT_L2 V xv_avx2_##DT##_cmp_ge(V a, V b) { return _mm256_cmp_##S(a, b, _CMP_GE_OQ); } \
-    XT_L2 V xv_avx2_##DT##_cmp_unord(V a, V b) { return _mm256_cmp_##S(a, b, _CMP_UNORD_Q); } \
     XT_L2 int xv_avx2_##DT##_all(V m)                                         \
     {                                                                         \
-        return _mm256_movemask_##S(m) == (1 << xv_avx2_##DT##_lanes) - 1;     \
+        return _mm256_movemask_##S(m) == (1 << (W)) - 1;                      \
     }                                                                         \
     XT_L2 V xv_avx2_##DT##_select(V m, V a, V b) { return _mm256_blendv_##S(b, a, m); } \
     XT_L2 V xv_avx2_##DT##_zero_where(V m, V v) { return _mm256_andnot_##S(m, v); } \
@@ -101,16 +107,13 @@
     XT_L2 __m256i xv_avx2_##DT##_cnt_zero(void) { return _mm256_setzero_si256(); }
 
 /* ---- float32 ---------------------------------------------------------- */
-typedef __m256i xv_avx2_f32_i;
-enum { xv_avx2_f32_lanes = 8 };
-
 /* Lanes [0, r) set, for a tail of r < 8 elements. */
 XT_L2 __m256i xv_avx2_f32_tail(ptrdiff_t r)
 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r),
                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
-XT_DEFINE_AVX2_LAYER(f32, float, __m256, ps)
+XT_DEFINE_AVX2_LAYER(f32, float, __m256, ps, __m256i, 8)
 
 XT_L2 float xv_avx2_f32_hmax(__m256 v)
 {
@@ -156,16 +159,13 @@ XT_L2 __m256 xv_avx2_f32_narrow(const __m256d *d)
 }
 
 /* ---- float64 ---------------------------------------------------------- */
-typedef __m128i xv_avx2_f64_i;
-enum { xv_avx2_f64_lanes = 4 };
-
 /* Lanes [0, r) set, for a tail of r < 4 elements. */
 XT_L2 __m256i xv_avx2_f64_tail(ptrdiff_t r)
 {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)r),
                               _mm256_setr_epi64x(0, 1, 2, 3));
 }
-XT_DEFINE_AVX2_LAYER(f64, double, __m256d, pd)
+XT_DEFINE_AVX2_LAYER(f64, double, __m256d, pd, __m128i, 4)
 
 XT_L2 double xv_avx2_f64_hmax(__m256d v)
 {

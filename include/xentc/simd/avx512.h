@@ -27,19 +27,12 @@
 /* One element type's operations: DT, T, vector V, mask M, lane count W,
  * intrinsics suffix S, gather index type I. */
 #define XT_DEFINE_AVX512_LAYER(DT, T, V, M, W, S, I)                          \
-    typedef V xv_avx512_##DT##_v;                                             \
-    typedef M xv_avx512_##DT##_m;                                             \
-    typedef __m512i xv_avx512_##DT##_c;                                       \
-    typedef I xv_avx512_##DT##_i;                                             \
-    enum { xv_avx512_##DT##_lanes = W };                                      \
+    XT_DEFINE_LAYER_TYPES(xv_avx512_##DT, V, M, __m512i, I, W)                \
     static inline M xv_avx512_##DT##_tail(ptrdiff_t r)                        \
     {                                                                         \
         return (M)((1u << r) - 1u);                                           \
     }                                                                         \
-    XT_L5 V xv_avx512_##DT##_set1(T a) { return _mm512_set1_##S(a); }         \
-    XT_L5 V xv_avx512_##DT##_zero(void) { return _mm512_setzero_##S(); }       \
-    XT_L5 V xv_avx512_##DT##_load(const T *p) { return _mm512_loadu_##S(p); }  \
-    XT_L5 void xv_avx512_##DT##_store(T *p, V v) { _mm512_storeu_##S(p, v); } \
+    XT_DEFINE_X86_OPS(XT_L5, xv_avx512_##DT, T, V, M, _mm512, S, _mm512_cmp_##S##_mask) \
     XT_L5 V xv_avx512_##DT##_load_tail(const T *p, ptrdiff_t n, V fill)       \
     {                                                                         \
         return _mm512_mask_loadu_##S(fill, xv_avx512_##DT##_tail(n), p);      \
@@ -48,20 +41,6 @@
     {                                                                         \
         _mm512_mask_storeu_##S(p, xv_avx512_##DT##_tail(n), v);               \
     }                                                                         \
-    XT_L5 V xv_avx512_##DT##_add(V a, V b) { return _mm512_add_##S(a, b); }   \
-    XT_L5 V xv_avx512_##DT##_sub(V a, V b) { return _mm512_sub_##S(a, b); }   \
-    XT_L5 V xv_avx512_##DT##_mul(V a, V b) { return _mm512_mul_##S(a, b); }   \
-    XT_L5 V xv_avx512_##DT##_div(V a, V b) { return _mm512_div_##S(a, b); }   \
-    XT_L5 V xv_avx512_##DT##_max(V a, V b) { return _mm512_max_##S(a, b); }   \
-    XT_L5 V xv_avx512_##DT##_fma(V a, V b, V c) { return _mm512_fmadd_##S(a, b, c); } \
-    XT_L5 V xv_avx512_##DT##_fnma(V a, V b, V c) { return _mm512_fnmadd_##S(a, b, c); } \
-    XT_L5 V xv_avx512_##DT##_fms(V a, V b, V c) { return _mm512_fmsub_##S(a, b, c); } \
-    XT_L5 M xv_avx512_##DT##_cmp_eq(V a, V b) { return _mm512_cmp_##S##_mask(a, b, _CMP_EQ_OQ); } \
-    XT_L5 M xv_avx512_##DT##_cmp_neq(V a, V b) { return _mm512_cmp_##S##_mask(a, b, _CMP_NEQ_UQ); } \
-    XT_L5 M xv_avx512_##DT##_cmp_lt(V a, V b) { return _mm512_cmp_##S##_mask(a, b, _CMP_LT_OQ); } \
-    XT_L5 M xv_avx512_##DT##_cmp_nlt(V a, V b) { return _mm512_cmp_##S##_mask(a, b, _CMP_NLT_UQ); } \
-    XT_L5 M xv_avx512_##DT##_cmp_ge(V a, V b) { return _mm512_cmp_##S##_mask(a, b, _CMP_GE_OQ); } \
-    XT_L5 M xv_avx512_##DT##_cmp_unord(V a, V b) { return _mm512_cmp_##S##_mask(a, b, _CMP_UNORD_Q); } \
     XT_L5 int xv_avx512_##DT##_all(M m) { return m == (M)((1u << (W)) - 1u); } \
     XT_L5 V xv_avx512_##DT##_select(M m, V a, V b) { return _mm512_mask_mov_##S(b, m, a); } \
     XT_L5 V xv_avx512_##DT##_zero_where(M m, V v) { return _mm512_maskz_mov_##S((M)~m, v); } \

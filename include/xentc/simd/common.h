@@ -31,6 +31,16 @@
 #define XT_KD(name) XT_CAT3(xt_##name##_, f64, XT_CAT(_, XT_ISA))
 #define XT_ATTR XT_CAT(XT_ATTR_, XT_ISA)
 
+/* A layer's types for one element type: PFX the names' prefix
+ * (xv_avx2_f32), V a vector, M a lane mask, C integer lane counters, I a
+ * gather index, W the lane count. */
+#define XT_DEFINE_LAYER_TYPES(PFX, V, M, C, I, W)                             \
+    typedef V PFX##_v;                                                        \
+    typedef M PFX##_m;                                                        \
+    typedef C PFX##_c;                                                        \
+    typedef I PFX##_i;                                                        \
+    enum { PFX##_lanes = W };
+
 #if defined(__GNUC__) || defined(__clang__)
 #define XT_ALWAYS_INLINE __attribute__((always_inline))
 #else
