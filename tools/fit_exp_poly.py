@@ -1,4 +1,4 @@
-"""Coefficients of the float64 vector exp's polynomial (include/xentc/exp_coefs.h).
+"""Coefficients of the float64 vector exp's polynomial (include/xentc/algo/exp_coefs.h).
 
 exp(r) on the reduced range |r| <= ln2/2 is evaluated as
     p(r) = 1 + r + r^2 q(r),

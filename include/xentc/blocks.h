@@ -52,16 +52,13 @@ typedef void (*xt_short_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, int, doubl
  * none; 4 KiB ahead against 8 KiB (C harness, AVX-512, one thread, data in
  * L3): 4096x1000 float32 -17%, 16x128256 -12%, float64 -5%; 1, 2, 6 and
  * 16 KiB were slower, and AVX2 (bound by its arithmetic) does not care.
- * The address is formed as an integer: prefetching past the end of an
- * array is harmless, but pointer arithmetic past it would be undefined.
+ * (XT_PREFETCH_SPAN, simd/common.h, issues it.)
  */
 #define XT_PREFETCH_BYTES 4096
-#define XT_PREFETCH(p)                                                        \
-    _mm_prefetch((const char *)((uintptr_t)(p) + XT_PREFETCH_BYTES), _MM_HINT_T0)
 
 /*
  * Partials of a slice with vector kernels MAX_FN(x, n) and
- * SUMEXP_FN(x, n, m, exclude_max, &nmax, out) (see kernels_avx2.h). One
+ * SUMEXP_FN(x, n, m, exclude_max, &nmax, out) (see algo/partial.h). One
  * definition for every SIMD level: the levels differ in their block
  * kernels only.
  *
@@ -150,5 +147,9 @@ typedef void (*xt_short_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, int, doubl
         EXPSCALE_FN(x, n, p->max, 1.0, out);                                  \
         return 1;                                                             \
     }
+
+/* The same, for arguments that are macros themselves (XT_K(partial)):
+ * they are expanded before XT_DEFINE_CHUNK_PARTIAL pastes NAME##_store. */
+#define XT_DEFINE_CHUNK_PARTIAL_X(...) XT_DEFINE_CHUNK_PARTIAL(__VA_ARGS__)
 
 #endif

@@ -1,5 +1,7 @@
 /*
- * Run-time choice of kernels. Every instruction-set variant fills the same
+ * Run-time choice of kernels. Every instruction-set variant (the portable
+ * kernels_baseline.h + short_rows.h, and the vector kernels of
+ * kernels_simd.h: AVX2, AVX-512 on x86-64) fills the same
  * table; one is chosen at import (the best the CPU supports, or the one named
  * by XENTC_CPU) and every array loop calls through the table. The CPU check
  * uses __builtin_cpu_supports, which also checks that the OS saves the YMM
@@ -11,11 +13,8 @@
 #include <string.h>
 
 #include "kernels_baseline.h"
-#include "kernels_avx2.h"
-#include "kernels_avx512.h"
 #include "short_rows.h"
-#include "short_rows_avx2.h"
-#include "short_rows_avx512.h"
+#include "kernels_simd.h"
 
 typedef struct {
     const char *name;

@@ -131,7 +131,7 @@ XT_DEFINE_SHORT_ROWS(f32, float)
 XT_DEFINE_SHORT_ROWS(f64, double)
 
 /*
- * The vector short-row kernels (short_rows_avx2.h, short_rows_avx512.h)
+ * The vector short-row kernels (algo/short_rows.h)
  * take a group of W rows at a time, one row per lane, and hand what each
  * lane found to xt_short_emit_*, which writes the group's rows in the
  * caller's mode:

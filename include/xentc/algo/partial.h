@@ -1,0 +1,135 @@
+/*
+ * Template (algo/instance.h): the long-row kernels of one (ISA, element
+ * type) over its vector layer:
+ *   XT_K(max)       largest non-NaN element of a block;
+ *   XT_K(sumexp)    sum of exp(x - m) over a block, maxima counted apart;
+ *   XT_K(expscale)  out = exp(x - shift) * scale          (softmax);
+ *   XT_K(shift)     out = (x - shift) - offset            (log_softmax);
+ *   XT_K(partial), XT_K(partial)_store: the partial of a slice, block by
+ *                   block (blocks.h, XT_DEFINE_CHUNK_PARTIAL).
+ * Tails are the layer's tail loads and stores, so no scalar libm call sits
+ * in the hot loop and every row length takes the same arithmetic.
+ */
+
+/* Largest non-NaN element of x[0:n) (-inf for none): max(v, acc) returns
+ * acc when v is NaN, so NaN never becomes the max. Four chains: a max
+ * waits 4 cycles for the one before it. */
+XT_ATTR XT_ALWAYS_INLINE static inline XT_T XT_K(max)(const XT_T *x, ptrdiff_t n)
+{
+    const ptrdiff_t W = XV(lanes);
+    const XV(v) ninf = XV(set1)((XT_T)-INFINITY);
+    XV(v) m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+    ptrdiff_t i = 0;
+    for (; i + 4 * W <= n; i += 4 * W) {
+        m0 = XV(max)(XV(load)(x + i), m0);
+        m1 = XV(max)(XV(load)(x + i + W), m1);
+        m2 = XV(max)(XV(load)(x + i + 2 * W), m2);
+        m3 = XV(max)(XV(load)(x + i + 3 * W), m3);
+    }
+    m0 = XV(max)(m2, m0);
+    m1 = XV(max)(m3, m1);
+    for (; i + W <= n; i += W)
+        m0 = XV(max)(XV(load)(x + i), m0);
+    if (i < n)
+        m0 = XV(max)(XV(load_tail)(x + i, n - i, ninf), m0);
+    return XV(hmax)(XV(max)(m0, m1));
+}
+
+/* One vector of a sum of exps: e = exp(v - vm), added to *acc; with
+ * exclude_max only the lanes not equal to vm are added (NaN, never equal,
+ * is added) and counted in *cnt, the caller counting the lanes seen: the
+ * maxima are the difference. Returns e (the caller may store it). */
+XT_ATTR XT_ALWAYS_INLINE static inline XV(v)
+    XT_K(sumexp_step)(XV(v) v, XV(v) vm, int exclude_max, XV(v) *acc, XV(c) *cnt)
+{
+    XV(v) e = XT_K(exp)(XV(sub)(v, vm));
+    if (exclude_max) {
+        XV(m) q = XV(cmp_neq)(v, vm);
+        *acc = XV(add_where)(*acc, q, e);
+        *cnt = XV(cnt_add)(*cnt, q);
+    } else {
+        *acc = XV(add)(*acc, e);
+    }
+    return e;
+}
+
+/* sum of exp(x - m) over x[0:n), summed in T lanes (two chains) and
+ * widened once. With exclude_max, elements equal to m are left out of the
+ * sum and counted in *nmax instead (the caller keeps them apart for log1p
+ * accuracy); without it the caller knows no element equals m. With out,
+ * exp(x - m) of every element (maxima included: 1) is also stored there,
+ * for softmax and the cross-entropy gradient to rescale instead of taking
+ * exp again. Tail lanes read -inf: exp gives 0, the compare is false. */
+XT_ATTR XT_ALWAYS_INLINE static inline double
+    XT_K(sumexp)(const XT_T *x, ptrdiff_t n, XT_T m, int exclude_max, double *nmax, XT_T *out)
+{
+    const ptrdiff_t W = XV(lanes);
+    const XV(v) vm = XV(set1)(m);
+    XV(v) s0 = XV(zero)(), s1 = XV(zero)();
+    XV(c) c = XV(cnt_zero)(); /* one chain: an integer add waits 1 cycle */
+    ptrdiff_t i = 0;
+    for (; i + 2 * W <= n; i += 2 * W) {
+        XT_PREFETCH_SPAN(x + i, 2 * W * (ptrdiff_t)sizeof(XT_T));
+        XV(v) e0 = XT_K(sumexp_step)(XV(load)(x + i), vm, exclude_max, &s0, &c);
+        XV(v) e1 = XT_K(sumexp_step)(XV(load)(x + i + W), vm, exclude_max, &s1, &c);
+        if (out) {
+            XV(store)(out + i, e0);
+            XV(store)(out + i + W, e1);
+        }
+    }
+    for (; i + W <= n; i += W) {
+        XV(v) e0 = XT_K(sumexp_step)(XV(load)(x + i), vm, exclude_max, &s0, &c);
+        if (out)
+            XV(store)(out + i, e0);
+    }
+    if (i < n) {
+        XV(v) v0 = XV(load_tail)(x + i, n - i, XV(set1)((XT_T)-INFINITY));
+        XV(v) e0 = XT_K(sumexp_step)(v0, vm, exclude_max, &s0, &c);
+        if (out)
+            XV(store_tail)(out + i, n - i, e0);
+    }
+    /* every vector above had W lanes (a tail's others read -inf, never
+     * equal to the finite m) */
+    ptrdiff_t lanes = (n + W - 1) / W * W;
+    *nmax = exclude_max ? (double)(lanes - XV(cnt_total)(c)) : 0.0;
+    return XV(hsum)(XV(add)(s0, s1));
+}
+
+/* The element-wise maps of a row given its partial: with take_exp
+ * exp(v - a) * b (softmax), else (v - a) - b (log_softmax). */
+XT_ATTR XT_ALWAYS_INLINE static inline XV(v)
+    XT_K(map_op)(XV(v) v, XV(v) va, XV(v) vb, int take_exp)
+{
+    return take_exp ? XV(mul)(XT_K(exp)(XV(sub)(v, va)), vb) : XV(sub)(XV(sub)(v, va), vb);
+}
+
+/* out = map_op(x), inlined into both maps with take_exp constant */
+XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(map)(const XT_T *x, ptrdiff_t n, double a,
+                                                      double b, XT_T *out, int take_exp)
+{
+    const ptrdiff_t W = XV(lanes);
+    const XV(v) va = XV(set1)((XT_T)a);
+    const XV(v) vb = XV(set1)((XT_T)b);
+    ptrdiff_t i = 0;
+    for (; i + W <= n; i += W)
+        XV(store)(out + i, XT_K(map_op)(XV(load)(x + i), va, vb, take_exp));
+    if (i < n) {
+        XV(v) v = XV(load_tail)(x + i, n - i, XV(zero)());
+        XV(store_tail)(out + i, n - i, XT_K(map_op)(v, va, vb, take_exp));
+    }
+}
+
+XT_ATTR static void XT_K(expscale)(const XT_T *x, ptrdiff_t n, double shift, double scale,
+                                   XT_T *out)
+{
+    XT_K(map)(x, n, shift, scale, out, 1);
+}
+
+XT_ATTR static void XT_K(shift)(const XT_T *x, ptrdiff_t n, double shift, double offset,
+                                XT_T *out)
+{
+    XT_K(map)(x, n, shift, offset, out, 0);
+}
+
+XT_DEFINE_CHUNK_PARTIAL_X(XT_ATTR, XT_K(partial), XT_T, XT_TBLOCK, XT_K(max), XT_K(sumexp),
+                          XT_TSPECIAL, XT_K(expscale))

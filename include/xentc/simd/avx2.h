@@ -1,0 +1,237 @@
+/*
+ * The AVX2 + FMA vector layer: 8 floats / 4 doubles a vector. Every
+ * operation carries the target attribute, so the rest of the module stays
+ * baseline x86-64 and runs on any CPU; they are only reached after the CPU
+ * check in dispatch.h.
+ *
+ * The operations, for DT in f32 and f64 (T float or double, v a vector,
+ * m a lane mask, "tail" a count 0 < n < lanes):
+ *   set1 zero load store            broadcast, 0, unaligned load/store
+ *   load_tail(p, n, fill)           lanes [0, n) from p, the others fill
+ *   store_tail(p, n, v)             lanes [0, n) to p, nothing else written
+ *   add sub mul div max             max(a, b): a > b ? a : b (b for NaN)
+ *   div_fast(a, b)                  a / b, or a times a refined reciprocal
+ *                                   where the division would set the pace
+ *   fma(a, b, c) = a b + c, fnma(a, b, c) = c - a b, fms(a, b, c) = a b - c
+ *   cmp_eq cmp_lt cmp_ge            ordered compares (false for NaN)
+ *   cmp_neq cmp_nlt cmp_unord       their complements (true for NaN;
+ *                                   unord: either operand NaN)
+ *   all(m)                          every lane set
+ *   select(m, a, b)                 m ? a : b per lane
+ *   zero_where(m, v)                m ? 0 : v
+ *   add_where(acc, m, v)            m ? acc + v : acc
+ *   hmax(v)                         largest lane (no NaN lanes)
+ *   hsum(v)                         sum of the lanes in double
+ *   cnt_zero cnt_add(c, m) cnt_total(c)   integer count of set mask lanes
+ *   pow2_keep(p, n, t, keep)        p 2^n, 0 in the lanes not in keep; n is
+ *                                   integral, t = n + the exp's rounding
+ *                                   constant (algo/exp_coefs.h), so 2^n
+ *                                   can be built from t's bits
+ *   gather_index(C), gather(p, i)   lanes p[0], p[C], p[2C], ...
+ *   widen(v, k)                     f32: half k of v as doubles (k = 0, 1);
+ *                                   f64: v
+ *   narrow(d)                       f32: the doubles d[0], d[1] as one
+ *                                   float vector; f64: d[0]
+ *   getexp getmant (f64)            x = 2^getexp(x) getmant(x), getmant in
+ *                                   [1, 2), for positive normal x
+ */
+#ifndef XENTC_SIMD_AVX2_H
+#define XENTC_SIMD_AVX2_H
+
+#include "common.h"
+
+/* XENTC_BASELINE_ONLY builds the portable kernels alone, as on a platform
+ * without x86 intrinsics (tools/check_baseline_build.sh). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(XENTC_BASELINE_ONLY)
+#define XT_HAVE_AVX2 1
+#include <immintrin.h>
+
+#include "../algo/exp_coefs.h"
+
+#define XT_AVX2 __attribute__((target("avx2,fma")))
+#define XT_ATTR_avx2 XT_AVX2
+#define XT_L2 XT_AVX2 static inline
+
+/* The operations AVX2 and AVX-512 (simd/avx512.h) spell alike, for one
+ * element type: Q the qualifiers, PFX the names' prefix (xv_avx2_f32), T the
+ * element, V a vector, M a mask, X the intrinsics' prefix (_mm256,
+ * _mm512), S their suffix (ps, pd), CMP the compare intrinsic. */
+#define XT_DEFINE_X86_OPS(Q, PFX, T, V, M, X, S, CMP)                         \
+    Q V PFX##_set1(T a) { return X##_set1_##S(a); }                          \
+    Q V PFX##_zero(void) { return X##_setzero_##S(); }                        \
+    Q V PFX##_load(const T *p) { return X##_loadu_##S(p); }                   \
+    Q void PFX##_store(T *p, V v) { X##_storeu_##S(p, v); }                  \
+    Q V PFX##_add(V a, V b) { return X##_add_##S(a, b); }                    \
+    Q V PFX##_sub(V a, V b) { return X##_sub_##S(a, b); }                    \
+    Q V PFX##_mul(V a, V b) { return X##_mul_##S(a, b); }                    \
+    Q V PFX##_div(V a, V b) { return X##_div_##S(a, b); }                    \
+    Q V PFX##_max(V a, V b) { return X##_max_##S(a, b); }                    \
+    Q V PFX##_fma(V a, V b, V c) { return X##_fmadd_##S(a, b, c); }          \
+    Q V PFX##_fnma(V a, V b, V c) { return X##_fnmadd_##S(a, b, c); }        \
+    Q V PFX##_fms(V a, V b, V c) { return X##_fmsub_##S(a, b, c); }          \
+    Q M PFX##_cmp_eq(V a, V b) { return CMP(a, b, _CMP_EQ_OQ); }              \
+    Q M PFX##_cmp_neq(V a, V b) { return CMP(a, b, _CMP_NEQ_UQ); }            \
+    Q M PFX##_cmp_lt(V a, V b) { return CMP(a, b, _CMP_LT_OQ); }              \
+    Q M PFX##_cmp_nlt(V a, V b) { return CMP(a, b, _CMP_NLT_UQ); }            \
+    Q M PFX##_cmp_ge(V a, V b) { return CMP(a, b, _CMP_GE_OQ); }              \
+    Q M PFX##_cmp_unord(V a, V b) { return CMP(a, b, _CMP_UNORD_Q); }
+
+/* The operations of both element types that are AVX2's own: DT, T,
+ * vector V, suffix S, gather index I, lane count W; a mask is a vector of
+ * all-ones lanes. */
+#define XT_DEFINE_AVX2_LAYER(DT, T, V, S, I, W)                               \
+    XT_DEFINE_LAYER_TYPES(xv_avx2_##DT, V, V, __m256i, I, W)                  \
+    XT_DEFINE_X86_OPS(XT_L2, xv_avx2_##DT, T, V, V, _mm256, S, _mm256_cmp_##S) \
+    XT_L2 V xv_avx2_##DT##_load_tail(const T *p, ptrdiff_t n, V fill)         \
+    {                                                                         \
+        __m256i t = xv_avx2_##DT##_tail(n);                                   \
+        return _mm256_blendv_##S(fill, _mm256_maskload_##S(p, t),             \
+                                 _mm256_castsi256_##S(t));                    \
+    }                                                                         \
+    XT_L2 void xv_avx2_##DT##_store_tail(T *p, ptrdiff_t n, V v)              \
+    {                                                                         \
+        _mm256_maskstore_##S(p, xv_avx2_##DT##_tail(n), v);                   \
+    }                                                                         \
+    XT_L2 V xv_avx2_##DT##_div_fast(V a, V b) { return _mm256_div_##S(a, b); } \
+    XT_L2 int xv_avx2_##DT##_all(V m)                                         \
+    {                                                                         \
+        return _mm256_movemask_##S(m) == (1 << (W)) - 1;                      \
+    }                                                                         \
+    XT_L2 V xv_avx2_##DT##_select(V m, V a, V b) { return _mm256_blendv_##S(b, a, m); } \
+    XT_L2 V xv_avx2_##DT##_zero_where(V m, V v) { return _mm256_andnot_##S(m, v); } \
+    XT_L2 V xv_avx2_##DT##_add_where(V acc, V m, V v)                         \
+    {                                                                         \
+        return _mm256_add_##S(acc, _mm256_and_##S(m, v));                     \
+    }                                                                         \
+    XT_L2 __m256i xv_avx2_##DT##_cnt_zero(void) { return _mm256_setzero_si256(); }
+
+/* ---- float32 ---------------------------------------------------------- */
+/* Lanes [0, r) set, for a tail of r < 8 elements. */
+XT_L2 __m256i xv_avx2_f32_tail(ptrdiff_t r)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+XT_DEFINE_AVX2_LAYER(f32, float, __m256, ps, __m256i, 8)
+
+XT_L2 float xv_avx2_f32_hmax(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+XT_L2 __m256i xv_avx2_f32_cnt_add(__m256i c, __m256 m)
+{
+    return _mm256_sub_epi32(c, _mm256_castps_si256(m)); /* set lanes are -1 */
+}
+XT_L2 long long xv_avx2_f32_cnt_total(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+/* 2^n: the biased exponent n + 127 sits in t's low mantissa bits. */
+XT_L2 __m256 xv_avx2_f32_pow2_keep(__m256 p, __m256 n, __m256 t, __m256 keep)
+{
+    (void)n;
+    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23));
+    return _mm256_and_ps(keep, _mm256_mul_ps(p, scale));
+}
+XT_L2 __m256i xv_avx2_f32_gather_index(ptrdiff_t C)
+{
+    return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                              _mm256_set1_epi32((int)C));
+}
+XT_L2 __m256 xv_avx2_f32_gather(const float *p, __m256i i)
+{
+    return _mm256_i32gather_ps(p, i, 4);
+}
+XT_L2 __m256d xv_avx2_f32_widen(__m256 v, int k)
+{
+    return _mm256_cvtps_pd(k ? _mm256_extractf128_ps(v, 1) : _mm256_castps256_ps128(v));
+}
+XT_L2 __m256 xv_avx2_f32_narrow(const __m256d *d)
+{
+    return _mm256_set_m128(_mm256_cvtpd_ps(d[1]), _mm256_cvtpd_ps(d[0]));
+}
+
+/* ---- float64 ---------------------------------------------------------- */
+/* Lanes [0, r) set, for a tail of r < 4 elements. */
+XT_L2 __m256i xv_avx2_f64_tail(ptrdiff_t r)
+{
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)r),
+                              _mm256_setr_epi64x(0, 1, 2, 3));
+}
+XT_DEFINE_AVX2_LAYER(f64, double, __m256d, pd, __m128i, 4)
+
+XT_L2 double xv_avx2_f64_hmax(__m256d v)
+{
+    __m128d m = _mm_max_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    m = _mm_max_sd(m, _mm_unpackhi_pd(m, m));
+    return _mm_cvtsd_f64(m);
+}
+XT_L2 double xv_avx2_f64_hsum(__m256d v)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+}
+/* float lanes widened to double before adding */
+XT_L2 double xv_avx2_f32_hsum(__m256 v)
+{
+    return xv_avx2_f64_hsum(_mm256_add_pd(xv_avx2_f32_widen(v, 0), xv_avx2_f32_widen(v, 1)));
+}
+XT_L2 __m256i xv_avx2_f64_cnt_add(__m256i c, __m256d m)
+{
+    return _mm256_sub_epi64(c, _mm256_castpd_si256(m));
+}
+XT_L2 long long xv_avx2_f64_cnt_total(__m256i v)
+{
+    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
+    return _mm_cvtsi128_si64(s);
+}
+/* 2^n: n sits in t's low bits (two's complement), so
+ * (t_bits - shifter_bits + 1023) << 52 is 2^n for n in [-1022, 0]. */
+XT_L2 __m256d xv_avx2_f64_pow2_keep(__m256d p, __m256d n, __m256d t, __m256d keep)
+{
+    (void)n;
+    __m256i bits = _mm256_sub_epi64(_mm256_castpd_si256(t),
+                                    _mm256_castpd_si256(_mm256_set1_pd(XT_EXP_SHIFTER)));
+    bits = _mm256_slli_epi64(_mm256_add_epi64(bits, _mm256_set1_epi64x(1023)), 52);
+    return _mm256_and_pd(keep, _mm256_mul_pd(p, _mm256_castsi256_pd(bits)));
+}
+XT_L2 __m128i xv_avx2_f64_gather_index(ptrdiff_t C)
+{
+    return _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32((int)C));
+}
+XT_L2 __m256d xv_avx2_f64_gather(const double *p, __m128i i)
+{
+    return _mm256_i32gather_pd(p, i, 8);
+}
+XT_L2 __m256d xv_avx2_f64_widen(__m256d v, int k) { (void)k; return v; }
+XT_L2 __m256d xv_avx2_f64_narrow(const __m256d *d) { return d[0]; }
+/* exponent as a double, through the 1.5 * 2^52 mantissa trick (AVX2 has
+ * no int64 -> double conversion) */
+XT_L2 __m256d xv_avx2_f64_getexp(__m256d x)
+{
+    const __m256d magic = _mm256_set1_pd(6755399441055744.0);
+    __m256i k = _mm256_sub_epi64(_mm256_srli_epi64(_mm256_castpd_si256(x), 52),
+                                 _mm256_set1_epi64x(1023));
+    return _mm256_sub_pd(_mm256_castsi256_pd(_mm256_add_epi64(k, _mm256_castpd_si256(magic))),
+                         magic);
+}
+XT_L2 __m256d xv_avx2_f64_getmant(__m256d x)
+{
+    const __m256i mant_mask = _mm256_set1_epi64x(0x000fffffffffffffLL);
+    const __m256i one_bits = _mm256_set1_epi64x(0x3ff0000000000000LL);
+    return _mm256_castsi256_pd(
+        _mm256_or_si256(_mm256_and_si256(_mm256_castpd_si256(x), mant_mask), one_bits));
+}
+
+#undef XT_L2
+#endif /* x86-64 with GCC/Clang */
+#endif

@@ -1,0 +1,131 @@
+/*
+ * The AVX-512F vector layer: 16 floats / 8 doubles a vector, the
+ * operations of simd/avx2.h (listed there). Masks are k registers: tails
+ * are masked loads and stores, and the *_where operations are masked
+ * instructions. Two operations differ in kind from AVX2's:
+ *   pow2_keep   is vscalef under a zero mask, one instruction for AVX2's
+ *               shift, multiply and flush: p 2^n is rounded once either
+ *               way (exact for normal results, the same subnormal at
+ *               n = -126 / -1022), so the exp has AVX2's bits;
+ *   div_fast    multiplies by a 14-bit reciprocal estimate refined by two
+ *               Newton steps (about 1 ulp): the short-row kernels take a
+ *               log per row, and a zmm division would set their pace.
+ * Per-function target attributes again: reached only after the CPU check
+ * in dispatch.h. avx512f alone: nothing here needs another subset.
+ */
+#ifndef XENTC_SIMD_AVX512_H
+#define XENTC_SIMD_AVX512_H
+
+#include "avx2.h"
+
+#ifdef XT_HAVE_AVX2
+#define XT_HAVE_AVX512 1
+#define XT_AVX512 __attribute__((target("avx512f,fma")))
+#define XT_ATTR_avx512 XT_AVX512
+#define XT_L5 XT_AVX512 static inline
+
+/* One element type's operations: DT, T, vector V, mask M, lane count W,
+ * intrinsics suffix S, gather index type I. */
+#define XT_DEFINE_AVX512_LAYER(DT, T, V, M, W, S, I)                          \
+    XT_DEFINE_LAYER_TYPES(xv_avx512_##DT, V, M, __m512i, I, W)                \
+    static inline M xv_avx512_##DT##_tail(ptrdiff_t r)                        \
+    {                                                                         \
+        return (M)((1u << r) - 1u);                                           \
+    }                                                                         \
+    XT_DEFINE_X86_OPS(XT_L5, xv_avx512_##DT, T, V, M, _mm512, S, _mm512_cmp_##S##_mask) \
+    XT_L5 V xv_avx512_##DT##_load_tail(const T *p, ptrdiff_t n, V fill)       \
+    {                                                                         \
+        return _mm512_mask_loadu_##S(fill, xv_avx512_##DT##_tail(n), p);      \
+    }                                                                         \
+    XT_L5 void xv_avx512_##DT##_store_tail(T *p, ptrdiff_t n, V v)            \
+    {                                                                         \
+        _mm512_mask_storeu_##S(p, xv_avx512_##DT##_tail(n), v);               \
+    }                                                                         \
+    XT_L5 int xv_avx512_##DT##_all(M m) { return m == (M)((1u << (W)) - 1u); } \
+    XT_L5 V xv_avx512_##DT##_select(M m, V a, V b) { return _mm512_mask_mov_##S(b, m, a); } \
+    XT_L5 V xv_avx512_##DT##_zero_where(M m, V v) { return _mm512_maskz_mov_##S((M)~m, v); } \
+    XT_L5 V xv_avx512_##DT##_add_where(V acc, M m, V v)                       \
+    {                                                                         \
+        return _mm512_mask_add_##S(acc, m, acc, v);                           \
+    }                                                                         \
+    XT_L5 T xv_avx512_##DT##_hmax(V v) { return _mm512_reduce_max_##S(v); }   \
+    /* counts in int32 lanes whatever T (a mask of 8 selects the low 8) */   \
+    XT_L5 __m512i xv_avx512_##DT##_cnt_zero(void) { return _mm512_setzero_si512(); } \
+    XT_L5 __m512i xv_avx512_##DT##_cnt_add(__m512i c, M m)                    \
+    {                                                                         \
+        return _mm512_mask_add_epi32(c, m, c, _mm512_set1_epi32(1));          \
+    }                                                                         \
+    XT_L5 long long xv_avx512_##DT##_cnt_total(__m512i c)                     \
+    {                                                                         \
+        return _mm512_reduce_add_epi32(c);                                    \
+    }                                                                         \
+    XT_L5 V xv_avx512_##DT##_pow2_keep(V p, V n, V t, M keep)                 \
+    {                                                                         \
+        (void)t;                                                              \
+        return _mm512_maskz_scalef_##S(keep, p, n);                           \
+    }
+
+XT_DEFINE_AVX512_LAYER(f32, float, __m512, __mmask16, 16, ps, __m512i)
+XT_DEFINE_AVX512_LAYER(f64, double, __m512d, __mmask8, 8, pd, __m256i)
+
+/* ---- float32 only ----------------------------------------------------- */
+XT_L5 __m512d xv_avx512_f32_widen(__m512 v, int k)
+{
+    return _mm512_cvtps_pd(k ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))
+                             : _mm512_castps512_ps256(v));
+}
+XT_L5 __m512 xv_avx512_f32_narrow(const __m512d *d)
+{
+    return _mm512_castpd_ps(_mm512_insertf64x4(
+        _mm512_castpd256_pd512(_mm256_castps_pd(_mm512_cvtpd_ps(d[0]))),
+        _mm256_castps_pd(_mm512_cvtpd_ps(d[1])), 1));
+}
+/* float lanes widened to double before adding */
+XT_L5 double xv_avx512_f32_hsum(__m512 v)
+{
+    return _mm512_reduce_add_pd(
+        _mm512_add_pd(xv_avx512_f32_widen(v, 0), xv_avx512_f32_widen(v, 1)));
+}
+XT_L5 __m512i xv_avx512_f32_gather_index(ptrdiff_t C)
+{
+    return _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int)C));
+}
+XT_L5 __m512 xv_avx512_f32_gather(const float *p, __m512i i)
+{
+    return _mm512_i32gather_ps(i, p, 4);
+}
+
+/* ---- float64 only ----------------------------------------------------- */
+XT_L5 double xv_avx512_f64_hsum(__m512d v) { return _mm512_reduce_add_pd(v); }
+XT_L5 __m256i xv_avx512_f64_gather_index(ptrdiff_t C)
+{
+    return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                              _mm256_set1_epi32((int)C));
+}
+XT_L5 __m512d xv_avx512_f64_gather(const double *p, __m256i i)
+{
+    return _mm512_i32gather_pd(i, p, 8);
+}
+XT_L5 __m512d xv_avx512_f64_widen(__m512d v, int k) { (void)k; return v; }
+XT_L5 __m512d xv_avx512_f64_narrow(const __m512d *d) { return d[0]; }
+XT_L5 __m512d xv_avx512_f64_getexp(__m512d x) { return _mm512_getexp_pd(x); }
+XT_L5 __m512d xv_avx512_f64_getmant(__m512d x)
+{
+    return _mm512_getmant_pd(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
+}
+/* 1 / b for finite b != 0 to about 1 ulp: the 14-bit estimate and two
+ * Newton steps (2^-14 -> 2^-28 -> rounding), times a. */
+XT_L5 __m512d xv_avx512_f64_div_fast(__m512d a, __m512d b)
+{
+    const __m512d one = _mm512_set1_pd(1.0);
+    __m512d r = _mm512_rcp14_pd(b);
+    r = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(b, r, one), r);
+    r = _mm512_fmadd_pd(r, _mm512_fnmadd_pd(b, r, one), r);
+    return _mm512_mul_pd(a, r);
+}
+
+#undef XT_L5
+#endif /* XT_HAVE_AVX2 */
+#endif

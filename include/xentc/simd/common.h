@@ -1,0 +1,60 @@
+/*
+ * What every vector layer (simd/avx2.h, simd/avx512.h) and
+ * every algorithm template (algo/) share: token pasting and the names an
+ * algorithm is instantiated under.
+ *
+ * A layer defines, for its instruction set ISA and each element type DT
+ * (f32, f64), the type xv_ISA_DT_v (a vector), xv_ISA_DT_m (a lane mask),
+ * xv_ISA_DT_c (integer lane counters), xv_ISA_DT_i (a gather index), the
+ * enum constant xv_ISA_DT_lanes, XT_ATTR_ISA (the target attribute of its
+ * functions) and the operations xv_ISA_DT_OP listed in simd/avx2.h.
+ *
+ * An algorithm template (the files of algo/ but instance.h, no include guard) is included with
+ * XT_ISA and XT_DT defined (algo/instance.h does it); inside it XV(op)
+ * names the layer's operation for (XT_ISA, XT_DT), XVD(op) its float64
+ * one, XT_K(name) the kernel xt_name_DT_ISA, XT_KD(name) its float64
+ * kernel and XT_ATTR the layer's target attribute.
+ */
+#ifndef XENTC_SIMD_COMMON_H
+#define XENTC_SIMD_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define XT_CAT_(a, b) a##b
+#define XT_CAT(a, b) XT_CAT_(a, b)
+#define XT_CAT3(a, b, c) XT_CAT(XT_CAT(a, b), c)
+
+#define XV(op) XT_CAT3(XT_CAT3(xv_, XT_ISA, _), XT_DT, _##op)
+#define XVD(op) XT_CAT3(XT_CAT3(xv_, XT_ISA, _), f64, _##op)
+#define XT_K(name) XT_CAT3(xt_##name##_, XT_DT, XT_CAT(_, XT_ISA))
+#define XT_KD(name) XT_CAT3(xt_##name##_, f64, XT_CAT(_, XT_ISA))
+#define XT_ATTR XT_CAT(XT_ATTR_, XT_ISA)
+
+/* A layer's types for one element type: PFX the names' prefix
+ * (xv_avx2_f32), V a vector, M a lane mask, C integer lane counters, I a
+ * gather index, W the lane count. */
+#define XT_DEFINE_LAYER_TYPES(PFX, V, M, C, I, W)                             \
+    typedef V PFX##_v;                                                        \
+    typedef M PFX##_m;                                                        \
+    typedef C PFX##_c;                                                        \
+    typedef I PFX##_i;                                                        \
+    enum { PFX##_lanes = W };
+
+#if defined(__GNUC__) || defined(__clang__)
+#define XT_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define XT_ALWAYS_INLINE
+#endif
+
+/* Prefetch every cache line of [p + XT_PREFETCH_BYTES, + bytes) (blocks.h
+ * explains the distance); prefetcht0 on x86. The address is formed as an
+ * integer: it may lie past the array. */
+#define XT_PREFETCH_SPAN(p, bytes)                                            \
+    do {                                                                      \
+        for (size_t b_ = 0; b_ < (size_t)(bytes); b_ += 64)                   \
+            __builtin_prefetch(                                               \
+                (const void *)((uintptr_t)(p) + XT_PREFETCH_BYTES + b_), 0, 3); \
+    } while (0)
+
+#endif
