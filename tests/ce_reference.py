@@ -236,6 +236,11 @@ def _cross_entropy_core(logits, target, *, axis, weight, sample_weight,
     for n in range(M):
         row = Xc[n]
         lp, lse = _row_log_softmax(row)
+        if not np.isfinite(lse):
+            # torch's log_softmax of a row with +inf or NaN, or only -inf,
+            # is NaN everywhere (its max subtraction gives inf - inf); the
+            # loss follows from it. (scipy's log_softmax keeps -inf there.)
+            lp = np.full_like(lp, np.nan)
         p = np.exp(lp)
         P[n], LSE[n] = p, lse
         if kind == "index":

@@ -37,7 +37,9 @@ def _finish(total, denominator, reduction, dtype, prob=None, parts=None):
         return dtype.type(float(total) / float(denominator))
     if prob is None:
         return dtype.type(_targets.mean_of(total, denominator))
-    return dtype.type(_targets.mean_of(total, denominator, prob.smoothing, prob.nclasses,
+    # (probability targets: the smoothing is inside q, no term of its own)
+    smoothing = prob.smoothing if prob.kind == "index" else 0.0
+    return dtype.type(_targets.mean_of(total, denominator, smoothing, prob.nclasses,
                                        prob.z_loss, parts))
 
 
@@ -152,8 +154,8 @@ class _Problem:
         if self.reduction == "none":
             return self.reduce(self.run(workers, grad))
         parts = None
-        if (self.reduction == "mean" and self.denom == 0 and self.kind == "index"
-                and (self.smoothing or self.z_loss)):
+        if self.reduction == "mean" and self.denom == 0 and (
+                self.z_loss or (self.smoothing and self.kind == "index")):
             # taken before the kernel: the gradient may overwrite the logits
             split = self._split_totals()
             parts = lambda: split  # noqa: E731
@@ -177,13 +179,19 @@ class _Problem:
         and zeros matter there, so the rounding of these steps does not."""
         smoothing, z_loss = self.smoothing, self.z_loss
         sw = self.sample_weight
+        # probability targets: torch smooths inside q, one term (the
+        # smoothing stays as it is, and the z-loss is the second term)
+        settings = (((0.0, 0.0), (1.0, 0.0), (0.0, z_loss)) if self.kind == "index" else
+                    ((smoothing, 0.0), (smoothing, 0.0), (smoothing, z_loss)))
         try:
             losses = []
-            for self.smoothing, self.z_loss in ((0.0, 0.0), (1.0, 0.0), (0.0, z_loss)):
+            for self.smoothing, self.z_loss in settings:
                 losses.append(self.run(None))
         finally:
             self.smoothing, self.z_loss = smoothing, z_loss
         nll, smooth, with_z = losses
+        if self.kind == "prob":
+            smooth = np.zeros_like(smooth)
         terms = (nll, smooth * self.nclasses, with_z - nll)
         return tuple(_core.sum_losses(t if sw is None else t * sw) for t in terms)
 
