@@ -270,3 +270,13 @@ def test_linear_flag_runs_the_linear_benchmark(monkeypatch):
     monkeypatch.setattr(linear, "main", lambda argv: seen.append(argv) or 0)
     assert benchmark.main(["bench", "--linear", "--quick", "--section", "memory"]) == 0
     assert seen == [["--quick", "--section", "memory"]]
+
+
+def test_full_is_todays_whole_table_and_excludes_quick(capsys):
+    assert registry.FULL_SHAPES == ((4096, 1000), (2048, 32000), (16, 128256), (1000000, 10))
+    # the default run: one shape per regime, each named
+    assert set(registry.REGIMES) == set(registry.DEFAULT_SHAPES)
+    assert set(registry.REGIMES.values()) == {"short rows", "medium rows", "long rows",
+                                              "DRAM-sized"}
+    assert benchmark.main(["bench", "--quick", "--full"]) == 2
+    assert "exclude each other" in capsys.readouterr().err
