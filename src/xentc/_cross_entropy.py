@@ -87,6 +87,7 @@ class _Problem:
                     "targets; use a negative ignore_index (the default) or class indices"
                 )
             self.index = np.empty(0, np.int64)
+            self.nvalid = self.rows.nrows
             self.prob = Rows(np.asarray(target), (self.axis,), self.cdtype).data
         self._denominator()
 
@@ -115,19 +116,9 @@ class _Problem:
 
     def _denominator(self):
         """What 'mean' divides by (torch's rules, with sample weights)."""
-        sw = self.sample_weight
-        if self.kind == "prob":
-            # torch: probability targets divide by the number of samples.
-            self.denom = self.rows.nrows if sw is None else np.sum(sw)
-        elif self.weight is None and sw is None:
-            self.denom = self.nvalid
-        else:
-            # the target-class weights of the samples not ignored
-            valid = self.index >= 0
-            wy = valid.astype(np.float64)
-            if self.weight is not None:
-                wy = np.where(valid, self.weight[np.where(valid, self.index, 0)], 0.0)
-            self.denom = np.sum(wy if sw is None else wy * sw)
+        self.denom = _targets.mean_denominator(self.kind, self.rows.nrows, self.index,
+                                               self.nvalid, self.weight,
+                                               self.sample_weight)
 
     def grad_scale(self):
         """d reduced loss / d per-sample loss: (per-sample array, or an empty

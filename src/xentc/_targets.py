@@ -127,6 +127,24 @@ def mean_of(total, denominator, smoothing=0.0, nclasses=1, z_loss=0.0, parts=Non
         return out
 
 
+def mean_denominator(kind, nrows, index, nvalid, weight, sample_weight):
+    """What 'mean' divides by, by torch's rules with xentc's sample weights:
+    probability targets the number of samples (or the sum of their sample
+    weights); class indices the sum over the samples not ignored (index >=
+    0) of their target's class weight (times their sample weight), which is
+    nvalid when neither weight is given."""
+    sw = sample_weight
+    if kind == "prob":
+        return nrows if sw is None else np.sum(sw)
+    if weight is None and sw is None:
+        return nvalid
+    valid = index >= 0
+    wy = valid.astype(np.float64)
+    if weight is not None:
+        wy = np.where(valid, weight[np.where(valid, index, 0)], 0.0)
+    return np.sum(wy if sw is None else wy * sw)
+
+
 def class_weights(weight, nclasses, func):
     """Class weights as float64 of length nclasses, or None."""
     if weight is None:
