@@ -5,7 +5,8 @@
  * so every check calls the NEON kernel and the baseline kernel on the same
  * data and compares:
  *   - partials (max, count of maxima, sum of the rest, flags), the stored
- *     exps of partial_store, and the softmax / log_softmax maps, float32
+ *     exps of partial_store and their in-place rescale (bit for bit), and
+ *     the softmax / log_softmax maps, float32
  *     and float64, for every row length up to three vectors and long rows
  *     (past a block, past XT_CHUNK);
  *   - rows holding NaN, +inf and -inf in every position of those lengths;
@@ -107,6 +108,12 @@ static int same(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
             for (ptrdiff_t j = 0; j < n; j++)                                 \
                 check(close_to(a[j], b[j], 4 * TOL_##SUF, 1e-300),            \
                       "stored exps", (long)j, a[j], b[j]);                    \
+            /* the in-place rescale: the same products, bit for bit */      \
+            memcpy(b, a, sizeof(T) * (size_t)n);                              \
+            NEON->scale_##SUF(a, n, 1.0 / 3.0);                               \
+            BASE->scale_##SUF(b, n, 1.0 / 3.0);                               \
+            check(memcmp(a, b, sizeof(T) * (size_t)n) == 0, "scale", (long)n, \
+                  a[0], b[0]);                                                \
         }                                                                     \
         if (!xt_partial_is_special(pb)) {                                     \
             double s = xt_partial_sum(pb);                                    \

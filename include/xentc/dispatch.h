@@ -30,6 +30,9 @@ typedef struct {
     /* out = (x - shift) - offset  (log_softmax) */
     xt_map_f32_fn shift_f32;
     xt_map_f64_fn shift_f64;
+    /* out *= scale in place (softmax, the gradient: stored exps rescaled) */
+    xt_scale_f32_fn scale_f32;
+    xt_scale_f64_fn scale_f64;
     /* blocks of rows of at most XT_SHORT_MAX_COLS elements (short_rows.h) */
     xt_short_f32_fn short_rows_f32;
     xt_short_f64_fn short_rows_f64;
@@ -41,6 +44,7 @@ static const xt_kernels xt_kernels_baseline = {
     xt_partial_f32_baseline_store, xt_partial_f64_baseline_store,
     xt_expscale_f32_baseline, xt_expscale_f64_baseline,
     xt_shift_f32_baseline, xt_shift_f64_baseline,
+    xt_scale_f32_baseline, xt_scale_f64_baseline,
     xt_short_rows_f32_baseline, xt_short_rows_f64_baseline,
 };
 
@@ -51,6 +55,7 @@ static const xt_kernels xt_kernels_avx2 = {
     xt_partial_f32_avx2_store, xt_partial_f64_avx2_store,
     xt_expscale_f32_avx2, xt_expscale_f64_avx2,
     xt_shift_f32_avx2, xt_shift_f64_avx2,
+    xt_scale_f32_avx2, xt_scale_f64_avx2,
     xt_short_rows_f32_avx2, xt_short_rows_f64_avx2,
 };
 #endif
@@ -62,6 +67,7 @@ static const xt_kernels xt_kernels_avx512 = {
     xt_partial_f32_avx512_store, xt_partial_f64_avx512_store,
     xt_expscale_f32_avx512, xt_expscale_f64_avx512,
     xt_shift_f32_avx512, xt_shift_f64_avx512,
+    xt_scale_f32_avx512, xt_scale_f64_avx512,
     xt_short_rows_f32_avx512, xt_short_rows_f64_avx512,
 };
 #endif
@@ -73,6 +79,7 @@ static const xt_kernels xt_kernels_neon = {
     xt_partial_f32_neon_store, xt_partial_f64_neon_store,
     xt_expscale_f32_neon, xt_expscale_f64_neon,
     xt_shift_f32_neon, xt_shift_f64_neon,
+    xt_scale_f32_neon, xt_scale_f64_neon,
     xt_short_rows_f32_neon, xt_short_rows_f64_neon,
 };
 #endif

@@ -94,40 +94,50 @@ XT_ATTR XT_ALWAYS_INLINE static inline double
     return XV(hsum)(XV(add)(s0, s1));
 }
 
-/* The element-wise maps of a row given its partial: with take_exp
- * exp(v - a) * b (softmax), else (v - a) - b (log_softmax). */
+/* The element-wise maps of a row given its partial, by op: XT_MAP_SHIFT
+ * (v - a) - b (log_softmax), XT_MAP_EXPSCALE exp(v - a) * b (softmax),
+ * XT_MAP_SCALE v * b (stored exps rescaled in place: softmax and the
+ * cross-entropy gradient, the product the scalar loop made). */
 XT_ATTR XT_ALWAYS_INLINE static inline XV(v)
-    XT_K(map_op)(XV(v) v, XV(v) va, XV(v) vb, int take_exp)
+    XT_K(map_op)(XV(v) v, XV(v) va, XV(v) vb, int op)
 {
-    return take_exp ? XV(mul)(XT_K(exp)(XV(sub)(v, va)), vb) : XV(sub)(XV(sub)(v, va), vb);
+    if (op == XT_MAP_SCALE)
+        return XV(mul)(v, vb);
+    return op == XT_MAP_EXPSCALE ? XV(mul)(XT_K(exp)(XV(sub)(v, va)), vb)
+                                 : XV(sub)(XV(sub)(v, va), vb);
 }
 
-/* out = map_op(x), inlined into both maps with take_exp constant */
+/* out = map_op(x), inlined into each map with op constant; out may be x */
 XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(map)(const XT_T *x, ptrdiff_t n, double a,
-                                                      double b, XT_T *out, int take_exp)
+                                                      double b, XT_T *out, int op)
 {
     const ptrdiff_t W = XV(lanes);
     const XV(v) va = XV(set1)((XT_T)a);
     const XV(v) vb = XV(set1)((XT_T)b);
     ptrdiff_t i = 0;
     for (; i + W <= n; i += W)
-        XV(store)(out + i, XT_K(map_op)(XV(load)(x + i), va, vb, take_exp));
+        XV(store)(out + i, XT_K(map_op)(XV(load)(x + i), va, vb, op));
     if (i < n) {
         XV(v) v = XV(load_tail)(x + i, n - i, XV(zero)());
-        XV(store_tail)(out + i, n - i, XT_K(map_op)(v, va, vb, take_exp));
+        XV(store_tail)(out + i, n - i, XT_K(map_op)(v, va, vb, op));
     }
 }
 
 XT_ATTR static void XT_K(expscale)(const XT_T *x, ptrdiff_t n, double shift, double scale,
                                    XT_T *out)
 {
-    XT_K(map)(x, n, shift, scale, out, 1);
+    XT_K(map)(x, n, shift, scale, out, XT_MAP_EXPSCALE);
 }
 
 XT_ATTR static void XT_K(shift)(const XT_T *x, ptrdiff_t n, double shift, double offset,
                                 XT_T *out)
 {
-    XT_K(map)(x, n, shift, offset, out, 0);
+    XT_K(map)(x, n, shift, offset, out, XT_MAP_SHIFT);
+}
+
+XT_ATTR static void XT_K(scale)(XT_T *out, ptrdiff_t n, double scale)
+{
+    XT_K(map)(out, n, 0.0, scale, out, XT_MAP_SCALE);
 }
 
 XT_DEFINE_CHUNK_PARTIAL_X(XT_ATTR, XT_K(partial), XT_T, XT_TBLOCK, XT_K(max), XT_K(sumexp),
