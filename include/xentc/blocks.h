@@ -28,6 +28,11 @@ typedef int (*xt_partial_store_f32_fn)(const float *, ptrdiff_t, float *, xt_lse
 typedef int (*xt_partial_store_f64_fn)(const double *, ptrdiff_t, double *, xt_lse_partial *);
 typedef void (*xt_map_f32_fn)(const float *, ptrdiff_t, double, double, float *);
 typedef void (*xt_map_f64_fn)(const double *, ptrdiff_t, double, double, double *);
+/* out[j] *= (T)scale in place */
+typedef void (*xt_scale_f32_fn)(float *, ptrdiff_t, double);
+typedef void (*xt_scale_f64_fn)(double *, ptrdiff_t, double);
+/* the ops of the vector maps (algo/partial.h) */
+enum { XT_MAP_SHIFT = 0, XT_MAP_EXPSCALE = 1, XT_MAP_SCALE = 2 };
 typedef void (*xt_short_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, int, float *,
                                 xt_lse_partial *, double *);
 typedef void (*xt_short_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, int, double *,

@@ -225,9 +225,7 @@ static inline double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *
          * of x, so the vector kernels lose nothing rounding it to T (lse   \
          * would not survive that for large float32 logits). */             \
         if (have_exp) {                                                       \
-            T s = (T)scale;                                                   \
-            for (ptrdiff_t j = 0; j < n; j++)                                 \
-                grad[j] *= s;                                                 \
+            xt_active->scale_##SUF(grad, n, scale);                           \
         } else {                                                              \
             xt_active->expscale_##SUF(x, n, rowmax, scale, grad);             \
         }                                                                     \

@@ -1,11 +1,12 @@
 /*
  * Run-time choice of kernels. Every instruction-set variant (the portable
  * kernels_baseline.h + short_rows.h, and the vector kernels of
- * kernels_simd.h: AVX2, AVX-512 on x86-64) fills the same
+ * kernels_simd.h: AVX2, AVX-512 on x86-64, NEON on aarch64) fills the same
  * table; one is chosen at import (the best the CPU supports, or the one named
  * by XENTC_CPU) and every array loop calls through the table. The CPU check
  * uses __builtin_cpu_supports, which also checks that the OS saves the YMM
- * state; no ifunc/target_clones, which musl, macOS and Windows lack.
+ * state; no ifunc/target_clones, which musl, macOS and Windows lack. NEON
+ * is part of every aarch64 CPU: no check.
  */
 #ifndef XENTC_DISPATCH_H
 #define XENTC_DISPATCH_H
@@ -29,6 +30,9 @@ typedef struct {
     /* out = (x - shift) - offset  (log_softmax) */
     xt_map_f32_fn shift_f32;
     xt_map_f64_fn shift_f64;
+    /* out *= scale in place (softmax, the gradient: stored exps rescaled) */
+    xt_scale_f32_fn scale_f32;
+    xt_scale_f64_fn scale_f64;
     /* blocks of rows of at most XT_SHORT_MAX_COLS elements (short_rows.h) */
     xt_short_f32_fn short_rows_f32;
     xt_short_f64_fn short_rows_f64;
@@ -40,6 +44,7 @@ static const xt_kernels xt_kernels_baseline = {
     xt_partial_f32_baseline_store, xt_partial_f64_baseline_store,
     xt_expscale_f32_baseline, xt_expscale_f64_baseline,
     xt_shift_f32_baseline, xt_shift_f64_baseline,
+    xt_scale_f32_baseline, xt_scale_f64_baseline,
     xt_short_rows_f32_baseline, xt_short_rows_f64_baseline,
 };
 
@@ -50,6 +55,7 @@ static const xt_kernels xt_kernels_avx2 = {
     xt_partial_f32_avx2_store, xt_partial_f64_avx2_store,
     xt_expscale_f32_avx2, xt_expscale_f64_avx2,
     xt_shift_f32_avx2, xt_shift_f64_avx2,
+    xt_scale_f32_avx2, xt_scale_f64_avx2,
     xt_short_rows_f32_avx2, xt_short_rows_f64_avx2,
 };
 #endif
@@ -61,7 +67,20 @@ static const xt_kernels xt_kernels_avx512 = {
     xt_partial_f32_avx512_store, xt_partial_f64_avx512_store,
     xt_expscale_f32_avx512, xt_expscale_f64_avx512,
     xt_shift_f32_avx512, xt_shift_f64_avx512,
+    xt_scale_f32_avx512, xt_scale_f64_avx512,
     xt_short_rows_f32_avx512, xt_short_rows_f64_avx512,
+};
+#endif
+
+#ifdef XT_HAVE_NEON
+static const xt_kernels xt_kernels_neon = {
+    "neon",
+    xt_partial_f32_neon, xt_partial_f64_neon,
+    xt_partial_f32_neon_store, xt_partial_f64_neon_store,
+    xt_expscale_f32_neon, xt_expscale_f64_neon,
+    xt_shift_f32_neon, xt_shift_f64_neon,
+    xt_scale_f32_neon, xt_scale_f64_neon,
+    xt_short_rows_f32_neon, xt_short_rows_f64_neon,
 };
 #endif
 
@@ -72,6 +91,10 @@ static int xt_cpu_supports(const char *name)
 {
     if (strcmp(name, "baseline") == 0)
         return 1;
+#ifdef XT_HAVE_NEON
+    if (strcmp(name, "neon") == 0)
+        return 1;
+#endif
 #ifdef XT_HAVE_AVX512
     if (strcmp(name, "avx512") == 0) {
         __builtin_cpu_init();
@@ -92,7 +115,9 @@ static int xt_cpu_supports(const char *name)
 /* Levels compiled into this build, best first, separated by spaces. */
 static const char *xt_compiled_levels(void)
 {
-#if defined(XT_HAVE_AVX512)
+#if defined(XT_HAVE_NEON)
+    return "neon baseline";
+#elif defined(XT_HAVE_AVX512)
     return "avx512 avx2 baseline";
 #elif defined(XT_HAVE_AVX2)
     return "avx2 baseline";
@@ -116,6 +141,12 @@ static int xt_select(const char *name)
 #ifdef XT_HAVE_AVX2
     if (strcmp(name, "avx2") == 0) {
         xt_active = &xt_kernels_avx2;
+        return 0;
+    }
+#endif
+#ifdef XT_HAVE_NEON
+    if (strcmp(name, "neon") == 0) {
+        xt_active = &xt_kernels_neon;
         return 0;
     }
 #endif

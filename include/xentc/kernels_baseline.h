@@ -42,6 +42,12 @@
     {                                                                         \
         for (ptrdiff_t i = 0; i < n; i++)                                     \
             out[i] = (T)(((double)x[i] - shift) - offset);                    \
+    }                                                                         \
+    static void xt_scale_##SUF##_baseline(T *out, ptrdiff_t n, double scale)  \
+    {                                                                         \
+        const T s = (T)scale;                                                 \
+        for (ptrdiff_t i = 0; i < n; i++)                                     \
+            out[i] *= s;                                                      \
     }
 
 XT_DEFINE_BASELINE(f32, float)

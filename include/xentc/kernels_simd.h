@@ -12,6 +12,7 @@
 #include "algo/exp_coefs.h"
 #include "algo/log_coefs.h"
 #include "simd/avx512.h"
+#include "simd/neon.h"
 
 #ifdef XT_HAVE_AVX2
 #define XT_ISA avx2
@@ -21,6 +22,12 @@
 
 #ifdef XT_HAVE_AVX512
 #define XT_ISA avx512
+#include "algo/instance.h"
+#undef XT_ISA
+#endif
+
+#ifdef XT_HAVE_NEON
+#define XT_ISA neon
 #include "algo/instance.h"
 #undef XT_ISA
 #endif

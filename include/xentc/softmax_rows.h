@@ -43,9 +43,7 @@
             return;                                                           \
         }                                                                     \
         if (xt_active->partial_store_##SUF(x, n, out, &p)) {                  \
-            T s = (T)(1.0 / xt_partial_sum(p));                               \
-            for (ptrdiff_t j = 0; j < n; j++)                                 \
-                out[j] *= s;                                                  \
+            xt_active->scale_##SUF(out, n, 1.0 / xt_partial_sum(p));          \
             return;                                                           \
         }                                                                     \
         xt_softmax_slice_##SUF(x, n, p, 0, out);                              \

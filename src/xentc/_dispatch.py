@@ -1,7 +1,7 @@
 """
 Choice of the instruction-set level of the kernels, made once at import.
 
-XENTC_CPU=baseline|avx2|avx512|auto (unset: auto) forces a level; an unknown value is
+XENTC_CPU=baseline|avx2|avx512|neon|auto (unset: auto) forces a level; an unknown value is
 a ValueError, and a level the CPU (or this build) lacks falls back to the
 best available one with a RuntimeWarning.
 """
@@ -10,7 +10,7 @@ import warnings
 
 from . import _core
 
-KNOWN_LEVELS = ("auto", "baseline", "avx2", "avx512")
+KNOWN_LEVELS = ("auto", "baseline", "avx2", "avx512", "neon")
 
 
 def available_levels():

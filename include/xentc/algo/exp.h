@@ -13,7 +13,7 @@
  *
  * float32: degree 5 after the reduction, about 2 ulp on [-87.3, 0];
  * float64: degree 11 (XT_EXP_POLY), about 1 ulp (both measured in
- * tests/test_kernels_isa.py).
+ * tests/test_kernels_isa.py and tools/check_aarch64.sh).
  *
  * NaN propagates (the polynomial of NaN is NaN and the flush compare is
  * false for NaN), which the reductions rely on.

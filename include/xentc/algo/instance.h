@@ -2,7 +2,7 @@
  * Instantiates every algorithm template for the layer XT_ISA (defined by
  * the includer, e.g. kernels_simd.h) and both element types: float64
  * first, whose log the float32 short-row kernel uses. Kernels are named
- * xt_NAME_DT_ISA (xt_partial_f32_avx2, xt_short_rows_f64_avx512, ...).
+ * xt_NAME_DT_ISA (xt_partial_f32_avx2, xt_short_rows_f64_neon, ...).
  */
 #define XT_DT f64
 #define XT_T double

@@ -35,22 +35,18 @@ XT_ATTR XT_ALWAYS_INLINE static inline XT_T XT_K(max)(const XT_T *x, ptrdiff_t n
     return XV(hmax)(XV(max)(m0, m1));
 }
 
-/* One vector of a sum of exps: e = exp(v - vm), added to *acc; with
+/* acc plus e = exp(v - vm), one vector of a sum of exps: with
  * exclude_max only the lanes not equal to vm are added (NaN, never equal,
  * is added) and counted in *cnt, the caller counting the lanes seen: the
- * maxima are the difference. Returns e (the caller may store it). */
+ * maxima are the difference. */
 XT_ATTR XT_ALWAYS_INLINE static inline XV(v)
-    XT_K(sumexp_step)(XV(v) v, XV(v) vm, int exclude_max, XV(v) *acc, XV(c) *cnt)
+    XT_K(sumexp_add)(XV(v) acc, XV(v) v, XV(v) e, XV(v) vm, int exclude_max, XV(c) *cnt)
 {
-    XV(v) e = XT_K(exp)(XV(sub)(v, vm));
-    if (exclude_max) {
-        XV(m) q = XV(cmp_neq)(v, vm);
-        *acc = XV(add_where)(*acc, q, e);
-        *cnt = XV(cnt_add)(*cnt, q);
-    } else {
-        *acc = XV(add)(*acc, e);
-    }
-    return e;
+    if (!exclude_max)
+        return XV(add)(acc, e);
+    XV(m) q = XV(cmp_neq)(v, vm);
+    *cnt = XV(cnt_add)(*cnt, q);
+    return XV(add_where)(acc, q, e);
 }
 
 /* sum of exp(x - m) over x[0:n), summed in T lanes (two chains) and
@@ -70,23 +66,26 @@ XT_ATTR XT_ALWAYS_INLINE static inline double
     ptrdiff_t i = 0;
     for (; i + 2 * W <= n; i += 2 * W) {
         XT_PREFETCH_SPAN(x + i, 2 * W * (ptrdiff_t)sizeof(XT_T));
-        XV(v) e0 = XT_K(sumexp_step)(XV(load)(x + i), vm, exclude_max, &s0, &c);
-        XV(v) e1 = XT_K(sumexp_step)(XV(load)(x + i + W), vm, exclude_max, &s1, &c);
+        XV(v) v0 = XV(load)(x + i), v1 = XV(load)(x + i + W);
+        XV(v) e0 = XT_K(exp)(XV(sub)(v0, vm)), e1 = XT_K(exp)(XV(sub)(v1, vm));
         if (out) {
             XV(store)(out + i, e0);
             XV(store)(out + i + W, e1);
         }
+        s0 = XT_K(sumexp_add)(s0, v0, e0, vm, exclude_max, &c);
+        s1 = XT_K(sumexp_add)(s1, v1, e1, vm, exclude_max, &c);
     }
-    for (; i + W <= n; i += W) {
-        XV(v) e0 = XT_K(sumexp_step)(XV(load)(x + i), vm, exclude_max, &s0, &c);
-        if (out)
+    for (; i < n; i += W) {
+        /* the last vector may be a tail: its other lanes read -inf */
+        int full = i + W <= n;
+        XV(v) v0 = full ? XV(load)(x + i)
+                        : XV(load_tail)(x + i, n - i, XV(set1)((XT_T)-INFINITY));
+        XV(v) e0 = XT_K(exp)(XV(sub)(v0, vm));
+        if (out && full)
             XV(store)(out + i, e0);
-    }
-    if (i < n) {
-        XV(v) v0 = XV(load_tail)(x + i, n - i, XV(set1)((XT_T)-INFINITY));
-        XV(v) e0 = XT_K(sumexp_step)(v0, vm, exclude_max, &s0, &c);
-        if (out)
+        else if (out)
             XV(store_tail)(out + i, n - i, e0);
+        s0 = XT_K(sumexp_add)(s0, v0, e0, vm, exclude_max, &c);
     }
     /* every vector above had W lanes (a tail's others read -inf, never
      * equal to the finite m) */
@@ -95,40 +94,50 @@ XT_ATTR XT_ALWAYS_INLINE static inline double
     return XV(hsum)(XV(add)(s0, s1));
 }
 
-/* The element-wise maps of a row given its partial: with take_exp
- * exp(v - a) * b (softmax), else (v - a) - b (log_softmax). */
+/* The element-wise maps of a row given its partial, by op: XT_MAP_SHIFT
+ * (v - a) - b (log_softmax), XT_MAP_EXPSCALE exp(v - a) * b (softmax),
+ * XT_MAP_SCALE v * b (stored exps rescaled in place: softmax and the
+ * cross-entropy gradient, the product the scalar loop made). */
 XT_ATTR XT_ALWAYS_INLINE static inline XV(v)
-    XT_K(map_op)(XV(v) v, XV(v) va, XV(v) vb, int take_exp)
+    XT_K(map_op)(XV(v) v, XV(v) va, XV(v) vb, int op)
 {
-    return take_exp ? XV(mul)(XT_K(exp)(XV(sub)(v, va)), vb) : XV(sub)(XV(sub)(v, va), vb);
+    if (op == XT_MAP_SCALE)
+        return XV(mul)(v, vb);
+    return op == XT_MAP_EXPSCALE ? XV(mul)(XT_K(exp)(XV(sub)(v, va)), vb)
+                                 : XV(sub)(XV(sub)(v, va), vb);
 }
 
-/* out = map_op(x), inlined into both maps with take_exp constant */
+/* out = map_op(x), inlined into each map with op constant; out may be x */
 XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(map)(const XT_T *x, ptrdiff_t n, double a,
-                                                      double b, XT_T *out, int take_exp)
+                                                      double b, XT_T *out, int op)
 {
     const ptrdiff_t W = XV(lanes);
     const XV(v) va = XV(set1)((XT_T)a);
     const XV(v) vb = XV(set1)((XT_T)b);
     ptrdiff_t i = 0;
     for (; i + W <= n; i += W)
-        XV(store)(out + i, XT_K(map_op)(XV(load)(x + i), va, vb, take_exp));
+        XV(store)(out + i, XT_K(map_op)(XV(load)(x + i), va, vb, op));
     if (i < n) {
         XV(v) v = XV(load_tail)(x + i, n - i, XV(zero)());
-        XV(store_tail)(out + i, n - i, XT_K(map_op)(v, va, vb, take_exp));
+        XV(store_tail)(out + i, n - i, XT_K(map_op)(v, va, vb, op));
     }
 }
 
 XT_ATTR static void XT_K(expscale)(const XT_T *x, ptrdiff_t n, double shift, double scale,
                                    XT_T *out)
 {
-    XT_K(map)(x, n, shift, scale, out, 1);
+    XT_K(map)(x, n, shift, scale, out, XT_MAP_EXPSCALE);
 }
 
 XT_ATTR static void XT_K(shift)(const XT_T *x, ptrdiff_t n, double shift, double offset,
                                 XT_T *out)
 {
-    XT_K(map)(x, n, shift, offset, out, 0);
+    XT_K(map)(x, n, shift, offset, out, XT_MAP_SHIFT);
+}
+
+XT_ATTR static void XT_K(scale)(XT_T *out, ptrdiff_t n, double scale)
+{
+    XT_K(map)(out, n, 0.0, scale, out, XT_MAP_SCALE);
 }
 
 XT_DEFINE_CHUNK_PARTIAL_X(XT_ATTR, XT_K(partial), XT_T, XT_TBLOCK, XT_K(max), XT_K(sumexp),

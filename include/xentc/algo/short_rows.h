@@ -1,7 +1,7 @@
 /*
  * Template (algo/instance.h): many short rows over a vector layer,
  * XT_K(short_rows), one row per vector lane (8 float rows or 4 double rows
- * a group on AVX2, 16 or 8 on AVX-512), the row's elements
+ * a group on AVX2, 16 or 8 on AVX-512, 4 or 2 on NEON), the row's elements
  * fetched column by column with the layer's gather. Every step is then a
  * plain vertical vector operation: the max, x - max, the count of maxima,
  * exp, the float64 sum of the others and the final log, the last by

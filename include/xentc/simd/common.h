@@ -1,5 +1,5 @@
 /*
- * What every vector layer (simd/avx2.h, simd/avx512.h) and
+ * What every vector layer (simd/avx2.h, simd/avx512.h, simd/neon.h) and
  * every algorithm template (algo/) share: token pasting and the names an
  * algorithm is instantiated under.
  *

@@ -1,0 +1,357 @@
+/*
+ * The NEON kernels against the baseline kernels, outside Python: built for
+ * aarch64 and run under qemu by tools/check_aarch64.sh (any aarch64 machine
+ * runs it natively too). Both kernel tables are compiled into one binary,
+ * so every check calls the NEON kernel and the baseline kernel on the same
+ * data and compares:
+ *   - partials (max, count of maxima, sum of the rest, flags), the stored
+ *     exps of partial_store and their in-place rescale (bit for bit), and
+ *     the softmax / log_softmax maps, float32
+ *     and float64, for every row length up to three vectors and long rows
+ *     (past a block, past XT_CHUNK);
+ *   - rows holding NaN, +inf and -inf in every position of those lengths;
+ *   - the short-row kernels in every mode, every column count up to
+ *     XT_SHORT_MAX_COLS and every count of rows left over after the last
+ *     group, with and without special values;
+ *   - the cross-entropy statistics, loss and gradient of index targets
+ *     (with label smoothing and class weights);
+ *   - the vector exp's largest error in ulp over 2^20 points of its domain,
+ *     against the bounds tests/test_kernels_isa.py sets for x86.
+ * Exit status 0 when every check holds.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xentc/xentc.h"
+
+#ifndef XT_HAVE_NEON
+#error "build for aarch64: this checks the NEON kernels"
+#endif
+
+static long nchecks = 0, nfailed = 0;
+
+static void check(int ok, const char *what, long where, double got, double want)
+{
+    nchecks++;
+    if (!ok) {
+        nfailed++;
+        if (nfailed <= 30)
+            fprintf(stderr, "FAIL %s [%ld]: got %.17g, want %.17g\n", what, where, got, want);
+    }
+}
+
+/* NaN for NaN, the same infinity, or within tol relative to max(|want|,
+ * floor) (floor 1 for values whose size says nothing about their error,
+ * a tiny one for relative checks). */
+static int close_to(double got, double want, double tol, double floor)
+{
+    if (isnan(want))
+        return isnan(got);
+    if (isinf(want))
+        return got == want;
+    return fabs(got - want) <= tol * fmax(fabs(want), floor);
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static double uniform(double scale)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    uint64_t r = rng_state * 0x2545F4914F6CDD1Dull;
+    return scale * (2.0 * (double)(r >> 11) / 9007199254740992.0 - 1.0);
+}
+
+static const xt_kernels *NEON = &xt_kernels_neon, *BASE = &xt_kernels_baseline;
+
+/* Tolerances of NEON against the baseline (libm exp in double): float32
+ * sums run in float lanes, float64 ones are near exact. */
+#define TOL_f32 2e-6
+#define TOL_f64 1e-13
+
+static void check_partial(const char *what, long where, xt_lse_partial got, xt_lse_partial want,
+                          double tol)
+{
+    int special = xt_partial_is_special(want);
+    check(special == xt_partial_is_special(got), what, where, got.max, want.max);
+    check(close_to(xt_partial_lse(got), xt_partial_lse(want), tol, 1.0), what, where,
+          xt_partial_lse(got), xt_partial_lse(want));
+    if (!special) {
+        check(got.max == want.max && got.nmax == want.nmax, what, where, got.nmax, want.nmax);
+        check(close_to(got.rest, want.rest, tol, 1e-300), what, where, got.rest, want.rest);
+    }
+}
+
+/* equal, or both NaN */
+static int same(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
+
+/* One row through every long-row kernel of both tables. */
+#define DEFINE_CHECK_ROW(SUF, T)                                              \
+    static void check_row_##SUF(const T *x, ptrdiff_t n, const char *what)     \
+    {                                                                         \
+        T *a = malloc(sizeof(T) * (size_t)(n + 1));                           \
+        T *b = malloc(sizeof(T) * (size_t)(n + 1));                           \
+        xt_lse_partial pn = NEON->partial_##SUF(x, n);                        \
+        xt_lse_partial pb = BASE->partial_##SUF(x, n);                        \
+        check_partial(what, (long)n, pn, pb, TOL_##SUF);                      \
+        xt_lse_partial ps;                                                    \
+        int stored = NEON->partial_store_##SUF(x, n, a, &ps);                 \
+        check(stored == !xt_partial_is_special(pb), "store returns", (long)n, \
+              stored, !xt_partial_is_special(pb));                            \
+        check_partial("store partial", (long)n, ps, pb, TOL_##SUF);           \
+        if (stored) {                                                         \
+            BASE->expscale_##SUF(x, n, pb.max, 1.0, b);                       \
+            for (ptrdiff_t j = 0; j < n; j++)                                 \
+                check(close_to(a[j], b[j], 4 * TOL_##SUF, 1e-300),            \
+                      "stored exps", (long)j, a[j], b[j]);                    \
+            /* the in-place rescale: the same products, bit for bit */      \
+            memcpy(b, a, sizeof(T) * (size_t)n);                              \
+            NEON->scale_##SUF(a, n, 1.0 / 3.0);                               \
+            BASE->scale_##SUF(b, n, 1.0 / 3.0);                               \
+            check(memcmp(a, b, sizeof(T) * (size_t)n) == 0, "scale", (long)n, \
+                  a[0], b[0]);                                                \
+        }                                                                     \
+        if (!xt_partial_is_special(pb)) {                                     \
+            double s = xt_partial_sum(pb);                                    \
+            NEON->expscale_##SUF(x, n, pb.max, 1.0 / s, a);                   \
+            BASE->expscale_##SUF(x, n, pb.max, 1.0 / s, b);                   \
+            for (ptrdiff_t j = 0; j < n; j++)                                 \
+                check(close_to(a[j], b[j], 4 * TOL_##SUF, 1e-300), "softmax", \
+                      (long)j, a[j], b[j]);                                   \
+            NEON->shift_##SUF(x, n, pb.max, log(s), a);                       \
+            BASE->shift_##SUF(x, n, pb.max, log(s), b);                       \
+            for (ptrdiff_t j = 0; j < n; j++)                                 \
+                check(close_to(a[j], b[j], TOL_##SUF, 1.0), "log_softmax",    \
+                      (long)j, a[j], b[j]);                                   \
+        }                                                                     \
+        free(a);                                                              \
+        free(b);                                                              \
+    }
+DEFINE_CHECK_ROW(f32, float)
+DEFINE_CHECK_ROW(f64, double)
+
+/* Every length up to three vectors plus one, and long rows; then the same
+ * short lengths with NaN, +inf or -inf in every position. */
+#define DEFINE_CHECK_ROWS(SUF, T, W)                                          \
+    static void check_rows_##SUF(void)                                        \
+    {                                                                         \
+        static const ptrdiff_t longs[] = {511, 512, 513, 1023, 1024, 1025, 4097,\
+                                          65536, 70001, 140003};              \
+        const ptrdiff_t nmax = 140003;                                        \
+        T *x = malloc(sizeof(T) * (size_t)nmax);                              \
+        for (ptrdiff_t n = 0; n <= 3 * (W) + 1; n++) {                        \
+            for (ptrdiff_t i = 0; i < n; i++)                                 \
+                x[i] = (T)uniform(30.0);                                      \
+            check_row_##SUF(x, n, "partial " #SUF);                           \
+            if (n > 2) { /* equal maxima */                                   \
+                x[n - 1] = x[0] = 40;                                         \
+                check_row_##SUF(x, n, "ties " #SUF);                          \
+            }                                                                 \
+            const T specials[3] = {(T)NAN, (T)INFINITY, (T)-INFINITY};        \
+            for (int s = 0; s < 3; s++)                                       \
+                for (ptrdiff_t k = 0; k < n; k++) {                           \
+                    T keep = x[k];                                            \
+                    x[k] = specials[s];                                       \
+                    check_row_##SUF(x, n, "special " #SUF);                   \
+                    x[k] = keep;                                              \
+                }                                                             \
+            for (ptrdiff_t i = 0; i < n; i++) /* all -inf */                  \
+                x[i] = (T)-INFINITY;                                          \
+            check_row_##SUF(x, n, "all -inf " #SUF);                          \
+        }                                                                     \
+        for (size_t l = 0; l < sizeof longs / sizeof longs[0]; l++) {         \
+            ptrdiff_t n = longs[l];                                           \
+            for (ptrdiff_t i = 0; i < n; i++)                                 \
+                x[i] = (T)uniform(30.0);                                      \
+            check_row_##SUF(x, n, "long " #SUF);                              \
+            x[n / 3] = (T)-INFINITY;                                          \
+            x[n - 1] = (T)NAN;                                                \
+            check_row_##SUF(x, n, "long NaN " #SUF);                          \
+            x[n - 1] = (T)INFINITY;                                           \
+            check_row_##SUF(x, n, "long +inf " #SUF);                         \
+        }                                                                     \
+        free(x);                                                              \
+    }
+DEFINE_CHECK_ROWS(f32, float, xv_neon_f32_lanes)
+DEFINE_CHECK_ROWS(f64, double, xv_neon_f64_lanes)
+
+/* The short-row kernels, every mode: groups of W rows and every count of
+ * left-over rows, with a special value in some rows. */
+#define DEFINE_CHECK_SHORT(SUF, T, W)                                         \
+    static void check_short_##SUF(void)                                       \
+    {                                                                         \
+        enum { MAXROWS = 4 * (W) };                                           \
+        static T x[MAXROWS * XT_SHORT_MAX_COLS], a[MAXROWS * XT_SHORT_MAX_COLS], \
+            b[MAXROWS * XT_SHORT_MAX_COLS];                                   \
+        static xt_lse_partial pa[MAXROWS], pb[MAXROWS];                       \
+        static double la[MAXROWS], lb[MAXROWS];                               \
+        for (ptrdiff_t C = 1; C <= XT_SHORT_MAX_COLS; C++)                    \
+            for (ptrdiff_t rows = 2 * (W); rows < 3 * (W); rows++)            \
+                for (int special = 0; special < 4; special++) {               \
+                    for (ptrdiff_t i = 0; i < rows * C; i++)                  \
+                        x[i] = (T)uniform(20.0);                              \
+                    if (C > 1)                                                \
+                        x[C + 1] = x[C]; /* a tie in row 1 maybe */           \
+                    if (special == 1)                                         \
+                        x[(W) * C + C / 2] = (T)NAN;                          \
+                    if (special == 2)                                         \
+                        x[(rows - 1) * C] = (T)INFINITY;                      \
+                    if (special == 3)                                         \
+                        for (ptrdiff_t j = 0; j < C; j++)                     \
+                            x[(W + 1) * C + j] = (T)-INFINITY;                \
+                    for (int mode = 0; mode < 4; mode++) {                    \
+                        ptrdiff_t nout = mode == XT_SHORT_LSE ? rows : rows * C;\
+                        NEON->short_rows_##SUF(x, rows, C, mode, a, pa, la);  \
+                        BASE->short_rows_##SUF(x, rows, C, mode, b, pb, lb);  \
+                        if (mode == XT_SHORT_PARTIALS) {                      \
+                            for (ptrdiff_t r = 0; r < rows; r++) {            \
+                                check_partial("short partials " #SUF, (long)r,\
+                                              pa[r], pb[r], TOL_##SUF);       \
+                                check(close_to(la[r], lb[r], TOL_##SUF, 1.0), \
+                                      "short logsum " #SUF, (long)r, la[r], lb[r]);\
+                            }                                                 \
+                            continue;                                         \
+                        }                                                     \
+                        for (ptrdiff_t i = 0; i < nout; i++)                  \
+                            check(close_to(a[i], b[i], 4 * TOL_##SUF,         \
+                                           mode == XT_SHORT_SOFTMAX ? 1e-300 : 1.0),\
+                                  mode == XT_SHORT_LSE ? "short lse " #SUF    \
+                                  : mode == XT_SHORT_SOFTMAX ? "short softmax " #SUF\
+                                                             : "short log_softmax " #SUF,\
+                                  (long)i, a[i], b[i]);                       \
+                    }                                                         \
+                }                                                             \
+    }
+DEFINE_CHECK_SHORT(f32, float, xv_neon_f32_lanes)
+DEFINE_CHECK_SHORT(f64, double, xv_neon_f64_lanes)
+
+/* Cross-entropy of index targets with smoothing and class weights: the
+ * row statistics, the loss and the gradient under each table. */
+#define DEFINE_CHECK_CE(SUF, T)                                               \
+    static void ce_row_##SUF(const char *level, const T *x, ptrdiff_t n,      \
+                             const double *w, ptrdiff_t y, double *loss,      \
+                             xt_ce_stats *st, T *grad)                        \
+    {                                                                         \
+        xt_select(level);                                                     \
+        double wt = 0.0;                                                      \
+        for (ptrdiff_t j = 0; j < n; j++)                                     \
+            wt += w[j];                                                       \
+        xt_ce_options o = {n, w, wt, 0.1, 1e-4, 0.0};                         \
+        *st = xt_ce_stats_##SUF(x, n, w, NULL, 1);                            \
+        double ls = xt_ce_log_sum(st->lse);                                   \
+        *loss = xt_ce_index_loss(&o, st, ls, st->lse.max, (double)x[y], w[y]);\
+        double a = (1.0 - o.smoothing) * w[y] + o.smoothing / n * wt;         \
+        xt_ce_grad_slice_##SUF(x, n, ls, st->lse.max, a, 0.0, o.smoothing / n, w,\
+                               NULL, y, (1.0 - o.smoothing) * w[y], 0.0, grad, 0);\
+    }                                                                         \
+    static void check_ce_##SUF(void)                                          \
+    {                                                                         \
+        static const ptrdiff_t lengths[] = {1, 2, 3, 5, 8, 9, 17, 100, 1000, 5000};\
+        static T x[5000], ga[5000], gb[5000];                                 \
+        static double w[5000];                                                \
+        for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++)       \
+            for (int special = 0; special < 2; special++) {                   \
+                ptrdiff_t n = lengths[l];                                     \
+                for (ptrdiff_t j = 0; j < n; j++) {                           \
+                    x[j] = (T)uniform(10.0);                                  \
+                    w[j] = 0.5 + 0.5 * (uniform(1.0) + 1.0);                  \
+                }                                                             \
+                if (special)                                                  \
+                    x[n / 2] = (T)NAN;                                        \
+                ptrdiff_t y = n / 3;                                          \
+                double la, lb;                                                \
+                xt_ce_stats sa, sb;                                           \
+                ce_row_##SUF("neon", x, n, w, y, &la, &sa, ga);               \
+                ce_row_##SUF("baseline", x, n, w, y, &lb, &sb, gb);           \
+                check_partial("ce stats lse " #SUF, (long)n, sa.lse, sb.lse,   \
+                              TOL_##SUF);                                     \
+                check(same(sa.w, sb.w) && same(sa.wx, sb.wx) &&               \
+                          same(sa.wq, sb.wq) && same(sa.wqx, sb.wqx),         \
+                      "ce stats sums " #SUF, (long)n, sa.wx, sb.wx);          \
+                check(close_to(la, lb, 4 * TOL_##SUF, 1.0), "ce loss " #SUF,  \
+                      (long)n, la, lb);                                       \
+                for (ptrdiff_t j = 0; j < n; j++)                             \
+                    check(close_to(ga[j], gb[j], 4 * TOL_##SUF, 1.0),         \
+                          "ce grad " #SUF, (long)j, ga[j], gb[j]);            \
+            }                                                                 \
+        xt_select("neon");                                                    \
+    }
+DEFINE_CHECK_CE(f32, float)
+DEFINE_CHECK_CE(f64, double)
+
+/* |y - ref| in ulp of ref's binade (mant: T's significand bits). */
+static double ulp_err(double y, long double ref, int mant)
+{
+    int e;
+    frexpl(ref, &e);
+    return (double)(fabsl((long double)y - ref) / ldexpl(1.0L, e - mant));
+}
+
+/* The vector exp over 2^20 points of [ln(tiny), 0]: the worst error, and
+ * 0 (not a subnormal) below, NaN for NaN. */
+static void check_exp(void)
+{
+    const long N = 1L << 20;
+    double worst32 = 0.0, worst64 = 0.0, at32 = 0.0, at64 = 0.0;
+    for (long i = 0; i < N; i += 4) {
+        float xs[4], ys[4];
+        for (int l = 0; l < 4; l++)
+            xs[l] = (float)(-87.3 * (double)(i + l) / (double)(N - 1));
+        vst1q_f32(ys, xt_exp_f32_neon(vld1q_f32(xs)));
+        for (int l = 0; l < 4; l++) {
+            double e = ulp_err(ys[l], (long double)exp((double)xs[l]), 24);
+            if (e > worst32)
+                worst32 = e, at32 = xs[l];
+        }
+    }
+    for (long i = 0; i < N; i += 2) {
+        double xs[2], ys[2];
+        for (int l = 0; l < 2; l++)
+            xs[l] = -708.0 * (double)(i + l) / (double)(N - 1);
+        vst1q_f64(ys, xt_exp_f64_neon(vld1q_f64(xs)));
+        for (int l = 0; l < 2; l++) {
+            double e = ulp_err(ys[l], expl((long double)xs[l]), 53);
+            if (e > worst64)
+                worst64 = e, at64 = xs[l];
+        }
+    }
+    printf("aarch64_check: exp max error %.3f ulp (float32, at %.9g), %.3f ulp (float64, at %.17g)\n",
+           worst32, at32, worst64, at64);
+    check(worst32 <= 3.0, "exp f32 ulp", 0, worst32, 3.0);
+    check(worst64 <= 1.0, "exp f64 ulp", 0, worst64, 1.0);
+    float fe[4] = {-88.0f, -1000.0f, NAN, 0.0f}, fy[4];
+    vst1q_f32(fy, xt_exp_f32_neon(vld1q_f32(fe)));
+    check(fy[0] == 0.0f && fy[1] == 0.0f && isnan(fy[2]) && fy[3] == 1.0f, "exp f32 edges", 0,
+          fy[0], 0.0);
+    double de[2] = {-709.0, NAN}, dy[2];
+    vst1q_f64(dy, xt_exp_f64_neon(vld1q_f64(de)));
+    check(dy[0] == 0.0 && isnan(dy[1]), "exp f64 edges", 0, dy[0], 0.0);
+}
+
+static void check_levels(void)
+{
+    check(strcmp(xt_compiled_levels(), "neon baseline") == 0, "compiled levels", 0, 0, 0);
+    check(xt_cpu_supports("neon") == 1, "neon supported", 0, 0, 1);
+    check(xt_cpu_supports("avx2") == 0, "avx2 not supported", 0, 1, 0);
+    check(xt_select("neon") == 0 && strcmp(xt_active_name(), "neon") == 0, "neon selected", 0,
+          0, 0);
+}
+
+int main(void)
+{
+    check_levels();
+    check_rows_f32();
+    check_rows_f64();
+    check_short_f32();
+    check_short_f64();
+    check_ce_f32();
+    check_ce_f64();
+    check_exp();
+    printf("aarch64_check: level %s: %ld checks, %ld failures\n", xt_active_name(), nchecks,
+           nfailed);
+    return nfailed != 0;
+}
