@@ -38,7 +38,7 @@ import time
 import numpy as np
 
 LM_SHAPE = (2048, 512, 32000)
-LM_QUICK = (256, 128, 4000)
+LM_QUICK = (2048, 64, 16000)
 MEM_SHAPE = (4096, 256, 128256)
 MEM_QUICK = (512, 64, 32000)
 FIT_SHAPE = (200000, 64, 50)
