@@ -85,8 +85,12 @@ _BUFFER_BYTES = 48 * _MiB
 _CACHE_BYTES = 2 * _MiB
 # ...but never fewer rows than this, so the products keep a useful shape.
 _MIN_ROWS = 256
-# Scratch for one tile of grad_W's accumulation (a class tile x D).
-_ACC_BYTES = 2 * _MiB
+# Scratch for one tile of grad_W's accumulation (a class tile x D). Each
+# tile is one multi-threaded BLAS call, whose threads meet at barriers:
+# fewer, larger tiles (6 MiB: 11 per block for C=32000, D=512, against 32 of
+# 2 MiB) cost less when other processes share the cores; 48 MiB of logits +
+# 6 MiB keeps the N=4096, D=256, C=128256 case under 64 MB.
+_ACC_BYTES = 6 * _MiB
 # Small C x D (logistic regression): the blocks are dealt to _LANES lanes
 # run by up to `workers` Python threads, each with its own buffer, its own
 # grad_W and single-threaded kernels; the lanes' sums are added in lane
@@ -441,7 +445,7 @@ _PARAMS_DOC = """
 
 _MEMORY_DOC = """
     Memory: the logits are computed for blocks of rows into one reused
-    buffer of at most 48 MiB (or one row of C, if larger), plus a 2 MiB
+    buffer of at most 48 MiB (or one row of C, if larger), plus a 6 MiB
     scratch tile and O(C) vectors: never the (N, C) logits.
 """
 
