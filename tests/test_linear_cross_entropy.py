@@ -59,14 +59,18 @@ def rel(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
-@pytest.fixture
-def small_blocks(monkeypatch):
+@pytest.fixture(params=["sequential", "lanes"])
+def small_blocks(monkeypatch, request):
     """Blocks of at most 7 rows (for C=101 float64) and 3-class accumulation
-    tiles: every path of the block loop on shapes that divide nothing."""
+    tiles, one after the other or in lanes: every path of the block loop on
+    shapes that divide nothing."""
     monkeypatch.setattr(_linear, "_BUFFER_BYTES", 101 * 8 * 7)
-    monkeypatch.setattr(_linear, "_CACHE_BYTES", 0)
     monkeypatch.setattr(_linear, "_MIN_ROWS", 1)
     monkeypatch.setattr(_linear, "_ACC_BYTES", 3 * 13 * 8)
+    lanes = request.param == "lanes"
+    monkeypatch.setattr(_linear, "_CACHE_BYTES", (1 << 30) if lanes else 0)
+    monkeypatch.setattr(_linear, "_LANE_BYTES", (1 << 30) if lanes else 0)
+    assert _linear._uses_lanes(53, 101, 13, 8) == lanes
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -112,15 +112,18 @@ def test_golden_covers_the_sweep():
     assert any(c["ignore_index"] != -100 for c in CASES)
 
 
-@pytest.fixture(params=["default", "small_blocks"])
+@pytest.fixture(params=["default", "small_blocks_sequential", "small_blocks_lanes"])
 def blocks(request, monkeypatch):
-    if request.param == "small_blocks":
+    if request.param != "default":
         # 3-row blocks at most for C <= 1000 and one row for the largest C;
-        # accumulation tiles of 32 KiB of grad_W.
+        # accumulation tiles of 32 KiB of grad_W; the blocks one after the
+        # other, or dealt to lanes (Python threads)
         monkeypatch.setattr(_linear, "_BUFFER_BYTES", 24000)
-        monkeypatch.setattr(_linear, "_CACHE_BYTES", 0)
         monkeypatch.setattr(_linear, "_MIN_ROWS", 1)
         monkeypatch.setattr(_linear, "_ACC_BYTES", 1 << 15)
+        lanes = request.param == "small_blocks_lanes"
+        monkeypatch.setattr(_linear, "_CACHE_BYTES", (1 << 30) if lanes else 0)
+        monkeypatch.setattr(_linear, "_LANE_BYTES", (1 << 30) if lanes else 0)
     return request.param
 
 

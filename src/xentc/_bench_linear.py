@@ -38,7 +38,7 @@ import time
 import numpy as np
 
 LM_SHAPE = (2048, 512, 32000)
-LM_QUICK = (256, 128, 4000)
+LM_QUICK = (2048, 64, 16000)
 MEM_SHAPE = (4096, 256, 128256)
 MEM_QUICK = (512, 64, 32000)
 FIT_SHAPE = (200000, 64, 50)
@@ -223,6 +223,10 @@ def _worker_fit(spec):
     ex = _load_example()
     n, d, c = spec["shape"]
     (X, y), (X_test, y_test) = ex.make_data(n, d, c)
+    import gc
+    gc.collect()
+    base = _rss_now()
+    resettable = _reset_peak()
     if spec["impl"] == "sklearn":
         from sklearn.linear_model import LogisticRegression
         t = time.perf_counter()
@@ -234,8 +238,10 @@ def _worker_fit(spec):
         coef, intercept, res = ex.fit(X, y, c, blas_threads=spec["blas_threads"] or None)
         elapsed = time.perf_counter() - t
         nit = int(res.nit)
+    rss_extra = _peak_rss() - base if resettable else None
     pred = np.argmax(X_test @ coef.T + intercept, axis=1)
-    return dict(time=elapsed, nit=nit, coef=coef.tolist(), intercept=intercept.tolist(),
+    return dict(time=elapsed, nit=nit, rss_extra=rss_extra, coef=coef.tolist(),
+                intercept=intercept.tolist(),
                 pred=pred.tolist(), accuracy=float(np.mean(pred == y_test)))
 
 
@@ -363,22 +369,22 @@ def _fit_section(shape, blas_threads, out):
         print(f"scikit-learn failed: {sk['error']}")
         return
     print("| fit | time (s) | iterations | speed-up | coef max rel. diff | "
-          "held-out predictions equal | accuracy |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "held-out predictions equal | accuracy | peak RSS extra (MiB) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print(f"| scikit-learn LogisticRegression().fit | {sk['time']:.2f} | {sk['nit']} | | | "
-          f"| {sk['accuracy']:.4f} |")
+          f"| {sk['accuracy']:.4f} | {_mb(sk['rss_extra'])} |")
     coef_sk = np.array(sk["coef"])
     for bt, r in zip(blas_threads, xs):
         label = ("xentc + L-BFGS-B, BLAS pinned to 1 thread" if bt == 1 else
                  "xentc + L-BFGS-B, BLAS threads as they are" if not bt else
                  f"xentc + L-BFGS-B, BLAS {bt} threads")
         if "error" in r:
-            print(f"| {label} | failed: {r['error']} | | | | | |")
+            print(f"| {label} | failed: {r['error']} | | | | | | |")
             continue
         diff = float(np.max(np.abs(np.array(r["coef"]) - coef_sk)) / np.max(np.abs(coef_sk)))
         same = r["pred"] == sk["pred"]
         print(f"| {label} | {r['time']:.2f} | {r['nit']} | {sk['time'] / r['time']:.1f}x | "
-              f"{diff:.1e} | {same} | {r['accuracy']:.4f} |")
+              f"{diff:.1e} | {same} | {r['accuracy']:.4f} | {_mb(r['rss_extra'])} |")
         r["coef_rel_diff"], r["same_predictions"] = diff, same
     for r in [sk] + xs:
         for key in ("coef", "intercept", "pred"):

@@ -22,7 +22,8 @@ depends only on the shapes and dtype, never on ``workers`` or the BLAS
 thread count, so the blocks and the order of every sum are fixed.
 
 Measurements behind the sizes (this 2-core VM, 2 threads, float32,
-N=2048, D=512, C=32000; numpy 2.4 with OpenBLAS 0.3.31; best of 3):
+N=2048, D=512, C=32000; numpy 2.4 with OpenBLAS 0.3.31; best of 3; the
+machine was shared, load 1.4-2.4, so only large differences count):
 
 - the three products on the whole arrays: 0.97 s (0.32-0.33 s each);
 - the same products by blocks of B rows: B=128: fwd 0.44 s, grad_input
@@ -34,6 +35,20 @@ N=2048, D=512, C=32000; numpy 2.4 with OpenBLAS 0.3.31; best of 3):
   1.44-1.87 s against 1.05-1.27 s for NumPy matmul into a 2 MB scratch tile
   plus an add; scipy's own OpenBLAS build is slower here. So NumPy only:
   scipy stays a test dependency.
+
+Threads. Two pools share the cores: the kernels' OpenMP team and BLAS's
+own (NumPy's OpenBLAS, whose workers keep spinning for a while after each
+product). For large C x D the blocks run one after the other, the products
+on BLAS's threads and the kernels on ``workers`` threads. For small C x D
+(logistic regression: C=50, D=64), where the products are small and the
+kernels a large share of the time, the blocks are dealt to ``_LANES`` lanes
+run by up to ``workers`` Python threads (the GIL is released in the
+products and the kernels), each lane with its own buffer and grad_W and
+single-threaded kernels, and BLAS is best pinned to one thread by the
+caller. Per call, N=200000, D=64, C=50 float64, 2 cores (best of 9, load
+about 2 from another user): BLAS 1 thread + 2 lanes 63 ms; BLAS 2 threads
++ 2 lanes 110 ms; BLAS 2 threads + 1 lane 93 ms; BLAS 1 thread + 1 lane
+119 ms; the same call with one (N, C) block and 2-thread kernels 112 ms.
 
 Determinism: the blocks, and so the order of every sum, depend only on the
 shapes, and the kernels give the same bits for every ``workers`` value.
@@ -70,8 +85,12 @@ _BUFFER_BYTES = 48 * _MiB
 _CACHE_BYTES = 2 * _MiB
 # ...but never fewer rows than this, so the products keep a useful shape.
 _MIN_ROWS = 256
-# Scratch for one tile of grad_W's accumulation (a class tile x D).
-_ACC_BYTES = 2 * _MiB
+# Scratch for one tile of grad_W's accumulation (a class tile x D). Each
+# tile is one multi-threaded BLAS call, whose threads meet at barriers:
+# fewer, larger tiles (6 MiB: 11 per block for C=32000, D=512, against 32 of
+# 2 MiB) cost less when other processes share the cores; 48 MiB of logits +
+# 6 MiB keeps the N=4096, D=256, C=128256 case under 64 MB.
+_ACC_BYTES = 6 * _MiB
 # Small C x D (logistic regression): the blocks are dealt to _LANES lanes
 # run by up to `workers` Python threads, each with its own buffer, its own
 # grad_W and single-threaded kernels; the lanes' sums are added in lane
@@ -101,7 +120,9 @@ def _block_rows(n, c, itemsize, buffer_bytes=None):
 def _uses_lanes(n, c, d, itemsize, buffer_bytes=None):
     """Whether a call runs its blocks in lanes (see _LANES)."""
     rows = _block_rows(n, c, itemsize, buffer_bytes)
-    return -(-n // rows) > 1 and c * d * itemsize <= _LANE_BYTES
+    # cache-sized blocks only: lanes multiply the buffers
+    small_rows = rows * c * itemsize <= _CACHE_BYTES
+    return -(-n // rows) > 1 and small_rows and c * d * itemsize <= _LANE_BYTES
 
 
 def _memory_bound(n, c, d, itemsize, prob_target=False, buffer_bytes=None):
@@ -421,7 +442,7 @@ _PARAMS_DOC = """
 
 _MEMORY_DOC = """
     Memory: the logits are computed for blocks of rows into one reused
-    buffer of at most 48 MiB (or one row of C, if larger), plus a 2 MiB
+    buffer of at most 48 MiB (or one row of C, if larger), plus a 6 MiB
     scratch tile and O(C) vectors: never the (N, C) logits.
 """
 
