@@ -5,7 +5,8 @@ import numpy as np
 from . import _core, _targets
 from ._array_api import same_namespace
 from ._layout import Rows, last_axis_rows
-from ._validation import as_float, as_int, chunk_size, position, resolve_workers, row_threads
+from ._validation import (as_float, as_int, check_out, chunk_size, position,
+                          resolve_workers, row_threads)
 
 __all__ = ["cross_entropy", "cross_entropy_and_grad", "nll_loss", "log_loss", "kl_div"]
 
@@ -487,17 +488,7 @@ def _core_softmax(x):
 
 def _check_grad_out(grad_out, prob):
     func = "cross_entropy_and_grad"
-    if not isinstance(grad_out, np.ndarray):
-        raise TypeError(f"{func}: grad_out must be a numpy.ndarray, "
-                        f"got {type(grad_out).__name__}")
-    if grad_out.shape != prob.shape:
-        raise ValueError(f"{func}: grad_out has shape {grad_out.shape}, "
-                         f"expected the logits' shape {prob.shape}")
-    if grad_out.dtype != prob.dtype:
-        raise ValueError(f"{func}: grad_out has dtype {grad_out.dtype}, "
-                         f"expected the logits' dtype {prob.dtype}")
-    if not grad_out.flags.writeable:
-        raise ValueError(f"{func}: grad_out is read-only")
+    check_out(grad_out, prob.shape, prob.dtype, func, "grad_out", "the logits' ")
 
 
 def nll_loss(log_probs, target, *, axis=-1, weight=None, sample_weight=None,

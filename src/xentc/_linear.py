@@ -68,7 +68,7 @@ import numpy as np
 from . import _core, _targets
 from ._cross_entropy import _finish
 from ._layout import kernel_array
-from ._validation import chunk_size, resolve_workers, row_threads
+from ._validation import check_out, chunk_size, resolve_workers, row_threads
 
 __all__ = ["linear_cross_entropy", "linear_cross_entropy_and_grad"]
 
@@ -209,6 +209,7 @@ class _Linear:
                     f"{func}: ignore_index={ignore_index} cannot apply to probability "
                     "targets; use a negative ignore_index (the default) or class indices")
             self.index = np.empty(0, np.int64)
+            self.nvalid = self.n
             # the caller's (N, C) array, converted block by block when it is
             # not already C-contiguous in the input's dtype (no N x C copy)
             self.prob = np.asarray(target).reshape(self.n, c)
@@ -218,17 +219,8 @@ class _Linear:
 
     def _denominator(self):
         """What 'mean' divides by: torch's rules (as _Problem._denominator)."""
-        sw = self.sw
-        if self.kind == "prob":
-            self.denom = self.n if sw is None else np.sum(sw)
-        elif self.weight is None and sw is None:
-            self.denom = self.nvalid
-        else:
-            valid = self.index >= 0
-            wy = valid.astype(np.float64)
-            if self.weight is not None:
-                wy = np.where(valid, self.weight[np.where(valid, self.index, 0)], 0.0)
-            self.denom = np.sum(wy if sw is None else wy * sw)
+        self.denom = _targets.mean_denominator(
+            self.kind, self.n, self.index, self.nvalid, self.weight, self.sw)
 
     def _scale(self):
         """d reduced loss / d per-sample loss: (per-sample array or empty,
@@ -387,17 +379,7 @@ def _check_outs(out, prob, input_grad, func):
         if i == 2 and prob.b is None:
             raise ValueError(f"{func}: out[2] (grad_linear_bias) must be None without "
                              "linear_bias")
-        if not isinstance(o, np.ndarray):
-            raise TypeError(f"{func}: out[{i}] ({name}) must be a numpy.ndarray, "
-                            f"got {type(o).__name__}")
-        if o.shape != shape:
-            raise ValueError(f"{func}: out[{i}] ({name}) has shape {o.shape}, "
-                             f"expected {shape}")
-        if o.dtype != prob.dtype:
-            raise ValueError(f"{func}: out[{i}] ({name}) has dtype {o.dtype}, "
-                             f"expected {prob.dtype}")
-        if not o.flags.writeable:
-            raise ValueError(f"{func}: out[{i}] ({name}) is read-only")
+        check_out(o, shape, prob.dtype, func, f"out[{i}] ({name})")
         if not (o.flags.c_contiguous and o.flags.aligned):
             raise ValueError(f"{func}: out[{i}] ({name}) must be C-contiguous and aligned")
         others = [prob.x, prob.w] + ([prob.b] if prob.b is not None else []) \

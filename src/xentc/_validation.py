@@ -123,15 +123,20 @@ def check_numeric(arr, argname, func):
         )
 
 
-def check_out(out, shape, dtype, func):
-    """Validate a user-supplied `out=` array."""
+def check_out(out, shape, dtype, func, argname="out", of=""):
+    """Validate a user-supplied output array: a writable ndarray of the
+    given shape and dtype. argname names it in the messages; `of` says
+    whose shape and dtype it must have ("the logits' ")."""
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"{func}: out must be a numpy.ndarray, got {type(out).__name__}")
+        raise TypeError(f"{func}: {argname} must be a numpy.ndarray, "
+                        f"got {type(out).__name__}")
     if out.shape != tuple(shape):
         raise ValueError(
-            f"{func}: out has shape {out.shape}, expected {tuple(shape)}"
+            f"{func}: {argname} has shape {out.shape}, expected {of and of + 'shape '}"
+            f"{tuple(shape)}"
         )
     if out.dtype != dtype:
-        raise ValueError(f"{func}: out has dtype {out.dtype}, expected {dtype}")
+        raise ValueError(f"{func}: {argname} has dtype {out.dtype}, expected "
+                         f"{of and of + 'dtype '}{dtype}")
     if not out.flags.writeable:
-        raise ValueError(f"{func}: out is read-only")
+        raise ValueError(f"{func}: {argname} is read-only")

@@ -49,10 +49,8 @@ case's dtype; only for C <= 4096),
     torch / numpy versions used.
 """
 import argparse
-import io
 import json
 import os
-import zipfile
 
 import numpy as np
 import torch
@@ -253,16 +251,10 @@ def build():
 
 
 def save(arrays, path):
-    tmp = path + ".tmp"
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for key in sorted(arrays):
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.asanyarray(arrays[key]), allow_pickle=False)
-            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, buf.getvalue())
-    os.replace(tmp, path)
+    # the same deterministic zip writer as the cross-entropy golden data
+    from make_golden import write_npz_deterministic
+
+    write_npz_deterministic(path, arrays)
 
 
 def main():
