@@ -1207,7 +1207,9 @@ def compare_ce(func, result, want, x, kwargs):
         want_loss, want_grad = want
         if _zero_mean_denominator(kwargs, xa):
             _check_loss(loss, want_loss, dtype, loss_unit, kwargs, func, overflow)
-            assert grad.shape == xa.shape and grad.dtype == xa.dtype
+            assert grad.shape == xa.shape, f"grad shape {grad.shape}, expected {xa.shape}"
+            assert grad.dtype.newbyteorder("=") == dtype.newbyteorder("="), \
+                f"grad dtype {grad.dtype}, expected {dtype}"
             return
         assert isinstance(grad, np.ndarray), f"grad is {type(grad).__name__}"
         assert grad.dtype.newbyteorder("=") == dtype.newbyteorder("="), \
