@@ -615,3 +615,17 @@ def test_signed_sample_weights_scale_like_class_weights():
         b = xentc.cross_entropy_and_grad(x, y, sample_weight=SIGNED_W[y], reduction=reduction)
         np.testing.assert_allclose(a[0], b[0], rtol=1e-13, atol=1e-15)
         np.testing.assert_allclose(a[1], b[1], rtol=1e-13, atol=1e-15)
+
+
+def test_zero_denominator_ignored_rows_stay_zero_with_a_soft_cap():
+    """(fuzz seed 7, case 44154) an ignored row holding NaN keeps a zero
+    gradient at a zero 'mean' denominator, soft cap or not: the cap's
+    derivative (NaN there) must not reach it."""
+    x = np.array([[0.0, np.nan, 1.0], [1.0, 2.0, 3.0], [0.5, -1.0, 2.0]])
+    y = np.array([-100, 1, 2])
+    w = np.array([1.0, 2.0, -2.0])   # w[1] + w[2] = 0
+    for softcap in (None, 5.0):
+        loss, grad = xentc.cross_entropy_and_grad(x, y, weight=w, softcap=softcap)
+        assert np.isinf(loss)
+        np.testing.assert_array_equal(grad[0], 0.0)
+        assert not np.isfinite(grad[1:]).any()

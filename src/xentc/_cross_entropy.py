@@ -469,7 +469,6 @@ def _zero_denominator_grad(prob, x):
         if prob.sample_weight is not None:
             g *= prob.sample_weight[:, None]
         grad = g - p * g.sum(axis=1, keepdims=True)
-        grad[~valid] = 0.0  # ignored rows: exactly zero, whatever their logits
         if prob.z_loss:
             lse = np.log(np.sum(np.exp(x - x.max(axis=1, keepdims=True)), axis=1)) + x.max(axis=1)
             zw = 2 * prob.z_loss * lse * inv
@@ -478,6 +477,7 @@ def _zero_denominator_grad(prob, x):
             grad[rows] += zw[rows, None] * p[rows]
         if prob.softcap:
             grad *= 1.0 - t * t
+        grad[~valid] = 0.0  # ignored rows: exactly zero, whatever their logits
     return grad
 
 
