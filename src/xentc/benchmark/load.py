@@ -29,7 +29,9 @@ class OtherLoad:
         ticks = [int(v) for v in fields[1:8]]
         busy = sum(ticks) - ticks[3] - ticks[4]
         own = os.times()
-        return (time.perf_counter(), busy / os.sysconf("SC_CLK_TCK"), own.user + own.system)
+        # children: the peer process, once it has ended and been waited for
+        return (time.perf_counter(), busy / os.sysconf("SC_CLK_TCK"),
+                own.user + own.system + own.children_user + own.children_system)
 
     def cpus(self, also_own=0.0):
         """also_own: CPU seconds of helpers of ours (the peer process) to

@@ -79,26 +79,33 @@ class Progress:
 
 def measure(func, shape, dtype, x, target, impls, peers, budget):
     """Times of the in-process implementations (interleaved) and then of each
-    peer process on the same case: (times, agrees, other CPUs busy)."""
+    peer process on the same case: (times, agrees, other CPUs busy,
+    reference sample)."""
     load = OtherLoad()
     reference = []
     times, agrees = time_case(x, target, impls, budget, reference_out=reference)
     other = load.cpus()
     for peer in peers:
-        load = OtherLoad()
-        seconds, sample, cpu = peer.time(func, shape, dtype, budget)
-        times[peer.key] = seconds
-        ref = [r[: PeerProcess.SAMPLE] for r in reference[0]]
-        agrees[peer.key] = agrees_with(sample, ref, x.dtype)
-        busy = load.cpus(also_own=cpu)
+        times[peer.key], agrees[peer.key], busy = time_peer(
+            peer, func, shape, dtype, budget, reference[0])
         if busy is not None:
             other = busy if other is None else max(other, busy)
-    return times, agrees, other
+    return times, agrees, other, reference[0]
+
+
+def time_peer(peer, func, shape, dtype, budget, reference):
+    """(seconds, agrees with reference, other CPUs busy) of one peer."""
+    load = OtherLoad()
+    seconds, sample, cpu = peer.time(func, shape, dtype, budget)
+    ref = [r[: PeerProcess.SAMPLE] for r in reference]
+    return seconds, agrees_with(sample, ref, dtype), load.cpus(also_own=cpu)
 
 
 def time_row(func, shape, dtype, x, target, impls, budget, peers=()):
-    times, agrees, other = measure(func, shape, dtype, x, target, impls, peers, budget)
+    times, agrees, other, reference = measure(func, shape, dtype, x, target, impls, peers,
+                                              budget)
     ref = times[REFERENCE]
+    _REFERENCES[(func, tuple(shape), dtype)] = reference
     return {
         "function": func,
         "shape": list(shape),
@@ -114,6 +121,11 @@ def _busy(row):
     return row["other_cpus"] is not None and row["other_cpus"] > BUSY_CPUS
 
 
+# The first implementation's result sample of every row timed in process,
+# for the peers' agreement check (a few KiB a row).
+_REFERENCES = {}
+
+
 def run(shapes, dtypes, funcs, budget, threads=None, progress=True, retry=False,
         isolate=True):
     """Time every (function, shape, dtype) case: a list of result dicts.
@@ -125,12 +137,14 @@ def run(shapes, dtypes, funcs, budget, threads=None, progress=True, retry=False,
     CPUs busy, for a limited time (RETRY_*), keeping the measurement taken
     under the lighter load (whole rows, so each row's ratios come from one
     measurement). The first retry prints RETRY_NOTE on stderr.
-    isolate: time ISOLATED peers in child processes (else not at all).
+    isolate: time ISOLATED peers in child processes (else not at all),
+    after every in-process row.
     """
     bar = Progress(progress)
-    peers = start_peers(threads, isolate)
+    peers = []
     impls = {f: [i for i in implementations(f, threads) if i.key not in ISOLATED]
              for f in funcs}
+    _REFERENCES.clear()
     try:
         ncases = len(shapes) * len(dtypes) * len(funcs)
         rows, k = [], 0
@@ -142,7 +156,7 @@ def run(shapes, dtypes, funcs, budget, threads=None, progress=True, retry=False,
                     k += 1
                     bar.show(f"[{k}/{ncases}] {func} {shape_str(shape)} {dtype}")
                     rows.append(time_row(func, shape, dtype, x, target, impls[func],
-                                          budget, peers))
+                                          budget))
                 del x, target
 
         if retry:
@@ -167,11 +181,33 @@ def run(shapes, dtypes, funcs, budget, threads=None, progress=True, retry=False,
                         func = rows[i]["function"]
                         bar.show(f"[retry, busy] {func} {shape_str(shape)} {dtype}")
                         again = time_row(func, shape, dtype, x, target, impls[func],
-                                          budget, peers)
+                                          budget)
                         if again["other_cpus"] is not None and \
                                 again["other_cpus"] < rows[i]["other_cpus"]:
                             rows[i] = again
                     del x, target
+
+        # The isolated peers last, in child processes started now: the
+        # parent has freed its arrays, so the child's memory does not add
+        # to the parent's peak (SciPy's temporaries), and its threads never
+        # spin beside xentc's. Each row's ratio still compares the same
+        # arrays (made again from the same seed) on the same machine.
+        peers = start_peers(threads, isolate)
+        for row in rows:
+            if not peers:
+                break
+            key = (row["function"], tuple(row["shape"]), row["dtype"])
+            for peer in peers:
+                bar.show(f"[{peer.key}] {row['function']} {shape_str(row['shape'])} "
+                         f"{row['dtype']}")
+                seconds, ok, busy = time_peer(peer, row["function"], row["shape"],
+                                              row["dtype"], budget, _REFERENCES[key])
+                row["times_s"][peer.key] = seconds
+                row["agrees"][peer.key] = ok
+                row["speedup"][peer.key] = seconds / row["times_s"][REFERENCE]
+                if busy is not None:
+                    row["other_cpus"] = busy if row["other_cpus"] is None else max(
+                        row["other_cpus"], busy)
     finally:
         for peer in peers:
             peer.close()
@@ -198,8 +234,8 @@ def sweep(funcs, dtypes, total, classes, budget, threads=None, progress=True):
                     bar.show(f"[plot] {func} {dtype} C={c}")
                     n = max(total // c, 1)
                     x, target = make_inputs((n, c), dtype)
-                    times, _, _ = measure(func, (n, c), dtype, x, target, impls, peers,
-                                           budget)
+                    times, _, _, _ = measure(func, (n, c), dtype, x, target, impls, peers,
+                                             budget)
                     for key, seconds in times.items():
                         panel["throughput"][key].append(n * c / seconds / 1e9)
                     del x, target
