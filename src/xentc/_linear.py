@@ -39,7 +39,9 @@ machine was shared, load 1.4-2.4, so only large differences count):
 Threads. Two pools share the cores: the kernels' OpenMP team and BLAS's
 own (NumPy's OpenBLAS, whose workers keep spinning for a while after each
 product). For large C x D the blocks run one after the other, the products
-on BLAS's threads and the kernels on ``workers`` threads. For small C x D
+on BLAS's threads and the kernels on one thread by default (``workers``
+threads if given: a 2-thread team shares the cores with BLAS's spinning
+threads; see run()). For small C x D
 (logistic regression: C=50, D=64), where the products are small and the
 kernels a large share of the time, the blocks are dealt to ``_LANES`` lanes
 run by up to ``workers`` Python threads (the GIL is released in the
