@@ -39,7 +39,9 @@ machine was shared, load 1.4-2.4, so only large differences count):
 Threads. Two pools share the cores: the kernels' OpenMP team and BLAS's
 own (NumPy's OpenBLAS, whose workers keep spinning for a while after each
 product). For large C x D the blocks run one after the other, the products
-on BLAS's threads and the kernels on ``workers`` threads. For small C x D
+on BLAS's threads and the kernels on one thread by default (``workers``
+threads if given: a 2-thread team shares the cores with BLAS's spinning
+threads; see run()). For small C x D
 (logistic regression: C=50, D=64), where the products are small and the
 kernels a large share of the time, the blocks are dealt to ``_LANES`` lanes
 run by up to ``workers`` Python threads (the GIL is released in the
@@ -269,7 +271,14 @@ class _Linear:
             with ThreadPoolExecutor(threads) as pool:
                 gbs = list(pool.map(self._lane, lanes, targets, [1] * len(lanes)))
         else:
-            gbs = [self._lane(lane, t, None) for lane, t in zip(lanes, targets)]
+            # One block after the other: BLAS's threads, which spin for a
+            # while after each product, hold the other cores while the
+            # kernels run, so by default (workers=None) the kernels take one
+            # thread: N=2048, D=512, C=32000 float32 took 1092 ms against
+            # 1168 ms with a 2-thread team (the three products alone: 979 ms;
+            # best of 4, load 1.8). An explicit `workers` is followed.
+            kernel_threads = 1 if self.workers is None else None
+            gbs = [self._lane(lane, t, kernel_threads) for lane, t in zip(lanes, targets)]
         if none:
             loss = self.per_sample if self.sw is None else self.per_sample * self.sw
             loss = loss.astype(dt).reshape(self.sample_shape)
@@ -416,10 +425,13 @@ _PARAMS_DOC = """
     label_smoothing, z_loss, softcap : optional
         As in :func:`xentc.cross_entropy`.
     workers : int, optional
-        Threads of xentc's kernels, as in :func:`xentc.logsumexp` (the
-        matrix products use NumPy's BLAS and its own thread pool, set with
-        ``threadpoolctl`` or ``OPENBLAS_NUM_THREADS``); results are bitwise
-        identical for every value.
+        Threads of xentc's kernels, as in :func:`xentc.logsumexp`, or for
+        small C x D the Python threads running the lanes of row blocks.
+        None: every core for the lanes, one thread for the kernels between
+        the products otherwise (BLAS's threads hold the other cores then).
+        The matrix products use NumPy's BLAS and its own thread pool (set
+        with ``threadpoolctl`` or ``OPENBLAS_NUM_THREADS``). Results are
+        bitwise identical for every value.
 """
 
 _MEMORY_DOC = """
