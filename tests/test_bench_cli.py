@@ -264,7 +264,7 @@ def test_isolated_peer_is_timed_in_a_child_process():
 
 
 def test_linear_flag_runs_the_linear_benchmark(monkeypatch):
-    import xentc._bench_linear as linear
+    import xentc.benchmark.linear as linear
 
     seen = []
     monkeypatch.setattr(linear, "main", lambda argv: seen.append(argv) or 0)

@@ -1,10 +1,10 @@
-"""The linear benchmark (xentc._bench_linear.main): it runs, prints its
+"""The linear benchmark (xentc.benchmark.linear.main): it runs, prints its
 tables and writes JSON whose implementations agree. No timing assertions."""
 import json
 
 import pytest
 
-from xentc import _bench_linear
+from xentc.benchmark import linear as _bench_linear
 
 
 def test_quick_lm_and_memory(tmp_path, capsys):

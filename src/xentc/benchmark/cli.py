@@ -154,9 +154,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"] and "--linear" in argv:
         # its options are its own: hand them over whole
-        from .. import _bench_linear
+        from . import linear
 
-        return _bench_linear.main([a for a in argv[1:] if a != "--linear"])
+        return linear.main([a for a in argv[1:] if a != "--linear"])
     args = build_parser().parse_args(argv)
     if args.command == "config":
         import xentc

@@ -247,7 +247,7 @@ def _worker_fit(spec):
 
 def _run_worker(section, spec, timeout=1800):
     proc = subprocess.run(
-        [sys.executable, "-m", "xentc._bench_linear", "--worker", section, json.dumps(spec)],
+        [sys.executable, "-m", "xentc.benchmark.linear", "--worker", section, json.dumps(spec)],
         capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         return dict(error=(proc.stderr.strip().splitlines() or ["failed"])[-1])
