@@ -103,7 +103,13 @@ run() {
 if [[ $# -gt 0 ]]; then
     run "$VPY" -m pytest -p no:cacheprovider --capture=sys "$@" || status=$?
 else
-    run "$VPY" -m pytest -p no:cacheprovider --capture=sys -q tests || status=$?
+    # Not the torch bridge's tests: where the borrowed packages have torch,
+    # libtorch's C++ exceptions stop the process in ASan's __cxa_throw
+    # interceptor ("CHECK failed: asan_interceptors.cpp:320"; the sanitizer
+    # and torch's libstdc++ disagree, no report on xentc's memory). Its
+    # array work is the kernels that every other test reaches.
+    run "$VPY" -m pytest -p no:cacheprovider --capture=sys -q tests \
+        --ignore=tests/test_torch_bridge.py || status=$?
     # The portable kernels too, on the tests that reach the most C paths.
     run env XENTC_CPU=baseline "$VPY" -m pytest -p no:cacheprovider --capture=sys -q \
         tests/test_fuzz.py tests/test_bad_input.py tests/test_determinism.py \
