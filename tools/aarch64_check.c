@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "xentc/xentc.h"
+#include "check_rng.h"
 
 #ifndef XT_HAVE_NEON
 #error "build for aarch64: this checks the NEON kernels"
@@ -56,15 +57,6 @@ static int close_to(double got, double want, double tol, double floor)
     return fabs(got - want) <= tol * fmax(fabs(want), floor);
 }
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static double uniform(double scale)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    uint64_t r = rng_state * 0x2545F4914F6CDD1Dull;
-    return scale * (2.0 * (double)(r >> 11) / 9007199254740992.0 - 1.0);
-}
 
 static const xt_kernels *NEON = &xt_kernels_neon, *BASE = &xt_kernels_baseline;
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "xentc/xentc.h"
+#include "check_rng.h"
 
 #ifndef XENTC_BASELINE_ONLY
 #error "build with -DXENTC_BASELINE_ONLY: this checks the portable kernels alone"
@@ -48,16 +49,6 @@ static int close_to(double got, double want, double tol)
     return fabs(got - want) <= tol * fmax(1.0, fabs(want));
 }
 
-/* Deterministic data: xorshift64*, uniform in [-scale, scale]. */
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static double uniform(double scale)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    uint64_t r = rng_state * 0x2545F4914F6CDD1Dull;
-    return scale * (2.0 * (double)(r >> 11) / 9007199254740992.0 - 1.0);
-}
 
 /* log(sum(exp(x))) in long double, straight from the definition. */
 static double lse_ref_f64(const double *x, ptrdiff_t n)

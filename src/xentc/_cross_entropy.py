@@ -5,6 +5,7 @@ import numpy as np
 from . import _core, _targets
 from ._array_api import same_namespace
 from ._layout import Rows, last_axis_rows
+from ._logsumexp import logsumexp, softmax
 from ._validation import (as_float, as_int, check_out, chunk_size, position,
                           resolve_workers, row_threads)
 
@@ -453,7 +454,7 @@ def _zero_denominator_grad(prob, x):
     if prob.softcap:
         t = np.tanh(x.astype(np.float64) / prob.softcap)
         x = prob.softcap * t
-    p = _core_softmax(x)
+    p = softmax(x, axis=1)
     n, c = x.shape
     valid = prob.index >= 0
     w = np.ones(c) if prob.weight is None else prob.weight
@@ -470,7 +471,7 @@ def _zero_denominator_grad(prob, x):
             g *= prob.sample_weight[:, None]
         grad = g - p * g.sum(axis=1, keepdims=True)
         if prob.z_loss:
-            lse = np.log(np.sum(np.exp(x - x.max(axis=1, keepdims=True)), axis=1)) + x.max(axis=1)
+            lse = logsumexp(x, axis=1)
             zw = 2 * prob.z_loss * lse * inv
             if prob.sample_weight is not None:
                 zw = zw * prob.sample_weight
@@ -479,11 +480,6 @@ def _zero_denominator_grad(prob, x):
             grad *= 1.0 - t * t
         grad[~valid] = 0.0  # ignored rows: exactly zero, whatever their logits
     return grad
-
-
-def _core_softmax(x):
-    from ._logsumexp import softmax
-    return softmax(x, axis=1)
 
 
 def _check_grad_out(grad_out, prob):
