@@ -32,7 +32,7 @@ def _namespace(x, func):
             f"xentc.{func}: arrays of {type(x).__module__.split('.')[0]} need "
             f"array-api-compat: {install_hint('array-api')} (or pip install array-api-compat)"
         ) from None
-    return array_api_compat.array_namespace(x), array_api_compat.device(x)
+    return array_api_compat.array_namespace(x)
 
 
 def _check_cpu(x, argname, func):
@@ -82,7 +82,7 @@ def same_namespace(func, arrays):
         if not _foreign(x):
             return func(*args, **kwargs)
         _check_cpu(x, first, name)
-        xp, _ = _namespace(x, name)
+        xp = _namespace(x, name)
         args = [_to_numpy(a, positional[i], name)
                 if i < len(positional) and positional[i] in arrays and _foreign(a) else a
                 for i, a in enumerate(args)]
