@@ -415,7 +415,8 @@ _PARAMS_DOC = """
     linear_bias : array_like, optional
         Shape (C,), the input's dtype.
     weight : array_like, optional
-        A weight per class (length C, finite, >= 0).
+        A weight per class (length C; any finite value, as in
+        :func:`xentc.cross_entropy`).
     sample_weight : array_like, optional
         A weight per sample (the target's shape for indices).
     ignore_index : int, optional
