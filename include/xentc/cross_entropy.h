@@ -30,6 +30,7 @@
 
 #include <float.h>
 
+#include "ce_options.h"
 #include "dispatch.h"
 
 /* The sums are of x_c - shift, shift the slice's max (xt_ce_shift). */
@@ -71,15 +72,6 @@ static inline double xt_ce_log_sum(xt_lse_partial p)
     return xt_partial_is_special(p) ? NAN : xt_partial_log_sum(p);
 }
 
-/* Constant part of the loss, shared by every row of a call. */
-typedef struct {
-    ptrdiff_t nclasses;
-    const double *class_weight; /* NULL: every weight 1 */
-    double weight_total;        /* sum of the class weights */
-    double smoothing;
-    double z_loss;
-    double softcap;             /* 0: none */
-} xt_ce_options;
 
 static inline double xt_ce_z_term(const xt_ce_options *o, double lse)
 {

@@ -36,6 +36,10 @@ typedef struct {
     /* blocks of rows of at most XT_SHORT_MAX_COLS elements (short_rows.h) */
     xt_short_f32_fn short_rows_f32;
     xt_short_f64_fn short_rows_f64;
+    /* cross-entropy of index-target rows, fused (algo/ce_rows.h); NULL at
+     * the baseline level, whose per-row path stays the reference */
+    xt_ce_index_f32_fn ce_index_f32;
+    xt_ce_index_f64_fn ce_index_f64;
 } xt_kernels;
 
 static const xt_kernels xt_kernels_baseline = {
@@ -46,6 +50,7 @@ static const xt_kernels xt_kernels_baseline = {
     xt_shift_f32_baseline, xt_shift_f64_baseline,
     xt_scale_f32_baseline, xt_scale_f64_baseline,
     xt_short_rows_f32_baseline, xt_short_rows_f64_baseline,
+    NULL, NULL,
 };
 
 #ifdef XT_HAVE_AVX2
@@ -57,6 +62,7 @@ static const xt_kernels xt_kernels_avx2 = {
     xt_shift_f32_avx2, xt_shift_f64_avx2,
     xt_scale_f32_avx2, xt_scale_f64_avx2,
     xt_short_rows_f32_avx2, xt_short_rows_f64_avx2,
+    xt_ce_index_f32_avx2, xt_ce_index_f64_avx2,
 };
 #endif
 
@@ -69,6 +75,7 @@ static const xt_kernels xt_kernels_avx512 = {
     xt_shift_f32_avx512, xt_shift_f64_avx512,
     xt_scale_f32_avx512, xt_scale_f64_avx512,
     xt_short_rows_f32_avx512, xt_short_rows_f64_avx512,
+    xt_ce_index_f32_avx512, xt_ce_index_f64_avx512,
 };
 #endif
 
@@ -81,6 +88,7 @@ static const xt_kernels xt_kernels_neon = {
     xt_shift_f32_neon, xt_shift_f64_neon,
     xt_scale_f32_neon, xt_scale_f64_neon,
     xt_short_rows_f32_neon, xt_short_rows_f64_neon,
+    xt_ce_index_f32_neon, xt_ce_index_f64_neon,
 };
 #endif
 

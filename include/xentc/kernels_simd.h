@@ -7,7 +7,10 @@
 #ifndef XENTC_KERNELS_SIMD_H
 #define XENTC_KERNELS_SIMD_H
 
+#include <float.h>
+
 #include "blocks.h"
+#include "ce_options.h"
 #include "short_rows.h"
 #include "algo/exp_coefs.h"
 #include "algo/log_coefs.h"

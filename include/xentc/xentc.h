@@ -46,6 +46,26 @@ static inline void xt_short_rows_f64(const double *x, ptrdiff_t nrows, ptrdiff_t
     xt_active->short_rows_f64(x, nrows, C, mode, out, parts, lse);
 }
 
+/* The fused index-target cross-entropy kernels (algo/ce_rows.h), when the
+ * active level has them (not at baseline). */
+static inline int xt_have_ce_index(void) { return xt_active->ce_index_f32 != NULL; }
+
+static inline ptrdiff_t xt_ce_index_f32(const float *x, ptrdiff_t nrows,
+                                        const long long *target, const double *gscale,
+                                        const xt_ce_index_args *a, double *loss,
+                                        float *grad, unsigned char *special)
+{
+    return xt_active->ce_index_f32(x, nrows, target, gscale, a, loss, grad, special);
+}
+
+static inline ptrdiff_t xt_ce_index_f64(const double *x, ptrdiff_t nrows,
+                                        const long long *target, const double *gscale,
+                                        const xt_ce_index_args *a, double *loss,
+                                        double *grad, unsigned char *special)
+{
+    return xt_active->ce_index_f64(x, nrows, target, gscale, a, loss, grad, special);
+}
+
 static inline void xt_active_expscale_f32(const float *x, ptrdiff_t n, double shift,
                                           double scale, float *out)
 {

@@ -28,6 +28,18 @@ cdef extern from "xentc/cross_entropy.h" nogil:
                            double m, double *wq_smoothed)
     double xt_ce_shift(xt_lse_partial p)
     double xt_ce_log_sum(xt_lse_partial p)
+    ctypedef struct xt_ce_index_args:
+        xt_ce_options o
+        double grad_scale_all
+
+    enum: XT_CE_FUSED_MAX_COLS
+    int xt_have_ce_index()
+    Py_ssize_t xt_ce_index_f32(const float *x, Py_ssize_t nrows, const long long *target,
+                               const double *grad_scale, const xt_ce_index_args *a, double *loss, float *grad,
+                               unsigned char *special)
+    Py_ssize_t xt_ce_index_f64(const double *x, Py_ssize_t nrows, const long long *target,
+                               const double *grad_scale, const xt_ce_index_args *a, double *loss, double *grad,
+                               unsigned char *special)
     void xt_softcap_f32(const float *x, Py_ssize_t n, double s, float *dst)
     void xt_softcap_f64(const double *x, Py_ssize_t n, double s, double *dst)
     xt_ce_stats xt_ce_stats_f32(const float *x, Py_ssize_t n, const double *w,
@@ -334,6 +346,10 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
     cdef double *short_ls
     cdef xt_ce_stats *short_stats
 
+    if (not prob_target and softcap <= 0.0 and ncols <= XT_CE_FUSED_MAX_COLS
+            and not (need_wx and has_weight) and xt_have_ce_index()):
+        return _ce_index_fused(x, target, grad, c, loss, nthreads)
+
     if ncols <= XT_SHORT_MAX_COLS and softcap <= 0.0:
         # Many short rows: partials of blocks of rows by the short-row kernel
         # (one vector exp per block), then each row's loss and gradient.
@@ -461,6 +477,54 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
     finally:
         free(parts)
         free(coefs)
+    return 0
+
+
+cdef int _ce_index_fused(const real[:, ::1] x, const long long[::1] target,
+                         real[:, ::1] grad, const _ce_call *c, double *loss,
+                         int nthreads) except -1:
+    """_ce_rows_core for index targets by the fused kernels (algo/ce_rows.h),
+    in tasks of about FUSED_TASK_ELEMS elements: the rows they leave (special[i]: a
+    non-finite max, NaN, a gradient scale beyond the dtype) are redone by
+    the per-row path, which owns those rules."""
+    cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
+    cdef Py_ssize_t t, r, i, r0, nb, nspecial
+    cdef bint want_grad = c.want_grad
+    cdef xt_ce_index_args a
+    cdef unsigned char *special = <unsigned char *> malloc(nrows)
+    cdef real *g = NULL
+    cdef const double *gsc = NULL
+    if special == NULL:
+        raise MemoryError("xentc: cannot allocate row flags")
+    a.o = c.o
+    a.grad_scale_all = c.grad_scale_all
+    # rows per task: a multiple of 16 (every layer's lane count divides
+    # it), so rows fall in the same groups whatever the threads
+    cdef Py_ssize_t task = _imax(16, FUSED_TASK_ELEMS // ncols // 16 * 16)
+    try:
+        with nogil, parallel(num_threads=nthreads):
+            for t in prange((nrows + task - 1) // task, schedule="static"):
+                r0 = t * task
+                nb = _imin(task, nrows - r0)
+                g = &grad[r0, 0] if want_grad else NULL
+                gsc = c.grad_scale + r0 if c.grad_scale != NULL else NULL
+                if real is float:
+                    nspecial = xt_ce_index_f32(&x[r0, 0], nb, &target[r0], gsc, &a,
+                                               loss + r0, g, special + r0)
+                else:
+                    nspecial = xt_ce_index_f64(&x[r0, 0], nb, &target[r0], gsc, &a,
+                                               loss + r0, g, special + r0)
+                if nspecial == 0:
+                    continue
+                for r in range(nb):
+                    i = r0 + r
+                    if special[i]:
+                        _ce_row_in_cache(&c.o, &x[i, 0], target[i], NULL, c.o.smoothing > 0.0,
+                                         (c.grad_scale[i] if c.grad_scale != NULL
+                                          else c.grad_scale_all),
+                                         &grad[i, 0] if want_grad else NULL, &loss[i])
+    finally:
+        free(special)
     return 0
 
 

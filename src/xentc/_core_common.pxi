@@ -64,6 +64,10 @@ cdef inline Py_ssize_t _imin(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return a if a < b else b
 
 
+cdef inline Py_ssize_t _imax(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a if a > b else b
+
+
 cdef int _expect(str hook, str what, Py_ssize_t got, Py_ssize_t expected) except -1:
     """ValueError unless a buffer's extent is what the hook will index: the
     loops run with boundscheck=False, so a short buffer would be overrun."""
@@ -107,6 +111,12 @@ cdef inline void _softmax_slice(const real *x, Py_ssize_t n, xt_lse_partial row,
 # Rows per parallel task of the short-row kernel.
 cdef enum:
     SHORT_TASK_ROWS = 1024
+
+# Elements per parallel task of the fused cross-entropy kernel (at least
+# one row): each call plans its column permutes once (algo/ce_rows.h),
+# which at 1024 rows of 8 classes was a tenth of the kernel's time.
+cdef enum:
+    FUSED_TASK_ELEMS = 1 << 17
 
 
 cdef inline void _short_rows(const real *x, Py_ssize_t nrows, Py_ssize_t ncols,

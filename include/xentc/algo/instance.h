@@ -9,26 +9,33 @@
 #define XT_IS_F32 0
 #define XT_TBLOCK XT_BLOCK_F64
 #define XT_TSPECIAL xt_special_block_f64
+#define XT_TMAX DBL_MAX
 #include "exp.h"
 #include "log.h"
 #include "partial.h"
 #include "short_rows.h"
+#include "ce_rows.h"
 #undef XT_DT
 #undef XT_T
 #undef XT_IS_F32
 #undef XT_TBLOCK
 #undef XT_TSPECIAL
+#undef XT_TMAX
 
 #define XT_DT f32
 #define XT_T float
 #define XT_IS_F32 1
 #define XT_TBLOCK XT_BLOCK_F32
 #define XT_TSPECIAL xt_special_block_f32
+#define XT_TMAX FLT_MAX
 #include "exp.h"
+#include "log.h"
 #include "partial.h"
 #include "short_rows.h"
+#include "ce_rows.h"
 #undef XT_DT
 #undef XT_T
 #undef XT_IS_F32
 #undef XT_TBLOCK
 #undef XT_TSPECIAL
+#undef XT_TMAX

@@ -1,7 +1,9 @@
 /*
- * Template (algo/instance.h, float64 only): the vector natural log,
- * XT_KD(log), for positive normal arguments (callers pass sums >= 1), and
- * the short-row kernels' finish XT_KD(lse_finish).
+ * Template (algo/instance.h): the vector natural log, XT_K(log), for
+ * positive normal arguments (callers pass sums >= 1), and the short-row
+ * kernels' finish XT_K(lse_finish). float64 for the log-sum-exp kernels;
+ * float32 for the fused cross-entropy's lane mode (algo/ce_rows.h), whose
+ * double log was 45% of its time at 2 classes (perf).
  *
  * log: fdlibm's reduction and polynomial (log_coefs.h), about 1 ulp:
  * x = 2^k m with m in [1, 2) from the layer's getexp/getmant, [sqrt2, 2)
@@ -9,18 +11,24 @@
  * s = f / (2 + f) (the layer's div_fast).
  */
 
-XT_ATTR static inline XVD(v) XT_KD(log)(XVD(v) x)
+#if XT_IS_F32
+#define XT_L_(name) XT_LOGF_##name
+#else
+#define XT_L_(name) XT_LOG_##name
+#endif
+
+XT_ATTR static inline XV(v) XT_K(log)(XV(v) x)
 {
-    XVD(v) k = XVD(getexp)(x);
-    XVD(v) m = XVD(getmant)(x);
-    XVD(m) big = XVD(cmp_ge)(m, XVD(set1)(XT_LOG_SQRT2));
-    m = XVD(select)(big, XVD(mul)(m, XVD(set1)(0.5)), m);
-    k = XVD(add_where)(k, big, XVD(set1)(1.0));
-    XVD(v) f = XVD(sub)(m, XVD(set1)(1.0));
-    XVD(v) s = XVD(div_fast)(f, XVD(add)(f, XVD(set1)(2.0)));
-    XVD(v) out;
-    XT_LOG_FROM_REDUCED(XVD(fma), XVD(fms), XVD(mul), XVD(add), XVD(sub), XVD(set1), f, s,
-                        k, out);
+    XV(v) k = XV(getexp)(x);
+    XV(v) m = XV(getmant)(x);
+    XV(m) big = XV(cmp_ge)(m, XV(set1)(XT_LOG_SQRT2));
+    m = XV(select)(big, XV(mul)(m, XV(set1)(0.5)), m);
+    k = XV(add_where)(k, big, XV(set1)(1.0));
+    XV(v) f = XV(sub)(m, XV(set1)(1.0));
+    XV(v) s = XV(div_fast)(f, XV(add)(f, XV(set1)(2.0)));
+    XV(v) out;
+    XT_LOG_FROM_REDUCED(XV(fma), XV(fms), XV(mul), XV(add), XV(sub), XV(set1), f, s,
+                        k, out, XT_L_(LN2_HI), XT_L_(LN2_LO));
     return out;
 }
 
@@ -29,12 +37,14 @@ XT_ATTR static inline XVD(v) XT_KD(log)(XVD(v) x)
  *     lse = max + log(S) + err(S) / S,
  * which keeps scipy's accuracy on [0, -40] (err carries the 4e-18 that S
  * rounds away). NaN rests give NaN. */
-XT_ATTR static inline XVD(v) XT_KD(lse_finish)(XVD(v) m, XVD(v) count, XVD(v) rest)
+XT_ATTR static inline XV(v) XT_K(lse_finish)(XV(v) m, XV(v) count, XV(v) rest)
 {
-    XVD(v) S = XVD(add)(count, rest);
+    XV(v) S = XV(add)(count, rest);
     /* TwoSum error of count + rest */
-    XVD(v) bv = XVD(sub)(S, count);
-    XVD(v) err = XVD(add)(XVD(sub)(count, XVD(sub)(S, bv)), XVD(sub)(rest, bv));
-    XVD(v) l = XVD(add)(XT_KD(log)(S), XVD(div_fast)(err, S));
-    return XVD(select)(XVD(cmp_unord)(S, S), XVD(set1)(NAN), XVD(add)(m, l));
+    XV(v) bv = XV(sub)(S, count);
+    XV(v) err = XV(add)(XV(sub)(count, XV(sub)(S, bv)), XV(sub)(rest, bv));
+    XV(v) l = XV(add)(XT_K(log)(S), XV(div_fast)(err, S));
+    return XV(select)(XV(cmp_unord)(S, S), XV(set1)(NAN), XV(add)(m, l));
 }
+
+#undef XT_L_

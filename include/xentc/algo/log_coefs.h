@@ -21,11 +21,16 @@
 #define XT_LOG_LN2_HI 6.93147180369123816490e-01
 #define XT_LOG_LN2_LO 1.90821492927058770002e-10
 #define XT_LOG_SQRT2 1.4142135623730951
+/* float: the same coefficients rounded to float (fdlibm's e_logf.c) and
+ * its float split of ln 2, whose high part has 12 bits so k ln2_hi is
+ * exact for every float exponent */
+#define XT_LOGF_LN2_HI 6.9313812256e-01f
+#define XT_LOGF_LN2_LO 9.0580006145e-06f
 
-/* out = log(2^k (1 + f)) from f, s = f / (2 + f) and k (a double), for any
- * width's FMA(a, b, c) = a b + c, FMS(a, b, c) = a b - c, MUL, ADD, SUB and
- * SET1 (broadcast). */
-#define XT_LOG_FROM_REDUCED(FMA, FMS, MUL, ADD, SUB, SET1, f, s, k, out)        \
+/* out = log(2^k (1 + f)) from f, s = f / (2 + f) and k, for any width's
+ * FMA(a, b, c) = a b + c, FMS(a, b, c) = a b - c, MUL, ADD, SUB and SET1
+ * (broadcast), with ln 2 split as LN2_HI + LN2_LO. */
+#define XT_LOG_FROM_REDUCED(FMA, FMS, MUL, ADD, SUB, SET1, f, s, k, out, LN2_HI, LN2_LO) \
     do {                                                                      \
         __typeof__(f) z_ = MUL(s, s);                                         \
         __typeof__(f) w_ = MUL(z_, z_);                                       \
@@ -39,9 +44,9 @@
         __typeof__(f) R_ = ADD(t1_, t2_);                                     \
         __typeof__(f) hfsq_ = MUL(SET1(0.5), MUL(f, f));                      \
         __typeof__(f) inner_ =                                                \
-            FMA(s, ADD(hfsq_, R_), MUL(k, SET1(XT_LOG_LN2_LO)));              \
+            FMA(s, ADD(hfsq_, R_), MUL(k, SET1(LN2_LO)));              \
         __typeof__(f) r_ = SUB(SUB(hfsq_, inner_), f);                        \
-        (out) = FMS(k, SET1(XT_LOG_LN2_HI), r_);                              \
+        (out) = FMS(k, SET1(LN2_HI), r_);                              \
     } while (0)
 
 #endif

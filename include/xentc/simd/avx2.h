@@ -32,7 +32,7 @@
  *                                   f64: v
  *   narrow(d)                       f32: the doubles d[0], d[1] as one
  *                                   float vector; f64: d[0]
- *   getexp getmant (f64)            x = 2^getexp(x) getmant(x), getmant in
+ *   getexp getmant                  x = 2^getexp(x) getmant(x), getmant in
  *                                   [1, 2), for positive normal x
  */
 #ifndef XENTC_SIMD_AVX2_H
@@ -149,6 +149,19 @@ XT_L2 __m256 xv_avx2_f32_gather(const float *p, __m256i i)
 {
     return _mm256_i32gather_ps(p, i, 4);
 }
+XT_DEFINE_GATHER_COLUMNS(XT_L2, xv_avx2_f32, float)
+XT_L2 __m256 xv_avx2_f32_getexp(__m256 x)
+{
+    __m256i k = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_castps_si256(x), 23),
+                                 _mm256_set1_epi32(127));
+    return _mm256_cvtepi32_ps(k);
+}
+XT_L2 __m256 xv_avx2_f32_getmant(__m256 x)
+{
+    return _mm256_castsi256_ps(
+        _mm256_or_si256(_mm256_and_si256(_mm256_castps_si256(x), _mm256_set1_epi32(0x007fffff)),
+                        _mm256_set1_epi32(0x3f800000)));
+}
 XT_L2 __m256d xv_avx2_f32_widen(__m256 v, int k)
 {
     return _mm256_cvtps_pd(k ? _mm256_extractf128_ps(v, 1) : _mm256_castps256_ps128(v));
@@ -212,6 +225,7 @@ XT_L2 __m256d xv_avx2_f64_gather(const double *p, __m128i i)
 {
     return _mm256_i32gather_pd(p, i, 8);
 }
+XT_DEFINE_GATHER_COLUMNS(XT_L2, xv_avx2_f64, double)
 XT_L2 __m256d xv_avx2_f64_widen(__m256d v, int k) { (void)k; return v; }
 XT_L2 __m256d xv_avx2_f64_narrow(const __m256d *d) { return d[0]; }
 /* exponent as a double, through the 1.5 * 2^52 mantissa trick (AVX2 has

@@ -41,6 +41,41 @@
     typedef I PFX##_i;                                                        \
     enum { PFX##_lanes = W };
 
+/* Columns of a block of rows, for the layers whose way to get them is
+ * their gather (PFX the names' prefix, T the element, Q the qualifiers):
+ *   columns_plan(C, &plan)             what load_columns needs for rows of
+ *                                      C elements (C <= XT_COLUMNS_MAX)
+ *   load_columns(p, C, &plan, cols)    cols[j], j < C: lanes p[j],
+ *                                      p[C + j], p[2C + j], ... (the
+ *                                      lanes rows of a block of W rows)
+ *   store_columns(p, C, &plan, cols)   the inverse: the block's W C
+ *                                      elements written from the columns
+ * simd/avx512.h has its own, by permutes of the block's vectors. */
+#define XT_COLUMNS_MAX 16
+#define XT_DEFINE_GATHER_COLUMNS(Q, PFX, T)                                   \
+    typedef PFX##_i PFX##_cp;                                                 \
+    Q void PFX##_columns_plan(ptrdiff_t C, PFX##_cp *plan)                    \
+    {                                                                         \
+        *plan = PFX##_gather_index(C);                                        \
+    }                                                                         \
+    Q void PFX##_load_columns(const T *p, ptrdiff_t C, const PFX##_cp *plan,  \
+                              PFX##_v *cols)                                  \
+    {                                                                         \
+        for (ptrdiff_t j = 0; j < C; j++)                                     \
+            cols[j] = PFX##_gather(p + j, *plan);                             \
+    }                                                                         \
+    Q void PFX##_store_columns(T *p, ptrdiff_t C, const PFX##_cp *plan,       \
+                               const PFX##_v *cols)                           \
+    {                                                                         \
+        T lane[PFX##_lanes];                                                  \
+        (void)plan;                                                           \
+        for (ptrdiff_t j = 0; j < C; j++) {                                   \
+            PFX##_store(lane, cols[j]);                                       \
+            for (int r = 0; r < PFX##_lanes; r++)                             \
+                p[r * C + j] = lane[r];                                       \
+        }                                                                     \
+    }
+
 #if defined(__GNUC__) || defined(__clang__)
 #define XT_ALWAYS_INLINE __attribute__((always_inline))
 #else

@@ -98,6 +98,8 @@ typedef uint32_t xv_neon_float_bits;
 typedef uint64_t xv_neon_double_bits;
 XT_DEFINE_NEON_LAYER(f32, float, float32x4_t, uint32x4_t, f32, u32, 4)
 XT_DEFINE_NEON_LAYER(f64, double, float64x2_t, uint64x2_t, f64, u64, 2)
+XT_DEFINE_GATHER_COLUMNS(XT_LN, xv_neon_f32, float)
+XT_DEFINE_GATHER_COLUMNS(XT_LN, xv_neon_f64, double)
 
 /* ---- float32 only ----------------------------------------------------- */
 XT_LN int xv_neon_f32_all(uint32x4_t m) { return vminvq_u32(m) == 0xffffffffu; }
@@ -142,6 +144,17 @@ XT_LN float64x2_t xv_neon_f64_pow2_keep(float64x2_t p, float64x2_t n, float64x2_
     bits = vshlq_n_s64(vaddq_s64(bits, vdupq_n_s64(1023)), 52);
     return vreinterpretq_f64_u64(
         vandq_u64(keep, vreinterpretq_u64_f64(vmulq_f64(p, vreinterpretq_f64_s64(bits)))));
+}
+XT_LN float32x4_t xv_neon_f32_getexp(float32x4_t x)
+{
+    int32x4_t k = vsubq_s32(vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_f32(x), 23)),
+                            vdupq_n_s32(127));
+    return vcvtq_f32_s32(k);
+}
+XT_LN float32x4_t xv_neon_f32_getmant(float32x4_t x)
+{
+    uint32x4_t b = vandq_u32(vreinterpretq_u32_f32(x), vdupq_n_u32(0x007fffffU));
+    return vreinterpretq_f32_u32(vorrq_u32(b, vdupq_n_u32(0x3f800000U)));
 }
 XT_LN float64x2_t xv_neon_f64_getexp(float64x2_t x)
 {

@@ -1,0 +1,69 @@
+/*
+ * The constant options of a cross-entropy call, shared by every row: what
+ * the per-row formulas of cross_entropy.h and the fused index-target
+ * kernels (algo/ce_rows.h) both read, so in a header of its own that
+ * neither has to include the other for.
+ */
+#ifndef XENTC_CE_OPTIONS_H
+#define XENTC_CE_OPTIONS_H
+
+#include <stddef.h>
+
+/* Constant part of the loss, shared by every row of a call. */
+typedef struct {
+    ptrdiff_t nclasses;
+    const double *class_weight; /* NULL: every weight 1 */
+    double weight_total;        /* sum of the class weights */
+    double smoothing;
+    double z_loss;
+    double softcap;             /* 0: none */
+} xt_ce_options;
+
+/* Per-call arguments of the fused index-target kernels (algo/ce_rows.h)
+ * besides the arrays. */
+typedef struct {
+    xt_ce_options o;
+    double grad_scale_all;      /* the gradient's scale without per-row ones */
+} xt_ce_index_args;
+
+/* What the fused kernels know of a group of rows (one per vector lane, at
+ * most 16), in double: max, count of maxima, sum of the other exps, sum of
+ * x - max (label smoothing), the target logit, its class weight (0 for an
+ * ignored row) and the gradient scale; then what the group's finish
+ * computes: log-sum-exp less the max, loss, the gradient's scale of the
+ * exps and its target term. */
+#define XT_CE_MAX_LANES 16
+typedef struct {
+    double m[XT_CE_MAX_LANES], cnt[XT_CE_MAX_LANES], rest[XT_CE_MAX_LANES];
+    double sx[XT_CE_MAX_LANES], xy[XT_CE_MAX_LANES], wy[XT_CE_MAX_LANES];
+    double gs[XT_CE_MAX_LANES];
+    double ls[XT_CE_MAX_LANES], loss[XT_CE_MAX_LANES], scale[XT_CE_MAX_LANES];
+    double by[XT_CE_MAX_LANES];
+} xt_ce_lanes;
+
+/* Rows of at most this many classes take the fused kernel's lane mode
+ * (one row per vector lane, algo/ce_rows.h), longer ones its row mode. */
+#define XT_CE_LANE_MAX 16 /* <= XT_COLUMNS_MAX (simd/common.h) */
+
+/* rows of at most this many classes take the fused kernels */
+#define XT_CE_FUSED_MAX_COLS 4096
+
+/* The fused kernel of one (ISA, dtype): the loss of rows x[0:nrows) of
+ * C = args->o.nclasses classes with class indices target (-1: ignored,
+ * loss 0 and gradient 0) into loss, the gradient times its scale
+ * (grad_scale[r], or args->grad_scale_all when grad_scale is NULL) into
+ * grad (or none: NULL). Rows it leaves to the caller (non-finite max, NaN,
+ * a gradient scale beyond the dtype's range) get special[r] = 1 and
+ * nothing written; it returns how many. */
+typedef ptrdiff_t (*xt_ce_index_f32_fn)(const float *x, ptrdiff_t nrows,
+                                        const long long *target,
+                                        const double *grad_scale,
+                                        const xt_ce_index_args *args, double *loss,
+                                        float *grad, unsigned char *special);
+typedef ptrdiff_t (*xt_ce_index_f64_fn)(const double *x, ptrdiff_t nrows,
+                                        const long long *target,
+                                        const double *grad_scale,
+                                        const xt_ce_index_args *args, double *loss,
+                                        double *grad, unsigned char *special);
+
+#endif
