@@ -26,17 +26,13 @@ typedef struct {
     double grad_scale_all;      /* the gradient's scale without per-row ones */
 } xt_ce_index_args;
 
-/* What the fused kernels know of a group of rows (one per vector lane, at
- * most 16), in double: max, count of maxima, sum of the other exps, sum of
- * x - max (label smoothing), the target logit, its class weight (0 for an
- * ignored row) and the gradient scale; then what the group's finish
- * computes: log-sum-exp less the max, loss, the gradient's scale of the
- * exps and its target term. */
+/* A group of rows (one per vector lane, at most 16) of the fused kernels
+ * as the per-row fallback (XT_K(ce_emit)) reads it, in double: max,
+ * gradient scale, and the finish's log-sum-exp less the max, loss, scale
+ * of the exps and target term of the gradient. */
 #define XT_CE_MAX_LANES 16
 typedef struct {
-    double m[XT_CE_MAX_LANES], cnt[XT_CE_MAX_LANES], rest[XT_CE_MAX_LANES];
-    double sx[XT_CE_MAX_LANES], xy[XT_CE_MAX_LANES], wy[XT_CE_MAX_LANES];
-    double gs[XT_CE_MAX_LANES];
+    double m[XT_CE_MAX_LANES], gs[XT_CE_MAX_LANES];
     double ls[XT_CE_MAX_LANES], loss[XT_CE_MAX_LANES], scale[XT_CE_MAX_LANES];
     double by[XT_CE_MAX_LANES];
 } xt_ce_lanes;
@@ -44,6 +40,11 @@ typedef struct {
 /* Rows of at most this many classes take the fused kernel's lane mode
  * (one row per vector lane, algo/ce_rows.h), longer ones its row mode. */
 #define XT_CE_LANE_MAX 16 /* <= XT_COLUMNS_MAX (simd/common.h) */
+
+/* Groups of rows up to this size take their maxima together in row mode
+ * (algo/ce_rows.h): half of a 32 KB L1, so the rows are still there for
+ * the sums. */
+#define XT_CE_GROUP_BYTES 16384
 
 /* rows of at most this many classes take the fused kernels */
 #define XT_CE_FUSED_MAX_COLS 4096

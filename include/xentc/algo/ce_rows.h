@@ -3,22 +3,26 @@
  * targets, XT_K(ce_index), rows of up to XT_CE_FUSED_MAX_COLS classes.
  *
  * The per-row kernels spend more on each row's fixed costs than on its
- * elements when rows are short or medium: a scalar log, the loss formula,
- * struct copies of the partial, calls through the dispatch table. Here
- * the rows go in groups of W (the lane count), and everything after the
- * sums is done for the whole group in double vectors (XT_K(ce_finish)):
- * the log (XT_KD(lse_finish)), the loss, the gradient's coefficients and
- * exp(-ls). The sums themselves are taken in one of two ways:
- *   lane mode (C <= XT_CE_LANE_MAX): one row per lane, the row's elements
- *       fetched column by column with the layer's gather, as the short-row
- *       kernel does (algo/short_rows.h), exps summed in double;
- *   row mode: row by row with the long-row kernel's max and sum of exps
- *       (algo/partial.h), the exps kept in the gradient row.
- * Both give each row's result from that row alone, so the bits do not
- * depend on the grouping or the threads. Rows whose max is not finite or
- * whose sums are NaN, and gradient scales beyond the dtype's range, are
- * marked special and left to the caller's per-row path
- * (_core_ce.pxi), which owns those rules.
+ * elements when rows are short or medium: horizontal reductions, a scalar
+ * log, the loss formula, struct copies of the partial, calls through the
+ * dispatch table (about 220 cycles a row at 100 classes). Here rows go in
+ * groups of W (the lane count), and each group ends as vectors with one
+ * row per lane: max, count of maxima and sum of the other exps, target
+ * logit. From there XT_K(ce_group) does everything in vectors: the log
+ * (XT_K(lse_finish), in T lanes), the loss and the gradient's coefficients
+ * in double, exp(-ls), the losses stored as vectors. The group's vectors
+ * are made in one of two ways:
+ *   lane mode (C <= XT_CE_LANE_MAX): the group's W C elements as C column
+ *       vectors (the layer's load_columns), every step vertical, the
+ *       gradient put back in rows by store_columns;
+ *   row mode: each row by vectors along it (the long-row kernel's max and
+ *       a sum of exps), the W rows' lane partials reduced at once (the
+ *       layer's hmax_many, hsum_many), the exps kept in the gradient rows.
+ * Each row's result depends on that row alone, so the bits do not depend
+ * on the grouping or the threads. A group holding a row whose max is not
+ * finite or whose sums are NaN, or a gradient scale beyond T's range,
+ * goes through XT_K(ce_emit), which leaves those rows to the caller's
+ * per-row path (_core_ce.pxi: special[i] = 1), the owner of those rules.
  *
  * The formulas are cross_entropy.h's (index targets, class weights w,
  * smoothing e, z-loss lam; ls = lse - max):
@@ -29,17 +33,20 @@
  * label smoothing with class weights excepted (the caller keeps that).
  */
 
-/* The finish of WD rows in double vectors: from each row's max m, its
- * log-sum-exp less the max ls, sum of x - m sx (label smoothing), target logit xy, its class weight wy and gradient scale gs,
- * the log-sum-exp less the max ls, the loss, the scale of the exps and
- * the target term by of the gradient (the last two with want_grad). */
+/* What the finish gives for WD rows, in double vectors. */
 typedef struct {
     XVD(v) ls, loss, scale, by;
 } XT_K(ce_fin);
 
+/* The finish of WD rows: from each row's max m, log-sum-exp less the max
+ * ls, sum of x - m sx (label smoothing), target logit xy, its class
+ * weight wy and gradient scale gs, the loss, the scale of the exps and
+ * the target term by of the gradient (the last two with want_grad). The
+ * operations of xt_ce_index_loss and _index_row_grad_coefs, in their
+ * order. */
 XT_ATTR XT_ALWAYS_INLINE static inline XT_K(ce_fin)
-    XT_K(ce_finish_vec)(const xt_ce_options *o, int want_grad, XVD(v) m, XVD(v) ls,
-                        XVD(v) sx, XVD(v) xy, XVD(v) wy, XVD(v) gs)
+    XT_K(ce_finish)(const xt_ce_options *o, int want_grad, XVD(v) m, XVD(v) ls, XVD(v) sx,
+                    XVD(v) xy, XVD(v) wy, XVD(v) gs)
 {
     const double e = o->smoothing, c = e / (double)o->nclasses;
     const XVD(v) zero = XVD(zero)();
@@ -47,50 +54,23 @@ XT_ATTR XT_ALWAYS_INLINE static inline XT_K(ce_fin)
     f.ls = ls;
     f.loss = zero;
     if (e < 1.0) /* with e = 1 the target term is absent, not 0 * inf */
-        f.loss = XVD(mul)(XVD(mul)(XVD(set1)(1.0 - e), wy),
-                          XVD(add)(f.ls, XVD(sub)(m, xy)));
-    if (e > 0.0) /* the operations of xt_ce_index_loss, in its order */
+        f.loss = XVD(mul)(XVD(mul)(XVD(set1)(1.0 - e), wy), XVD(add)(ls, XVD(sub)(m, xy)));
+    if (e > 0.0)
         f.loss = XVD(add)(f.loss,
                           XVD(mul)(XVD(set1)(c),
-                                   XVD(sub)(XVD(mul)(XVD(set1)(o->weight_total), f.ls), sx)));
-    XVD(v) lse = XVD(add)(m, f.ls);
+                                   XVD(sub)(XVD(mul)(XVD(set1)(o->weight_total), ls), sx)));
+    XVD(v) lse = XVD(add)(m, ls);
     if (o->z_loss != 0.0)
         f.loss = XVD(add)(f.loss, XVD(mul)(XVD(mul)(XVD(set1)(o->z_loss), lse), lse));
     f.scale = f.by = zero;
     if (want_grad) {
-        /* _index_row_grad_coefs' operations, in its order */
         XVD(v) a = XVD(add)(XVD(mul)(XVD(set1)(1.0 - e), wy), XVD(set1)(c * o->weight_total));
         a = XVD(mul)(gs, XVD(add)(a, XVD(mul)(XVD(set1)(2.0 * o->z_loss), lse)));
         /* ls >= 0, so exp's argument is <= 0 as XT_KD(exp) wants */
-        f.scale = XVD(mul)(a, XT_KD(exp)(XVD(sub)(zero, f.ls)));
+        f.scale = XVD(mul)(a, XT_KD(exp)(XVD(sub)(zero, ls)));
         f.by = XVD(mul)(XVD(mul)(gs, XVD(set1)(1.0 - e)), wy);
     }
     return f;
-}
-
-/* Lanes [k, k + WD) of a group's finish into its arrays. */
-XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_finish_store)(XT_K(ce_fin) f, int k,
-                                                                   xt_ce_lanes *g)
-{
-    XVD(store)(g->ls + k, f.ls);
-    XVD(store)(g->loss + k, f.loss);
-    XVD(store)(g->scale + k, f.scale);
-    XVD(store)(g->by + k, f.by);
-}
-
-/* The finish of a group held in its arrays (row mode), lanes [0, W). */
-XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_finish)(const xt_ce_options *o,
-                                                             int want_grad, xt_ce_lanes *g)
-{
-    enum { W = XV(lanes), WD = XVD(lanes) };
-    for (int k = 0; k < W; k += WD)
-        XT_K(ce_finish_store)(XT_K(ce_finish_vec)(o, want_grad, XVD(load)(g->m + k),
-                                                  XT_KD(lse_finish)(XVD(zero)(),
-                                                                    XVD(load)(g->cnt + k),
-                                                                    XVD(load)(g->rest + k)),
-                                                  XVD(load)(g->sx + k), XVD(load)(g->xy + k),
-                                                  XVD(load)(g->wy + k), XVD(load)(g->gs + k)),
-                              k, g);
 }
 
 /* Is lane l's row one the caller must redo? */
@@ -122,25 +102,11 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_grad_row)(XT_T *grow, ptrdif
     grow[y] = (XT_T)((double)grow[y] - by);
 }
 
-/* The per-row inputs of lane l of a group: target logit, class weight,
- * gradient scale (ignored rows: weight 0, their sums benign). */
-XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_lane_inputs)(const xt_ce_index_args *a,
-                                                                  const double *gscale,
-                                                                  const XT_T *row,
-                                                                  ptrdiff_t i, long long y,
-                                                                  int l, xt_ce_lanes *g)
-{
-    const double *w = a->o.class_weight;
-    g->xy[l] = y >= 0 ? (double)row[y] : 0.0;
-    g->wy[l] = y < 0 ? 0.0 : w ? w[y] : 1.0;
-    g->gs[l] = gscale ? gscale[i] : a->grad_scale_all;
-}
-
-/* Rows [r0, r0 + n) (n <= W) once their lanes are finished: special rows
- * marked, the others' loss and gradient written. exps: the group's exps
- * column by column (lane mode: exps[W j + l]), or NULL (row mode: the
- * exps are in the gradient rows already, or with in_place the gradient
- * rows are the logits). */
+/* Rows [r0, r0 + n) of a group with a special row, row by row: special
+ * rows marked, the others' loss and gradient written. exps: the group's
+ * exps column by column (lane mode: exps[W j + l]), or NULL (row mode:
+ * the exps are in the gradient rows already, or with in_place the
+ * gradient rows are the logits). */
 XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_emit)(
     const xt_ce_index_args *a, const long long *target, ptrdiff_t r0, int n,
     const xt_ce_lanes *g, const XT_T *exps, int in_place, double *loss, XT_T *grad,
@@ -179,152 +145,160 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_emit)(
     return nspecial;
 }
 
-/* Row mode: rows [r0, r0 + n), n <= W, one at a time for the sums. */
-XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
-    const XT_T *x, ptrdiff_t r0, int n, const long long *target, const double *gscale,
-    const xt_ce_index_args *a, double *loss, XT_T *grad, unsigned char *special)
-{
-    enum { W = XV(lanes) };
-    const ptrdiff_t C = a->o.nclasses;
-    const int in_place = (const void *)grad == (const void *)x;
-    xt_ce_lanes g;
-    for (int l = 0; l < W; l++) {
-        /* lanes past n, ignored and special rows: values the finish takes
-         * without trouble, overwritten or unused after it */
-        g.m[l] = 0.0;
-        g.cnt[l] = 1.0;
-        g.rest[l] = g.sx[l] = g.xy[l] = g.wy[l] = g.gs[l] = 0.0;
-        if (l >= n)
-            continue;
-        ptrdiff_t i = r0 + l;
-        const XT_T *row = x + i * C;
-        long long y = target[i];
-        if (y < 0)
-            continue;
-        XT_T m = XT_K(max)(row, C);
-        if (!isfinite(m)) {
-            g.m[l] = (double)m;
-            continue;
-        }
-        XT_K(ce_lane_inputs)(a, gscale, row, i, y, l, &g);
-        if (a->o.smoothing > 0.0) {
-            double s = 0.0;
-            for (ptrdiff_t j = 0; j < C; j++)
-                s += (double)row[j] - (double)m;
-            g.sx[l] = s;
-        }
-        /* the exps kept in the gradient row, unless that row is the
-         * logits: a special row is redone from them by the caller */
-        double nmax;
-        g.rest[l] = XT_K(sumexp)(row, C, m, 1, &nmax, grad && !in_place ? grad + i * C : NULL);
-        g.m[l] = (double)m;
-        g.cnt[l] = nmax;
-    }
-    XT_K(ce_finish)(&a->o, grad != NULL, &g);
-    return XT_K(ce_emit)(a, target, r0, n, &g, NULL, in_place, loss, grad, special);
-}
+/* A group's rows as vectors, one row per lane (lanes past the group's
+ * rows: y -1, m 0, count 1, rest 0). */
+typedef struct {
+    XV(v) y;      /* class index, -1 for an ignored row (exact in T) */
+    XV(v) m;      /* max */
+    XV(v) count;  /* how many elements equal the max */
+    XV(v) rest;   /* sum of the other elements' exp(x - m) */
+    XV(v) xy;     /* target logit (0 for an ignored row) */
+    XVD(v) sx[XV(lanes) / XVD(lanes)];  /* sum of x - m (label smoothing) */
+} XT_K(ce_rows);
 
-/* Lane mode: the W rows from r0, one per lane (C <= XT_COLUMNS_MAX), every
- * step a vertical vector operation: the columns by the layer's
- * load_columns, the target logit by a select per column, the finish in
- * registers, the losses stored as vectors and the gradient put back in
- * rows by store_columns. A group with a special row (XT_K(ce_special))
- * goes through the arrays and XT_K(ce_emit) instead. */
-XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_lane)(
-    const XT_T *x, ptrdiff_t r0, const long long *target, const double *gscale,
-    const XV(cp) *plan, const xt_ce_index_args *a, double *loss, XT_T *grad,
-    unsigned char *special)
+/* The group's finish (f: per WD lanes) and, when no row is special, its
+ * losses into loss[r0 : r0 + n); returns whether none is. */
+XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_group)(const xt_ce_index_args *a,
+                                                          const double *gscale, ptrdiff_t r0,
+                                                          int n, const XT_K(ce_rows) *g,
+                                                          int want_grad, XT_K(ce_fin) *f,
+                                                          double *loss, unsigned char *special)
 {
     enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes), WD = XVD(lanes) };
-    const ptrdiff_t C = a->o.nclasses;
-    const int smoothing = a->o.smoothing > 0.0, want_grad = grad != NULL;
     const double *w = a->o.class_weight;
-    XV(v) v[XT_COLUMNS_MAX];
+    const XV(v) zero = XV(zero)();
+    const XV(m) valid = XV(cmp_ge)(g->y, zero);
     XT_T yt[XV(lanes)];
-    double wyt[XV(lanes)], gst[XV(lanes)];
-    const XT_T *grp = x + r0 * C;
-    xt_short_prefetch(grp, W * C * (ptrdiff_t)sizeof(XT_T));
-    for (int l = 0; l < W; l++) /* exact in T: -1 <= y < C <= XT_COLUMNS_MAX */
-        yt[l] = (XT_T)target[r0 + l];
-    const XV(v) zero = XV(zero)(), one = XV(set1)((XT_T)1);
-    const XV(v) yv = XV(load)(yt);
-    const XV(m) valid = XV(cmp_ge)(yv, zero);
-    if (w)
+    double wyt[XV(lanes)], gst[XV(lanes)], lt[XV(lanes)];
+    if (w) {
+        XV(store)(yt, g->y);
         for (int l = 0; l < W; l++)
             wyt[l] = yt[l] >= 0 ? w[(ptrdiff_t)yt[l]] : 0.0;
-    if (gscale)
-        for (int l = 0; l < W; l++)
-            gst[l] = gscale[r0 + l];
-    XV(load_columns)(grp, C, plan, v);
-    XV(v) vm = XV(set1)((XT_T)-INFINITY), xy = zero;
-    for (ptrdiff_t j = 0; j < C; j++) {
-        vm = XV(max)(v[j], vm);
-        xy = XV(select)(XV(cmp_eq)(yv, XV(set1)((XT_T)j)), v[j], xy);
     }
-    /* The exps of the others are summed in T lanes, at most
-     * XT_COLUMNS_MAX - 1 terms, each below 1: as many as each lane of the
-     * long-row kernel sums at 512 classes (algo/partial.h), and a fifth of
-     * the group's time at 8 classes when widened to double first. */
-    XV(v) count = zero, rest = zero;
-    XVD(v) sx[NW];
-    for (int k = 0; k < NW; k++)
-        sx[k] = XVD(zero)();
-    for (ptrdiff_t j = 0; j < C; j++) {
-        XV(v) d = XV(sub)(v[j], vm);
-        XV(m) eq = XV(cmp_eq)(d, zero);
-        count = XV(add_where)(count, eq, one);
-        XV(v) ej = XV(zero_where)(eq, XT_K(exp)(d));
-        if (want_grad) /* exp(x - max), 1 at the maxima */
-            v[j] = XV(select)(eq, one, ej);
-        rest = XV(add)(rest, ej);
-        if (smoothing)
-            for (int k = 0; k < NW; k++)
-                sx[k] = XVD(add)(sx[k], XV(widen)(d, k));
-    }
-    XT_K(ce_fin) f[NW];
+    for (int l = 0; l < W; l++)
+        gst[l] = gscale && l < n ? gscale[r0 + l] : a->grad_scale_all;
+    /* ls in T lanes: the float32 log costs half the double one for twice
+     * the lanes, and its error (about an ulp of ls, ls <= log C) is below
+     * the float32 loss's own rounding */
+    const XV(v) ls = XT_K(lse_finish)(zero, g->count, g->rest);
+    const XV(v) wyv = XV(select)(valid, XV(set1)((XT_T)1), zero);
     int ok = 1;
-    const XV(v) wyv = XV(select)(valid, one, zero);
-    /* ls in T lanes: the float32 log is half the double one's cost for
-     * twice the lanes; its ulp (of ls <= log 16) is below the float32
-     * loss's own rounding */
-    const XV(v) ls = XT_K(lse_finish)(zero, count, rest);
     for (int k = 0; k < NW; k++) {
-        XVD(v) m = XV(widen)(vm, k);
-        f[k] = XT_K(ce_finish_vec)(&a->o, want_grad, m, XV(widen)(ls, k), sx[k],
-                                   XV(widen)(xy, k),
-                                   w ? XVD(load)(wyt + k * WD) : XV(widen)(wyv, k),
-                                   gscale ? XVD(load)(gst + k * WD)
-                                          : XVD(set1)(a->grad_scale_all));
-        /* m + ls is finite only when both are (NaN and inf rows are
-         * special), and a scale T rounds to inf is left to the caller */
+        XVD(v) m = XV(widen)(g->m, k);
+        f[k] = XT_K(ce_finish)(&a->o, want_grad, m, XV(widen)(ls, k), g->sx[k],
+                               XV(widen)(g->xy, k),
+                               w ? XVD(load)(wyt + k * WD) : XV(widen)(wyv, k),
+                               XVD(load)(gst + k * WD));
+        /* m + ls is finite only when both are (rows with NaN, +inf or no
+         * finite logit are special), and a scale T would round to inf is
+         * left to the per-row path */
         XVD(v) t = XVD(add)(m, f[k].ls);
         ok &= XVD(all)(XVD(cmp_eq)(XVD(sub)(t, t), XVD(zero)()));
         if (want_grad)
             ok &= XVD(all)(XVD(cmp_lt)(XVD(max)(f[k].scale, XVD(sub)(XVD(zero)(), f[k].scale)),
                                        XVD(set1)((double)XT_TMAX)));
     }
-    if (!ok) {
-        XT_T exps[XT_COLUMNS_MAX * XV(lanes)];
-        xt_ce_lanes g;
-        for (int k = 0; k < NW; k++) {
-            XVD(store)(g.m + k * WD, XV(widen)(vm, k));
-            XVD(store)(g.gs + k * WD, gscale ? XVD(load)(gst + k * WD)
-                                               : XVD(set1)(a->grad_scale_all));
-            XT_K(ce_finish_store)(f[k], k * WD, &g);
-        }
-        for (ptrdiff_t j = 0; j < C; j++)
-            XV(store)(exps + W * j, v[j]);
-        return XT_K(ce_emit)(a, target, r0, W, &g, want_grad ? exps : NULL, 0, loss, grad,
-                             special);
-    }
-    const XVD(v) dvalid_zero = XVD(zero)();
+    if (!ok)
+        return 0;
     for (int k = 0; k < NW; k++) {
         /* ignored rows: loss 0 (the smoothing term would not be) */
-        XVD(m) dv = XVD(cmp_ge)(XV(widen)(yv, k), dvalid_zero);
-        XVD(store)(loss + r0 + k * WD, XVD(select)(dv, f[k].loss, dvalid_zero));
+        XVD(m) dv = XVD(cmp_ge)(XV(widen)(g->y, k), XVD(zero)());
+        XVD(v) lk = XVD(select)(dv, f[k].loss, XVD(zero)());
+        if (n == W)
+            XVD(store)(loss + r0 + k * WD, lk);
+        else
+            XVD(store)(lt + k * WD, lk);
+    }
+    for (int l = 0; l < n; l++) {
+        if (n < W)
+            loss[r0 + l] = lt[l];
+        special[r0 + l] = 0;
+    }
+    return 1;
+}
+
+/* A group with a special row: its finish into the arrays XT_K(ce_emit)
+ * reads, and the rows written (or left) one by one. */
+XT_ATTR static ptrdiff_t XT_K(ce_group_by_row)(const xt_ce_index_args *a,
+                                                const long long *target,
+                                                const double *gscale, ptrdiff_t r0, int n,
+                                                XV(v) m, const XT_K(ce_fin) *f,
+                                                const XT_T *exps, int in_place, double *loss,
+                                                XT_T *grad, unsigned char *special)
+{
+    enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes), WD = XVD(lanes) };
+    xt_ce_lanes g;
+    for (int k = 0; k < NW; k++) {
+        XVD(store)(g.m + k * WD, XV(widen)(m, k));
+        XVD(store)(g.ls + k * WD, f[k].ls);
+        XVD(store)(g.loss + k * WD, f[k].loss);
+        XVD(store)(g.scale + k * WD, f[k].scale);
+        XVD(store)(g.by + k * WD, f[k].by);
     }
     for (int l = 0; l < W; l++)
-        special[r0 + l] = 0;
+        g.gs[l] = gscale && l < n ? gscale[r0 + l] : a->grad_scale_all;
+    return XT_K(ce_emit)(a, target, r0, n, &g, exps, in_place, loss, grad, special);
+}
+
+/* The class indices target[r0 : r0 + n) as a vector of T, -1 past n. */
+XT_ATTR XT_ALWAYS_INLINE static inline XV(v) XT_K(ce_targets)(const long long *target,
+                                                               ptrdiff_t r0, int n)
+{
+    XT_T yt[XV(lanes)];
+    for (int l = 0; l < XV(lanes); l++) /* exact: -1 <= y < C <= 2^24 */
+        yt[l] = l < n ? (XT_T)target[r0 + l] : (XT_T)-1;
+    return XV(load)(yt);
+}
+
+/* Lane mode: the W rows from r0 (C <= XT_COLUMNS_MAX). */
+XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_lane)(
+    const XT_T *x, ptrdiff_t r0, const long long *target, const double *gscale,
+    const XV(cp) *plan, const xt_ce_index_args *a, double *loss, XT_T *grad,
+    unsigned char *special)
+{
+    enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes) };
+    const ptrdiff_t C = a->o.nclasses;
+    const int smoothing = a->o.smoothing > 0.0, want_grad = grad != NULL;
+    const XV(v) zero = XV(zero)(), one = XV(set1)((XT_T)1);
+    XV(v) v[XT_COLUMNS_MAX];
+    XT_K(ce_rows) g;
+    const XT_T *grp = x + r0 * C;
+    xt_short_prefetch(grp, W * C * (ptrdiff_t)sizeof(XT_T));
+    g.y = XT_K(ce_targets)(target, r0, W);
+    XV(load_columns)(grp, C, plan, v);
+    g.m = XV(set1)((XT_T)-INFINITY);
+    g.xy = zero;
+    for (ptrdiff_t j = 0; j < C; j++) {
+        g.m = XV(max)(v[j], g.m);
+        g.xy = XV(select)(XV(cmp_eq)(g.y, XV(set1)((XT_T)j)), v[j], g.xy);
+    }
+    /* The exps of the others summed in T lanes, at most XT_COLUMNS_MAX - 1
+     * terms below 1 each: as many as each lane of the long-row kernel sums
+     * at 512 classes (algo/partial.h); widening to double first took a
+     * fifth of the group's time at 8 classes. */
+    g.count = g.rest = zero;
+    for (int k = 0; k < NW; k++)
+        g.sx[k] = XVD(zero)();
+    for (ptrdiff_t j = 0; j < C; j++) {
+        XV(v) d = XV(sub)(v[j], g.m);
+        XV(m) eq = XV(cmp_eq)(d, zero);
+        g.count = XV(add_where)(g.count, eq, one);
+        XV(v) ej = XV(zero_where)(eq, XT_K(exp)(d));
+        if (want_grad) /* exp(x - max), 1 at the maxima */
+            v[j] = XV(select)(eq, one, ej);
+        g.rest = XV(add)(g.rest, ej);
+        if (smoothing)
+            for (int k = 0; k < NW; k++)
+                g.sx[k] = XVD(add)(g.sx[k], XV(widen)(d, k));
+    }
+    XT_K(ce_fin) f[NW];
+    if (!XT_K(ce_group)(a, gscale, r0, W, &g, want_grad, f, loss, special)) {
+        XT_T exps[XT_COLUMNS_MAX * XV(lanes)];
+        for (ptrdiff_t j = 0; j < C; j++)
+            XV(store)(exps + W * j, v[j]);
+        return XT_K(ce_group_by_row)(a, target, gscale, r0, W, g.m, f,
+                                     want_grad ? exps : NULL, 0, loss, grad, special);
+    }
     if (!want_grad)
         return 0;
     /* grad_j = e_j scale - bc - [j == y] by, as XT_K(ce_grad_row) makes
@@ -333,10 +307,18 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_lane)(
     for (int k = 0; k < NW; k++) {
         scale[k] = f[k].scale;
         by[k] = f[k].by;
-        bc[k] = XVD(mul)(gscale ? XVD(load)(gst + k * WD) : XVD(set1)(a->grad_scale_all),
-                         XVD(set1)(a->o.smoothing / (double)C));
-        yd[k] = XV(widen)(yv, k);
+        yd[k] = XV(widen)(g.y, k);
+        bc[k] = XVD(zero)();
     }
+    if (smoothing) {
+        double bct[XV(lanes)];
+        for (int l = 0; l < W; l++)
+            bct[l] = (gscale ? gscale[r0 + l] : a->grad_scale_all) *
+                     (a->o.smoothing / (double)C);
+        for (int k = 0; k < NW; k++)
+            bc[k] = XVD(load)(bct + k * XVD(lanes));
+    }
+    const XV(m) valid = XV(cmp_ge)(g.y, zero);
     const XV(v) vscale = XV(narrow)(scale);
     for (ptrdiff_t j = 0; j < C; j++) {
         XV(v) gj = XV(mul)(v[j], vscale);
@@ -357,9 +339,112 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_lane)(
     return 0;
 }
 
+/* Row mode's sums of one row: exp(x - m) over the row in T lanes with the
+ * maxima left out, and the maxima counted in T lanes (exact: C <= 2^24),
+ * the exps also stored in out when it is not NULL. Tail lanes read -inf:
+ * exp gives 0, the count compare is false. */
+XT_ATTR XT_ALWAYS_INLINE static inline XV(v) XT_K(ce_row_sums)(const XT_T *x, ptrdiff_t n,
+                                                                XV(v) vm, XV(v) *count,
+                                                                XT_T *out)
+{
+    const ptrdiff_t W = XV(lanes);
+    const XV(v) one = XV(set1)((XT_T)1), ninf = XV(set1)((XT_T)-INFINITY);
+    XV(v) s = XV(zero)(), c = XV(zero)();
+    for (ptrdiff_t i = 0; i < n; i += W) {
+        int full = i + W <= n;
+        XV(v) v = full ? XV(load)(x + i) : XV(load_tail)(x + i, n - i, ninf);
+        XV(v) e = XT_K(exp)(XV(sub)(v, vm));
+        if (out && full)
+            XV(store)(out + i, e);
+        else if (out)
+            XV(store_tail)(out + i, n - i, e);
+        XV(m) q = XV(cmp_eq)(v, vm);
+        c = XV(add_where)(c, q, one);
+        s = XV(add)(s, XV(zero_where)(q, e));
+    }
+    *count = c;
+    return s;
+}
+
+/* Row mode: rows [r0, r0 + n), n <= W. */
+XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
+    const XT_T *x, ptrdiff_t r0, int n, const long long *target, const double *gscale,
+    const xt_ce_index_args *a, double *loss, XT_T *grad, unsigned char *special)
+{
+    enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes), WD = XVD(lanes) };
+    const ptrdiff_t C = a->o.nclasses;
+    const int in_place = (const void *)grad == (const void *)x, want_grad = grad != NULL;
+    const XV(v) zero = XV(zero)();
+    XV(v) part[XV(lanes)], cpart[XV(lanes)];
+    XT_T mt[XV(lanes)], xyt[XV(lanes)];
+    double sxt[XV(lanes)];
+    XT_K(ce_rows) g;
+    /* The maxima of the group at once while its rows stay in L1 between
+     * the two passes; past that, each row's max just before its sums
+     * (1000 classes ran 35% slower with the group's 64 KB read twice). */
+    const int group_max = W * C * (ptrdiff_t)sizeof(XT_T) <= XT_CE_GROUP_BYTES;
+    if (group_max) {
+        for (int l = 0; l < W; l++)
+            part[l] = l < n ? XT_K(max_lanes)(x + (r0 + l) * C, C) : zero;
+        g.m = XV(hmax_many)(part);
+        XV(store)(mt, g.m);
+    }
+    for (int l = 0; l < W; l++) {
+        const XT_T *row = x + (r0 + l) * C;
+        if (!group_max)
+            mt[l] = l < n ? XT_K(max)(row, C) : 0;
+        long long y = l < n ? target[r0 + l] : -1;
+        xyt[l] = y >= 0 ? row[y] : 0;
+        sxt[l] = 0.0;
+        part[l] = zero;
+        cpart[l] = XV(set1)((XT_T)1);
+        if (l >= n || !isfinite(mt[l]))
+            continue; /* (special: the group goes row by row) */
+        if (a->o.smoothing > 0.0)
+            for (ptrdiff_t j = 0; j < C; j++)
+                sxt[l] += (double)row[j] - (double)mt[l];
+        /* the exps kept in the gradient row, unless that row is the
+         * logits: a special row is redone from them by the caller */
+        part[l] = XT_K(ce_row_sums)(row, C, XV(set1)(mt[l]), &cpart[l],
+                                    want_grad && !in_place ? grad + (r0 + l) * C : NULL);
+    }
+    if (!group_max)
+        g.m = XV(load)(mt);
+    g.rest = XV(hsum_many)(part);
+    g.count = XV(hsum_many)(cpart);
+    g.y = XT_K(ce_targets)(target, r0, n);
+    g.xy = XV(load)(xyt);
+    for (int k = 0; k < NW; k++)
+        g.sx[k] = XVD(load)(sxt + k * WD);
+    XT_K(ce_fin) f[NW];
+    if (!XT_K(ce_group)(a, gscale, r0, n, &g, want_grad, f, loss, special))
+        return XT_K(ce_group_by_row)(a, target, gscale, r0, n, g.m, f, NULL, in_place, loss,
+                                     grad, special);
+    if (!want_grad)
+        return 0;
+    double st[XV(lanes)], byt[XV(lanes)];
+    for (int k = 0; k < NW; k++) {
+        XVD(store)(st + k * WD, f[k].scale);
+        XVD(store)(byt + k * WD, f[k].by);
+    }
+    for (int l = 0; l < n; l++) {
+        ptrdiff_t i = r0 + l;
+        XT_T *grow = grad + i * C;
+        if (target[i] < 0) {
+            for (ptrdiff_t j = 0; j < C; j++)
+                grow[j] = 0;
+            continue;
+        }
+        double gs = gscale ? gscale[i] : a->grad_scale_all;
+        XT_K(ce_grad_row)(grow, C, !in_place, (double)mt[l], st[l],
+                          gs * (a->o.smoothing / (double)C), (ptrdiff_t)target[i], byt[l]);
+    }
+    return 0;
+}
+
 XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const long long *target,
-                                        const double *gscale, const xt_ce_index_args *a, double *loss, XT_T *grad,
-                                        unsigned char *special)
+                                        const double *gscale, const xt_ce_index_args *a,
+                                        double *loss, XT_T *grad, unsigned char *special)
 {
     enum { W = XV(lanes) };
     const ptrdiff_t C = a->o.nclasses;

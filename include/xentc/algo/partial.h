@@ -14,7 +14,7 @@
 /* Largest non-NaN element of x[0:n) (-inf for none): max(v, acc) returns
  * acc when v is NaN, so NaN never becomes the max. Four chains: a max
  * waits 4 cycles for the one before it. */
-XT_ATTR XT_ALWAYS_INLINE static inline XT_T XT_K(max)(const XT_T *x, ptrdiff_t n)
+XT_ATTR XT_ALWAYS_INLINE static inline XV(v) XT_K(max_lanes)(const XT_T *x, ptrdiff_t n)
 {
     const ptrdiff_t W = XV(lanes);
     const XV(v) ninf = XV(set1)((XT_T)-INFINITY);
@@ -32,7 +32,15 @@ XT_ATTR XT_ALWAYS_INLINE static inline XT_T XT_K(max)(const XT_T *x, ptrdiff_t n
         m0 = XV(max)(XV(load)(x + i), m0);
     if (i < n)
         m0 = XV(max)(XV(load_tail)(x + i, n - i, ninf), m0);
-    return XV(hmax)(XV(max)(m0, m1));
+    return XV(max)(m0, m1);
+}
+
+/* XT_K(max_lanes) reduced: the largest non-NaN element of x[0:n). The
+ * vector itself serves the fused cross-entropy's row mode, which reduces
+ * W rows' at once (the layer's hmax_many). */
+XT_ATTR XT_ALWAYS_INLINE static inline XT_T XT_K(max)(const XT_T *x, ptrdiff_t n)
+{
+    return XV(hmax)(XT_K(max_lanes)(x, n));
 }
 
 /* acc plus e = exp(v - vm), one vector of a sum of exps: with

@@ -246,6 +246,9 @@ XT_L2 __m256d xv_avx2_f64_getmant(__m256d x)
         _mm256_or_si256(_mm256_and_si256(_mm256_castpd_si256(x), mant_mask), one_bits));
 }
 
+XT_DEFINE_LANEWISE_MANY(XT_L2, xv_avx2_f32, float)
+XT_DEFINE_LANEWISE_MANY(XT_L2, xv_avx2_f64, double)
+
 #undef XT_L2
 #endif /* x86-64 with GCC/Clang */
 #endif

@@ -154,6 +154,59 @@ XT_DEFINE_AVX512_LAYER(f64, double, __m512d, __mmask8, 8, pd, __m256i)
 XT_DEFINE_AVX512_COLUMNS(f32, float, __m512, __mmask16, 16, ps, int32_t)
 XT_DEFINE_AVX512_COLUMNS(f64, double, __m512d, __mmask8, 8, pd, int64_t)
 
+/* hmax_many / hsum_many (simd/common.h) as a tree: each stage pairs the
+ * vectors and halves the lanes each row holds, by two two-source permutes
+ * (the tables: stage s takes the first and the second half of every
+ * row's segment) and one max or add; W - 1 pairs in all, 3 operations a
+ * row instead of a 4-step reduction and a broadcast per row. */
+static const int32_t xt_avx512_tree_f32[4][2][16] __attribute__((aligned(64))) = {
+    {{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+     {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}},
+    {{0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27},
+     {4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31}},
+    {{0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29},
+     {2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31}},
+    {{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30},
+     {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31}},
+};
+static const int64_t xt_avx512_tree_f64[3][2][8] __attribute__((aligned(64))) = {
+    {{0, 1, 2, 3, 8, 9, 10, 11},
+     {4, 5, 6, 7, 12, 13, 14, 15}},
+    {{0, 1, 4, 5, 8, 9, 12, 13},
+     {2, 3, 6, 7, 10, 11, 14, 15}},
+    {{0, 2, 4, 6, 8, 10, 12, 14},
+     {1, 3, 5, 7, 9, 11, 13, 15}},
+};
+#define XT_DEFINE_AVX512_MANY(DT, V, W, S, TAB, NSTAGES)                      \
+    XT_L5 V xv_avx512_##DT##_tree(const V *v, int use_max)                    \
+    {                                                                         \
+        V cur[W];                                                             \
+        for (int l = 0; l < (W); l++)                                         \
+            cur[l] = v[l];                                                    \
+        int nvec = (W);                                                       \
+        for (int st = 0; st < (NSTAGES); st++) {                              \
+            __m512i ia = _mm512_load_si512((const void *)TAB[st][0]);         \
+            __m512i ib = _mm512_load_si512((const void *)TAB[st][1]);         \
+            nvec /= 2;                                                        \
+            for (int i = 0; i < nvec; i++) {                                  \
+                V a = _mm512_permutex2var_##S(cur[2 * i], ia, cur[2 * i + 1]); \
+                V b = _mm512_permutex2var_##S(cur[2 * i], ib, cur[2 * i + 1]); \
+                cur[i] = use_max ? _mm512_max_##S(a, b) : _mm512_add_##S(a, b); \
+            }                                                                 \
+        }                                                                     \
+        return cur[0];                                                        \
+    }                                                                         \
+    XT_L5 V xv_avx512_##DT##_hmax_many(const V *v)                            \
+    {                                                                         \
+        return xv_avx512_##DT##_tree(v, 1);                                   \
+    }                                                                         \
+    XT_L5 V xv_avx512_##DT##_hsum_many(const V *v)                            \
+    {                                                                         \
+        return xv_avx512_##DT##_tree(v, 0);                                   \
+    }
+XT_DEFINE_AVX512_MANY(f32, __m512, 16, ps, xt_avx512_tree_f32, 4)
+XT_DEFINE_AVX512_MANY(f64, __m512d, 8, pd, xt_avx512_tree_f64, 3)
+
 /* ---- float32 only ----------------------------------------------------- */
 XT_L5 __m512d xv_avx512_f32_widen(__m512 v, int k)
 {

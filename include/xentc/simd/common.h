@@ -76,6 +76,27 @@
         }                                                                     \
     }
 
+/* Horizontal reductions of W vectors at once, for the layers without a
+ * cheaper way than one reduction each (simd/avx512.h has a tree):
+ *   hmax_many(v), hsum_many(v)    lane l: the largest / the sum of the
+ *                                 lanes of v[l], l < W (no NaN lanes for
+ *                                 hmax; hsum's double sum rounded to T) */
+#define XT_DEFINE_LANEWISE_MANY(Q, PFX, T)                                    \
+    Q PFX##_v PFX##_hmax_many(const PFX##_v *v)                               \
+    {                                                                         \
+        T r[PFX##_lanes];                                                     \
+        for (int l = 0; l < PFX##_lanes; l++)                                 \
+            r[l] = PFX##_hmax(v[l]);                                          \
+        return PFX##_load(r);                                                 \
+    }                                                                         \
+    Q PFX##_v PFX##_hsum_many(const PFX##_v *v)                               \
+    {                                                                         \
+        T r[PFX##_lanes];                                                     \
+        for (int l = 0; l < PFX##_lanes; l++)                                 \
+            r[l] = (T)PFX##_hsum(v[l]);                                       \
+        return PFX##_load(r);                                                 \
+    }
+
 #if defined(__GNUC__) || defined(__clang__)
 #define XT_ALWAYS_INLINE __attribute__((always_inline))
 #else

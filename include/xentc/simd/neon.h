@@ -168,6 +168,9 @@ XT_LN float64x2_t xv_neon_f64_getmant(float64x2_t x)
     return vreinterpretq_f64_u64(vorrq_u64(b, vdupq_n_u64(0x3ff0000000000000ULL)));
 }
 
+XT_DEFINE_LANEWISE_MANY(XT_LN, xv_neon_f32, float)
+XT_DEFINE_LANEWISE_MANY(XT_LN, xv_neon_f64, double)
+
 #undef XT_LN
 #endif /* aarch64 */
 #endif
