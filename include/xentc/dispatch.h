@@ -36,6 +36,11 @@ typedef struct {
     /* blocks of rows of at most XT_SHORT_MAX_COLS elements (short_rows.h) */
     xt_short_f32_fn short_rows_f32;
     xt_short_f64_fn short_rows_f64;
+    /* 16-bit floats <-> float32 (half.h, algo/convert.h) */
+    xt_widen_fn widen_f16;
+    xt_narrow_fn narrow_f16;
+    xt_widen_fn widen_bf16;
+    xt_narrow_fn narrow_bf16;
 } xt_kernels;
 
 static const xt_kernels xt_kernels_baseline = {
@@ -46,6 +51,7 @@ static const xt_kernels xt_kernels_baseline = {
     xt_shift_f32_baseline, xt_shift_f64_baseline,
     xt_scale_f32_baseline, xt_scale_f64_baseline,
     xt_short_rows_f32_baseline, xt_short_rows_f64_baseline,
+    xt_widen_f16_baseline, xt_narrow_f16_baseline, xt_widen_bf16_baseline, xt_narrow_bf16_baseline,
 };
 
 #ifdef XT_HAVE_AVX2
@@ -57,6 +63,7 @@ static const xt_kernels xt_kernels_avx2 = {
     xt_shift_f32_avx2, xt_shift_f64_avx2,
     xt_scale_f32_avx2, xt_scale_f64_avx2,
     xt_short_rows_f32_avx2, xt_short_rows_f64_avx2,
+    xt_widen_f16_f32_avx2, xt_narrow_f16_f32_avx2, xt_widen_bf16_f32_avx2, xt_narrow_bf16_f32_avx2,
 };
 #endif
 
@@ -69,6 +76,7 @@ static const xt_kernels xt_kernels_avx512 = {
     xt_shift_f32_avx512, xt_shift_f64_avx512,
     xt_scale_f32_avx512, xt_scale_f64_avx512,
     xt_short_rows_f32_avx512, xt_short_rows_f64_avx512,
+    xt_widen_f16_f32_avx512, xt_narrow_f16_f32_avx512, xt_widen_bf16_f32_avx512, xt_narrow_bf16_f32_avx512,
 };
 #endif
 
@@ -81,6 +89,7 @@ static const xt_kernels xt_kernels_neon = {
     xt_shift_f32_neon, xt_shift_f64_neon,
     xt_scale_f32_neon, xt_scale_f64_neon,
     xt_short_rows_f32_neon, xt_short_rows_f64_neon,
+    xt_widen_f16_f32_neon, xt_narrow_f16_f32_neon, xt_widen_bf16_f32_neon, xt_narrow_bf16_f32_neon,
 };
 #endif
 
@@ -106,7 +115,9 @@ static int xt_cpu_supports(const char *name)
 #ifdef XT_HAVE_AVX2
     if (strcmp(name, "avx2") == 0) {
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        /* f16c: the float16 conversions (simd/avx2.h) */
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
     }
 #endif
     return 0;
