@@ -91,8 +91,8 @@ static inline xt_lse_partial xt_h16_row_partial(const float *x, ptrdiff_t n)
 
 /* logsumexp of nrows (<= xt_h16_tile_rows(C)) rows of C > 0 16-bit
  * elements into out[0:nrows), each rounded once from double. */
-static void xt_h16_lse_tile(int kind, const uint16_t *x, ptrdiff_t nrows, ptrdiff_t C,
-                            uint16_t *out, void *workspace)
+static inline void xt_h16_lse_tile(int kind, const uint16_t *x, ptrdiff_t nrows, ptrdiff_t C,
+                                   uint16_t *out, void *workspace)
 {
     float *buf = (float *)workspace;
     xt_h16_widen(kind, x, nrows * C, buf);
@@ -115,8 +115,8 @@ static void xt_h16_lse_tile(int kind, const uint16_t *x, ptrdiff_t nrows, ptrdif
 
 /* softmax (or log_softmax) of nrows (<= xt_h16_tile_rows(C)) rows of C > 0
  * 16-bit elements into out (which may be x): float32 results rounded once. */
-static void xt_h16_softmax_tile(int kind, const uint16_t *x, ptrdiff_t nrows, ptrdiff_t C,
-                                int take_log, uint16_t *out, void *workspace)
+static inline void xt_h16_softmax_tile(int kind, const uint16_t *x, ptrdiff_t nrows, ptrdiff_t C,
+                                       int take_log, uint16_t *out, void *workspace)
 {
     float *buf = (float *)workspace;
     xt_h16_widen(kind, x, nrows * C, buf);
