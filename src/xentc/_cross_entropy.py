@@ -297,7 +297,9 @@ _CE_PARAMS_DOC = """
     Parameters
     ----------
     logits : array_like
-        Unnormalised scores; float16/32/64 (integers are taken as float64).
+        Unnormalised scores; float16/32/64 or ``ml_dtypes.bfloat16`` (integers
+        are taken as float64). 16-bit logits are read as such and computed
+        in float32.
     target : array_like
         Either class indices (any integer dtype) with the logits' shape
         without the class axis, or class probabilities (floating, the logits'
@@ -372,7 +374,10 @@ cross_entropy.__doc__ = """Cross-entropy between logits and targets, as ``torch.
     Returns
     -------
     loss : NumPy scalar, or ndarray for reduction='none'
-        In the logits' dtype (accumulated in float64).
+        In the logits' dtype (accumulated in float64), float16 and bfloat16
+        included, as torch returns it: computed in double and rounded once,
+        a 16-bit loss is the nearest value of its dtype (pass float32
+        logits for more digits).
 
     Raises
     ------

@@ -104,6 +104,9 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, worker
     res : ndarray or scalar
         ``log(sum(b * exp(a)))`` along `axis`, of dtype
         ``result_type(a, b, 1.0)``. A full reduction returns a NumPy scalar.
+        float16 and ``ml_dtypes.bfloat16`` input gives its own dtype, as
+        scipy does for float16 (bfloat16 promotes as in torch: with
+        float16 to float32), computed in float32/float64 and rounded once.
     sgn : ndarray or scalar
         Only if `return_sign`: +1, 0, -1 (or NaN) in the dtype of `res`.
 

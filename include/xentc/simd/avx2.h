@@ -34,6 +34,10 @@
  *                                   float vector; f64: d[0]
  *   getexp getmant (f64)            x = 2^getexp(x) getmant(x), getmant in
  *                                   [1, 2), for positive normal x
+ *   load_f16 load_bf16 (f32)        W 16-bit values (uint16_t bits) widened
+ *   store_f16 store_bf16 (f32)      W lanes rounded to 16 bits, nearest
+ *                                   even, NaN kept (half.h; their target
+ *                                   attribute is XT_ATTR_H16_<ISA>)
  */
 #ifndef XENTC_SIMD_AVX2_H
 #define XENTC_SIMD_AVX2_H
