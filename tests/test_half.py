@@ -14,14 +14,13 @@ instruction-set level this CPU runs:
   - that inputs are never written and dtypes are checked.
 bfloat16 tests skip without ml_dtypes (an optional dependency).
 """
-import contextlib
-
 import numpy as np
 import pytest
 import scipy.special as sc
 
 import xentc
 from xentc import _core, _dispatch, _half
+from test_kernels_isa import kernels  # the level switch, always restored
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 BF16 = np.dtype(ml_dtypes.bfloat16)
@@ -31,16 +30,6 @@ LEVELS = _dispatch.available_levels()
 KIND = {F16: 0, BF16: 1}
 FLT_MIN = float(np.finfo(np.float32).tiny)
 EPS32 = float(np.finfo(np.float32).eps)
-
-
-@contextlib.contextmanager
-def kernels(level):
-    before = _core.active_kernels()
-    assert _core.select_kernels(level), level
-    try:
-        yield
-    finally:
-        assert _core.select_kernels(before)
 
 
 def ids(d):
