@@ -131,14 +131,12 @@ def test_forward_reads_the_tensors_memory_without_a_copy(monkeypatch):
     assert np.shares_memory(seen["grad"], x.grad.numpy())
 
 
-@pytest.mark.parametrize("case", ["bfloat16", "float16", "weight_requires_grad",
-                                  "negative_smoothing", "prob_target_requires_grad"])
+@pytest.mark.parametrize("case", ["weight_requires_grad", "negative_smoothing",
+                                  "prob_target_requires_grad"])
 def test_what_the_bridge_cannot_serve_goes_to_torch(case):
     x, y, w, q = _case((6, 5), torch.float32)
     kw, target = {}, y
-    if case in ("bfloat16", "float16"):
-        x = x.to(getattr(torch, case))
-    elif case == "weight_requires_grad":
+    if case == "weight_requires_grad":
         kw["weight"] = w.clone().requires_grad_(True)
     elif case == "negative_smoothing":
         kw["label_smoothing"] = -0.1
@@ -161,8 +159,8 @@ def test_what_the_bridge_cannot_serve_goes_to_torch(case):
 
 def test_fallback_with_xentc_only_options_says_why():
     x, y, _, _ = _case((6, 5), torch.float32)
-    with pytest.raises(NotImplementedError, match="bfloat16"):
-        xt.cross_entropy(x.bfloat16(), y, z_loss=1e-4)
+    with pytest.raises(NotImplementedError, match="meta"):
+        xt.cross_entropy(x.to("meta"), y.to("meta"), z_loss=1e-4)
 
 
 @pytest.mark.filterwarnings("ignore:size_average and reduce args will be deprecated")
@@ -225,3 +223,75 @@ def test_training_curve_matches_torch(setup):
     np.testing.assert_allclose(ours, theirs, rtol=1e-5)
     for a, b in zip(ours_params, theirs_params):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# float16 / bfloat16 tensors: xentc's 16-bit kernels, zero-copy
+# --------------------------------------------------------------------------
+
+def _ulps16(got, want64, dtype):
+    """Largest distance in ulps of dtype between got and want64 rounded to
+    dtype (NaN nowhere)."""
+    w = want64.to(dtype)
+    bits = lambda t: t.contiguous().view(torch.int16).to(torch.int32)  # noqa: E731
+    order = lambda b: torch.where(b < 0, -(b & 0x7FFF), b)  # noqa: E731
+    return int((order(bits(got)) - order(bits(w))).abs().max())
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("options", [{}, {"weight": True, "label_smoothing": 0.1},
+                                     {"prob": True}], ids=lambda o: "-".join(o) or "plain")
+def test_16_bit_tensors_are_served_by_the_kernels(dtype, options, monkeypatch):
+    pytest.importorskip("ml_dtypes")
+    import xentc.torch as bridge
+    x64, y, w64, q64 = _case((33, 37), torch.float64, ignore=False)
+    x = x64.to(dtype)
+    seen = {}
+    real = bridge._xentc_ce_and_grad
+
+    def spy(a, t, **kw):
+        seen["x"] = a
+        return real(a, t, **kw)
+
+    monkeypatch.setattr(bridge, "_xentc_ce_and_grad", spy)
+    kw = dict(label_smoothing=options.get("label_smoothing", 0.0))
+    target = q64.to(dtype) if options.get("prob") else y
+    if options.get("weight"):
+        kw["weight"] = w64.to(dtype)
+    a = x.clone().requires_grad_(True)
+    loss = xt.cross_entropy(a, target, **kw)
+    assert "CrossEntropy" in type(loss.grad_fn).__name__  # the bridge's, not torch's
+    assert np.shares_memory(seen["x"].view(np.int16), a.detach().view(torch.int16).numpy())
+    loss.backward()
+    assert loss.dtype == dtype and a.grad.dtype == dtype
+    # the float64 computation on the same 16-bit values, rounded: within 1 ulp
+    r = x.to(torch.float64).requires_grad_(True)
+    kw64 = dict(kw, weight=kw["weight"].to(torch.float64)) if "weight" in kw else kw
+    want = F.cross_entropy(r, target.to(torch.float64) if options.get("prob") else target,
+                           **kw64)
+    want.backward()
+    assert _ulps16(loss, want.detach(), dtype) <= 1
+    assert _ulps16(a.grad, r.grad, dtype) <= 1
+    # and torch's own 16-bit function agrees to its precision
+    b = x.clone().requires_grad_(True)
+    ref = F.cross_entropy(b, target, **kw)
+    ref.backward()
+    torch.testing.assert_close(loss, ref, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(a.grad, b.grad, rtol=2e-2, atol=2e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_16_bit_logsumexp_and_softmax(dtype):
+    pytest.importorskip("ml_dtypes")
+    x64 = torch.randn(5, 300, generator=torch.Generator().manual_seed(3),
+                      dtype=torch.float64) * 3
+    x = x64.to(dtype)
+    xr = x.to(torch.float64)
+    for got, want in [(xt.logsumexp(x, 1), torch.logsumexp(xr, 1)),
+                      (xt.softmax(x, 1), torch.softmax(xr, 1)),
+                      (xt.log_softmax(x, 1), torch.log_softmax(xr, 1))]:
+        assert got.dtype == dtype
+        assert _ulps16(got, want, dtype) <= 1
+    a = x.clone().requires_grad_(True)
+    xt.log_softmax(a, 1).sum().backward()
+    assert a.grad.dtype == dtype

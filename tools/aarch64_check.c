@@ -16,7 +16,11 @@
  *   - the cross-entropy statistics, loss and gradient of index targets
  *     (with label smoothing and class weights);
  *   - the vector exp's largest error in ulp over 2^20 points of its domain,
- *     against the bounds tests/test_kernels_isa.py sets for x86.
+ *     against the bounds tests/test_kernels_isa.py sets for x86;
+ *   - the float16 / bfloat16 conversions (simd/neon.h's 16-bit section):
+ *     widening of every 16-bit pattern and narrowing of the floats around
+ *     every rounding boundary, bit for bit against half.h's scalar ones
+ *     (NaN: NaN), for every length up to three vectors.
  * Exit status 0 when every check holds.
  */
 #include <float.h>
@@ -333,6 +337,56 @@ static void check_levels(void)
           0, 0);
 }
 
+/* NEON's 16-bit conversions against the baseline's scalar ones, bit for
+ * bit (any NaN for NaN), every pattern and every tail length. */
+static void check_h16_format(const char *name, xt_widen_fn nw, xt_widen_fn bw,
+                             xt_narrow_fn nn, xt_narrow_fn bn)
+{
+    enum { N = 1 << 16 };
+    static uint16_t bits[N], got16[4 * N], want16[4 * N];
+    static float a[N], b[N], f[4 * N];
+    for (long i = 0; i < N; i++)
+        bits[i] = (uint16_t)i;
+    for (long len = 0; len <= N; len = len < 12 ? len + 1 : (len == 12 ? N : N + 1)) {
+        nw(bits + (N - len), len, a);
+        bw(bits + (N - len), len, b);
+        for (long i = 0; i < len; i++)
+            check(isnan(b[i]) ? isnan(a[i]) : xt_f32_bits(a[i]) == xt_f32_bits(b[i]), name,
+                  i, a[i], b[i]);
+    }
+    /* the floats around every rounding boundary: each 16-bit value, the
+     * midpoint to the next, and their float neighbours */
+    bw(bits, N, b);
+    long n = 0;
+    for (long i = 0; i < N; i++) {
+        uint32_t v = xt_f32_bits(b[i]);
+        uint32_t m = xt_f32_bits(i + 1 < N ? (float)(((double)b[i] + b[i + 1]) / 2) : b[i]);
+        f[n++] = b[i];
+        f[n++] = xt_bits_f32(v + 1);
+        f[n++] = xt_bits_f32(m);
+        f[n++] = xt_bits_f32(m - 1);
+    }
+    for (long len = 0; len <= n; len = len < 12 ? len + 1 : (len == 12 ? n : n + 1)) {
+        nn(f + (n - len), len, got16);
+        bn(f + (n - len), len, want16);
+        for (long i = 0; i < len; i++) {
+            int ok = got16[i] == want16[i];
+            if (!ok && isnan(f[n - len + i]))
+                ok = ((got16[i] & 0x7fffu) > (strcmp(name, "widen/narrow bf16") ? 0x7c00u
+                                                                                   : 0x7f80u));
+            check(ok, name, i, got16[i], want16[i]);
+        }
+    }
+}
+
+static void check_h16(void)
+{
+    check_h16_format("widen/narrow f16", NEON->widen_f16, BASE->widen_f16, NEON->narrow_f16,
+                     BASE->narrow_f16);
+    check_h16_format("widen/narrow bf16", NEON->widen_bf16, BASE->widen_bf16,
+                     NEON->narrow_bf16, BASE->narrow_bf16);
+}
+
 int main(void)
 {
     check_levels();
@@ -343,6 +397,7 @@ int main(void)
     check_ce_f32();
     check_ce_f64();
     check_exp();
+    check_h16();
     printf("aarch64_check: level %s: %ld checks, %ld failures\n", xt_active_name(), nchecks,
            nfailed);
     return nfailed != 0;

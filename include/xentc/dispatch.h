@@ -40,6 +40,11 @@ typedef struct {
      * the baseline level, whose per-row path stays the reference */
     xt_ce_index_f32_fn ce_index_f32;
     xt_ce_index_f64_fn ce_index_f64;
+    /* 16-bit floats <-> float32 (half.h, algo/convert.h) */
+    xt_widen_fn widen_f16;
+    xt_narrow_fn narrow_f16;
+    xt_widen_fn widen_bf16;
+    xt_narrow_fn narrow_bf16;
 } xt_kernels;
 
 static const xt_kernels xt_kernels_baseline = {
@@ -51,6 +56,7 @@ static const xt_kernels xt_kernels_baseline = {
     xt_scale_f32_baseline, xt_scale_f64_baseline,
     xt_short_rows_f32_baseline, xt_short_rows_f64_baseline,
     NULL, NULL,
+    xt_widen_f16_baseline, xt_narrow_f16_baseline, xt_widen_bf16_baseline, xt_narrow_bf16_baseline,
 };
 
 #ifdef XT_HAVE_AVX2
@@ -63,6 +69,7 @@ static const xt_kernels xt_kernels_avx2 = {
     xt_scale_f32_avx2, xt_scale_f64_avx2,
     xt_short_rows_f32_avx2, xt_short_rows_f64_avx2,
     xt_ce_index_f32_avx2, xt_ce_index_f64_avx2,
+    xt_widen_f16_f32_avx2, xt_narrow_f16_f32_avx2, xt_widen_bf16_f32_avx2, xt_narrow_bf16_f32_avx2,
 };
 #endif
 
@@ -76,6 +83,7 @@ static const xt_kernels xt_kernels_avx512 = {
     xt_scale_f32_avx512, xt_scale_f64_avx512,
     xt_short_rows_f32_avx512, xt_short_rows_f64_avx512,
     xt_ce_index_f32_avx512, xt_ce_index_f64_avx512,
+    xt_widen_f16_f32_avx512, xt_narrow_f16_f32_avx512, xt_widen_bf16_f32_avx512, xt_narrow_bf16_f32_avx512,
 };
 #endif
 
@@ -89,6 +97,7 @@ static const xt_kernels xt_kernels_neon = {
     xt_scale_f32_neon, xt_scale_f64_neon,
     xt_short_rows_f32_neon, xt_short_rows_f64_neon,
     xt_ce_index_f32_neon, xt_ce_index_f64_neon,
+    xt_widen_f16_f32_neon, xt_narrow_f16_f32_neon, xt_widen_bf16_f32_neon, xt_narrow_bf16_f32_neon,
 };
 #endif
 
@@ -114,7 +123,9 @@ static int xt_cpu_supports(const char *name)
 #ifdef XT_HAVE_AVX2
     if (strcmp(name, "avx2") == 0) {
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        /* f16c: the float16 conversions (simd/avx2.h) */
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
     }
 #endif
     return 0;

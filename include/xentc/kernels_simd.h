@@ -12,6 +12,7 @@
 #include "blocks.h"
 #include "ce_options.h"
 #include "short_rows.h"
+#include "half.h"
 #include "algo/exp_coefs.h"
 #include "algo/log_coefs.h"
 #include "simd/avx512.h"

@@ -9,6 +9,7 @@
 #include "lse_weighted.h"
 #include "threads.h"
 #include "cross_entropy.h"
+#include "half_tiles.h"
 
 static inline xt_lse_partial xt_partial_f32(const float *x, ptrdiff_t n)
 {

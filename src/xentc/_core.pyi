@@ -94,3 +94,28 @@ def softmax_with_partials(
     x: npt.NDArray[_Real], p: npt.NDArray[np.float64], take_log: bool,
     out: npt.NDArray[_Real], nthreads: int,
 ) -> None: ...
+
+# 16-bit inputs (_core_half.pxi): uint16 views of float16 / bfloat16 data,
+# kind 0 (float16) or 1 (bfloat16)
+def widen_h16(x: npt.NDArray[np.uint16], kind: int, out: npt.NDArray[np.float32]) -> None: ...
+def narrow_h16(x: npt.NDArray[np.float32], kind: int, out: npt.NDArray[np.uint16]) -> None: ...
+def narrow_f64(x: npt.NDArray[np.float64], kind: int, out: npt.NDArray[np.uint16]) -> None: ...
+def lse_rows_h16(
+    x: npt.NDArray[np.uint16], kind: int, out: npt.NDArray[np.uint16], nthreads: int
+) -> None: ...
+def softmax_rows_h16(
+    x: npt.NDArray[np.uint16], kind: int, out: npt.NDArray[np.uint16], take_log: bool,
+    nthreads: int,
+) -> None: ...
+def ce_rows_h16(
+    x: npt.NDArray[np.uint16],
+    kind: int,
+    target: npt.NDArray[np.int64] | None,
+    target_prob: npt.NDArray[np.float32] | None,
+    options: CEOptions,
+    grad_scale: npt.NDArray[np.float64] | None,
+    grad_scale_all: float,
+    loss: npt.NDArray[np.float64],
+    grad: npt.NDArray[np.uint16] | None,
+    nthreads: int,
+) -> None: ...

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import _core, _targets
+from . import _core, _half, _targets
 from ._array_api import same_namespace
 from ._layout import Rows, last_axis_rows
 from ._logsumexp import logsumexp, softmax
@@ -21,7 +21,7 @@ def _reduce(per_sample, row_weight, denominator, reduction, sample_shape, dtype)
     """
     weighted = per_sample if row_weight is None else per_sample * row_weight
     if reduction == "none":
-        out = weighted.reshape(sample_shape).astype(dtype)
+        out = _half.cast(weighted.reshape(sample_shape), dtype)
         return out[()] if out.ndim == 0 else out
     return _finish(_core.sum_losses(np.ascontiguousarray(weighted, np.float64)),
                    denominator, reduction, dtype)
@@ -32,17 +32,27 @@ def _finish(total, denominator, reduction, dtype, prob=None, parts=None):
     divides as torch does (_targets.mean_of: a zero denominator gives NaN
     or +-inf, never an error; `prob`, the _Problem, and `parts` give the
     terms torch divides apart)."""
+    # The loss has the logits' dtype, float16 and bfloat16 included, as
+    # torch's cross_entropy returns it (and scipy's logsumexp of float16):
+    # a drop-in gives the dtype the caller's code expects. Computed in
+    # double and rounded once (_half.cast), a 16-bit loss is the best value
+    # its dtype holds; a caller who needs more digits passes float32 logits.
     if reduction == "sum":
-        return dtype.type(total)
+        return _scalar(total, dtype)
     if denominator != 0:
         # Python floats: the same IEEE double division as NumPy's, less code
-        return dtype.type(float(total) / float(denominator))
+        return _scalar(float(total) / float(denominator), dtype)
     if prob is None:
-        return dtype.type(_targets.mean_of(total, denominator))
+        return _scalar(_targets.mean_of(total, denominator), dtype)
     # (probability targets: the smoothing is inside q, no term of its own)
     smoothing = prob.smoothing if prob.kind == "index" else 0.0
-    return dtype.type(_targets.mean_of(total, denominator, smoothing, prob.nclasses,
-                                       prob.z_loss, parts))
+    return _scalar(_targets.mean_of(total, denominator, smoothing, prob.nclasses,
+                                    prob.z_loss, parts), dtype)
+
+
+def _scalar(value, dtype):
+    """A double result as a NumPy scalar of dtype (16-bit: rounded once)."""
+    return _half.from_float64(value, dtype) if _half.is_half(dtype) else dtype.type(value)
 
 
 # Rows per call of the kernels when only the reduced loss is wanted: the
@@ -75,7 +85,9 @@ class _Problem:
 
         self.kind = _targets.target_kind(target, x.shape, self.sample_shape, func)
         self.x = x
-        self.rows = Rows(x, (self.axis,), self.cdtype)
+        # 16-bit logits stay 16-bit: the kernels read them as such
+        self.half = _half.is_half(x.dtype)
+        self.rows = Rows(x, (self.axis,), x.dtype if self.half else self.cdtype)
         if self.kind == "index":
             self.index, self.nvalid = _targets.index_targets(
                 target, self.nclasses, self.sample_shape, ignore_index, func,
@@ -101,6 +113,7 @@ class _Problem:
         general validation: what __init__ would make of it."""
         p = cls.__new__(cls)
         p.dtype = p.cdtype = x.dtype
+        p.half = False
         p.axis = 1
         p.shape = x.shape
         p.nclasses = x.shape[1]
@@ -203,6 +216,16 @@ class _Problem:
         if want_grad and not hasattr(self, "_scale"):
             self._scale = self.grad_scale()
         scale, scale_all = self._scale if want_grad else (None, 0.0)
+        if self.half:
+            # (the widened tiles are soft-capped in place: no scratch)
+            _core.ce_rows_h16(
+                _half.bits(part(self.rows.data)), _half.kind(self.dtype),
+                part(self.index) if self.kind == "index" else None,
+                part(self.prob) if self.kind == "prob" else None, self.options(),
+                part(scale) if scale is not None else None, scale_all, out,
+                _half.bits(part(grad)) if want_grad else None, nthreads,
+            )
+            return
         scratch = (np.empty((nthreads, min(self.rows.ncols, chunk_size())), self.cdtype)
                    if self.softcap else None)
         _core.ce_rows(
@@ -274,7 +297,9 @@ _CE_PARAMS_DOC = """
     Parameters
     ----------
     logits : array_like
-        Unnormalised scores; float16/32/64 (integers are taken as float64).
+        Unnormalised scores; float16/32/64 or ``ml_dtypes.bfloat16`` (integers
+        are taken as float64). 16-bit logits are read as such and computed
+        in float32.
     target : array_like
         Either class indices (any integer dtype) with the logits' shape
         without the class axis, or class probabilities (floating, the logits'
@@ -349,7 +374,10 @@ cross_entropy.__doc__ = """Cross-entropy between logits and targets, as ``torch.
     Returns
     -------
     loss : NumPy scalar, or ndarray for reduction='none'
-        In the logits' dtype (accumulated in float64).
+        In the logits' dtype (accumulated in float64), float16 and bfloat16
+        included, as torch returns it: computed in double and rounded once,
+        a 16-bit loss is the nearest value of its dtype (pass float32
+        logits for more digits).
 
     Raises
     ------
@@ -398,7 +426,7 @@ def cross_entropy_and_grad(logits, target, *, axis=-1, weight=None, sample_weigh
             and prob.nvalid):
         # the rare zero denominator: copy the logits before the kernels
         # (the gradient may overwrite them), then torch's gradient pattern
-        logits_rows = rows.data.copy()
+        logits_rows = rows.data.astype(prob.cdtype)
         loss = prob.loss(workers, grad=buf)
         buf[...] = _zero_denominator_grad(prob, logits_rows)
     else:
@@ -588,7 +616,11 @@ def log_loss(probs, target, *, axis=-1, eps="auto", sample_weight=None, reductio
         pos = position(np.argmax(bad), p.shape)
         raise ValueError(f"{func}: probs{list(pos)} = {float(p[pos])!r} is not a "
                          "probability in [0, 1]")
-    eps = np.finfo(p.dtype).eps if eps == "auto" else as_float(eps, "eps", func)
+    if eps == "auto":
+        # (NumPy's finfo knows no bfloat16: its eps is 2^-7)
+        eps = 2.0 ** -7 if _half.is_bfloat16(p.dtype) else np.finfo(p.dtype).eps
+    else:
+        eps = as_float(eps, "eps", func)
     if not 0.0 <= eps < 0.5:
         raise ValueError(f"{func}: eps must be in [0, 0.5) or 'auto', got {eps!r}")
     nclasses = p.shape[ax]

@@ -1,7 +1,7 @@
 """logsumexp, softmax and log_softmax: drop-ins for scipy.special's."""
 import numpy as np
 
-from . import _core, _numpy_path
+from . import _core, _half, _numpy_path
 from ._array_api import same_namespace
 from ._layout import Rows, last_axis_rows
 from ._validation import (
@@ -15,11 +15,11 @@ from ._validation import (
 
 __all__ = ["logsumexp", "softmax", "log_softmax"]
 
-# Result dtype -> dtype the C kernels compute in. float16 is computed in
-# float32 and rounded once at the end; long double and complex have no
-# kernels and take the NumPy path.
+# Result dtype -> dtype the C kernels compute in; long double and complex
+# have no kernels and take the NumPy path. The 16-bit dtypes (float16,
+# ml_dtypes.bfloat16; _half) have kernels of their own that read the 16
+# bits and compute in float32 (_core_half.pxi).
 _KERNEL_DTYPE = {
-    np.dtype(np.float16): np.dtype(np.float32),
     np.dtype(np.float32): np.dtype(np.float32),
     np.dtype(np.float64): np.dtype(np.float64),
 }
@@ -37,7 +37,7 @@ def _result_dtype(a, a_arr, b, b_arr):
     args = [_weak(a, a_arr), 1.0]
     if b is not None:
         args.append(_weak(b, b_arr))
-    return np.result_type(*args)
+    return _half.result_dtype(*(x.dtype if isinstance(x, np.ndarray) else x for x in args))
 
 
 def _lse_last_axis(a, axis, keepdims, workers):
@@ -104,6 +104,9 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, worker
     res : ndarray or scalar
         ``log(sum(b * exp(a)))`` along `axis`, of dtype
         ``result_type(a, b, 1.0)``. A full reduction returns a NumPy scalar.
+        float16 and ``ml_dtypes.bfloat16`` input gives its own dtype, as
+        scipy does for float16 (bfloat16 promotes as in torch: with
+        float16 to float32), computed in float32/float64 and rounded once.
     sgn : ndarray or scalar
         Only if `return_sign`: +1, 0, -1 (or NaN) in the dtype of `res`.
 
@@ -159,7 +162,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, worker
         # scipy: the sum over nothing is 0, its log -inf, and sign(-inf) = -1.
         out = np.full(kept_shape, -np.inf, dtype=dtype)
         sign = np.sign(out)
-    elif dtype in _KERNEL_DTYPE:
+    elif dtype in _KERNEL_DTYPE or _half.is_half(dtype):
         out, sign = _lse_kernel(a_arr, b_arr, axes, dtype, workers)
         if b_arr is not None and not return_sign:
             out[sign < 0] = np.nan
@@ -191,6 +194,13 @@ def _unweighted_sign(out):
 def _lse_kernel(a, b, axes, dtype, workers):
     """Flat (out, sign) of dtype over the rows of a (and b); the sign is None
     for unweighted input (the caller derives it from out when asked)."""
+    if b is None and _half.is_half(dtype):
+        # 16-bit: read as such, each result rounded once from double
+        rows = Rows(a, axes, dtype)
+        lse = np.empty(rows.nrows, dtype=dtype)
+        _core.lse_rows_h16(_half.bits(rows.data), _half.kind(dtype), _half.bits(lse),
+                           row_threads(workers, rows.nrows, rows.ncols))
+        return lse, None
     if b is None:
         rows = Rows(a, axes, _KERNEL_DTYPE[dtype])
         lse = np.empty(rows.nrows, dtype=rows.data.dtype)
@@ -205,7 +215,7 @@ def _lse_kernel(a, b, axes, dtype, workers):
     sign = np.empty(a_rows.nrows)
     nthreads = thread_count(workers, a.size, a_rows.nrows)
     _core.lse_weighted_rows(a_rows.data, b_rows.data, out, sign, nthreads)
-    return out.astype(dtype, copy=False), sign.astype(dtype, copy=False)
+    return _half.cast(out, dtype), _half.cast(sign, dtype)
 
 
 def _softmax_impl(x, axis, out, workers, take_log):
@@ -222,7 +232,7 @@ def _softmax_impl(x, axis, out, workers, take_log):
             f"{func}: boolean input is not supported (as in scipy.special.{func}); "
             "convert it to a float array first"
         )
-    dtype = np.result_type(x, 1.0)
+    dtype = _half.result_dtype(x.dtype, 1.0)
     if x.ndim == 0 and not isinstance(axis, (tuple, bool, np.bool_)) and axis in (0, -1):
         # NumPy's reductions (and so scipy) accept an int axis 0 or -1 for a
         # 0-d array; it normalises over itself.
@@ -232,21 +242,26 @@ def _softmax_impl(x, axis, out, workers, take_log):
     if out is not None:
         check_out(out, x.shape, dtype, func)
 
-    if x.size == 0 or x.ndim == 0 or dtype not in _KERNEL_DTYPE:
+    half = _half.is_half(dtype)
+    if x.size == 0 or x.ndim == 0 or not (half or dtype in _KERNEL_DTYPE):
         result = _softmax_small_or_numpy(x, axes, dtype, take_log, func)
         if out is None:
             return result
         out[...] = result
         return out
 
-    rows = Rows(x, axes, _KERNEL_DTYPE[dtype])
+    rows = Rows(x, axes, dtype if half else _KERNEL_DTYPE[dtype])
     nthreads = row_threads(workers, rows.nrows, rows.ncols)
     direct = None if out is None else rows.direct_output(out)
+    res = np.empty_like(rows.data) if direct is None else direct
+    if half:
+        # 16-bit: read as such, the float32 results rounded once
+        _core.softmax_rows_h16(_half.bits(rows.data), _half.kind(dtype), _half.bits(res),
+                               take_log, nthreads)
+    else:
+        _core.softmax_rows(rows.data, res, take_log, nthreads)
     if direct is not None:
-        _core.softmax_rows(rows.data, direct, take_log, nthreads)
         return out
-    res = np.empty_like(rows.data)
-    _core.softmax_rows(rows.data, res, take_log, nthreads)
     res = rows.restore(res)
     if out is None:
         return res.astype(dtype, copy=False)
@@ -264,6 +279,9 @@ def _softmax_small_or_numpy(x, axes, dtype, take_log, func):
             )
         return np.empty(x.shape, dtype=dtype)
     fn = _numpy_path.log_softmax if take_log else _numpy_path.softmax
+    if _half.is_half(dtype):
+        # (0-d only) in float32, as the kernels compute, rounded once
+        return fn(x.astype(np.float32), None).astype(dtype)[()]
     x = x.astype(dtype)
     if x.ndim == 0:
         return fn(x, None)[()]

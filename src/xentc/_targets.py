@@ -4,13 +4,14 @@ import math
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
-from . import _core
+from . import _core, _half
 from ._layout import kernel_array
 from ._validation import as_float, as_int, check_numeric, position
 
 REDUCTIONS = ("none", "mean", "sum")
 
-# Logits dtype -> dtype the kernels compute in (accumulation is float64).
+# Logits dtype -> dtype the kernels compute in (accumulation is float64);
+# the 16-bit dtypes (float16, bfloat16) compute in float32.
 COMPUTE_DTYPE = {
     np.dtype(np.float16): np.dtype(np.float32),
     np.dtype(np.float32): np.dtype(np.float32),
@@ -32,7 +33,10 @@ def float_array(x, argname, func):
 
 
 def compute_dtype(dtype):
-    return COMPUTE_DTYPE.get(np.dtype(dtype), np.dtype(np.float64))
+    dtype = np.dtype(dtype)
+    if _half.is_bfloat16(dtype):
+        return np.dtype(np.float32)
+    return COMPUTE_DTYPE.get(dtype, np.dtype(np.float64))
 
 
 def class_axis(axis, x, func, argname="logits"):
@@ -246,7 +250,7 @@ def target_kind(target, logits_shape, sample_shape, func):
     check_numeric(t, "target", func)
     if t.dtype.kind in "iu":
         return "index"
-    if t.dtype.kind == "f":
+    if t.dtype.kind == "f" or _half.is_bfloat16(t.dtype):
         if t.shape != tuple(logits_shape):
             raise ValueError(
                 f"{func}: a floating target holds class probabilities and must have "

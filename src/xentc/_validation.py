@@ -5,7 +5,7 @@ import os
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_tuple
 
-from . import _core
+from . import _core, _half
 
 # Below this many elements a call stays on the calling thread: starting the
 # OpenMP team costs more than the work it would share.
@@ -117,7 +117,7 @@ def row_threads(workers, nrows, ncols):
 
 def check_numeric(arr, argname, func):
     """Reject arrays that cannot hold numbers (object, str, datetime...)."""
-    if arr.dtype.kind not in "biufc":
+    if arr.dtype.kind not in "biufc" and not _half.is_bfloat16(arr.dtype):
         raise TypeError(
             f"{func}: {argname} must be a numeric array, got dtype {arr.dtype}"
         )

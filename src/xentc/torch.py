@@ -10,13 +10,17 @@ the gradient, and its backward only scales it by ``grad_output`` (nothing
 at all when that is 1, as after ``loss.backward()``): no second pass over the
 logits. Tensors are viewed as NumPy arrays (``Tensor.numpy()``), never
 copied when contiguous, and the gradient is handed back the same way.
+float16 and bfloat16 tensors are read as 16 bits by xentc's kernels
+(a bfloat16 tensor is viewed as an ``ml_dtypes.bfloat16`` array through
+its int16 bits); the loss and gradient have the input's dtype, as torch's.
 
 What the bridge does not serve is handed to torch's own function with the
 same arguments, with the same result:
 
 - tensors that are not on the CPU (CUDA, MPS, meta), not strided (sparse),
-  or of a dtype other than float32/float64 (float16, bfloat16: torch's own
-  kernels until xentc's read 16-bit input);
+  or of a dtype other than float32/float64/float16/bfloat16 (bfloat16 also
+  needs ``ml_dtypes``, through which NumPy sees it: without it bfloat16
+  goes to torch);
 - class weights or probability targets that require a gradient;
 - ``label_smoothing`` outside [0, 1] (torch takes negative values);
 - ``cross_entropy`` differentiated twice (``create_graph=True``): the second
@@ -46,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn import _reduction
 
+from . import _half
 from ._cross_entropy import cross_entropy as _xentc_ce
 from ._cross_entropy import cross_entropy_and_grad as _xentc_ce_and_grad
 from ._logsumexp import log_softmax as _xentc_log_softmax
@@ -54,23 +59,43 @@ from ._logsumexp import softmax as _xentc_softmax
 
 __all__ = ["cross_entropy", "CrossEntropyLoss", "logsumexp", "log_softmax", "softmax"]
 
-_KERNEL_DTYPES = (torch.float32, torch.float64)
+_KERNEL_DTYPES = (torch.float32, torch.float64, torch.float16)
+
+
+def _ml_dtypes():
+    """ml_dtypes (NumPy's bfloat16), imported when a bfloat16 tensor
+    arrives, or None when it is not installed."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        return None
+    return ml_dtypes
 
 
 def _servable(t):
     """Can the kernels read this tensor as it is (a NumPy view of it)?"""
     return (t.device.type == "cpu" and t.layout == torch.strided
-            and t.dtype in _KERNEL_DTYPES and not t.is_conj() and not t.is_neg())
+            and (t.dtype in _KERNEL_DTYPES
+                 or (t.dtype == torch.bfloat16 and _ml_dtypes() is not None))
+            and not t.is_conj() and not t.is_neg())
 
 
 def _view(t):
-    """The tensor's memory as a NumPy array, without a copy."""
-    return t.detach().numpy()
+    """The tensor's memory as a NumPy array, without a copy (bfloat16: its
+    int16 bits viewed as ml_dtypes.bfloat16, which NumPy knows and torch's
+    numpy() refuses)."""
+    t = t.detach()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(_ml_dtypes().bfloat16)
+    return t.numpy()
 
 
 def _tensor(a):
     """A NumPy result as a tensor, without a copy (0-d for NumPy scalars)."""
-    return torch.from_numpy(np.asarray(a))
+    a = np.asarray(a)
+    if _half.is_bfloat16(a.dtype):
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
 
 
 # --------------------------------------------------------------------------
@@ -93,7 +118,7 @@ class _CrossEntropy(torch.autograd.Function):
         ctx.class_dim = kw["axis"]
         if ctx.needs_input_grad[0]:
             loss, grad = _xentc_ce_and_grad(x, t, **kw)
-            ctx.grad = torch.from_numpy(grad)
+            ctx.grad = _tensor(grad)
             # (references, not copies: for a second backward only)
             ctx.save_for_backward(input, target, weight)
         else:
@@ -120,7 +145,7 @@ class _CrossEntropy(torch.autograd.Function):
                 # backward through the same graph again (retain_graph=True):
                 # the first call handed its buffer over, so compute it anew
                 input, target, weight = ctx.saved_tensors
-                grad = torch.from_numpy(_xentc_ce_and_grad(
+                grad = _tensor(_xentc_ce_and_grad(
                     _view(input), _view(target), axis=ctx.class_dim,
                     weight=None if weight is None else _view(weight),
                     ignore_index=ignore_index, reduction=reduction,

@@ -2,7 +2,8 @@
  * Instantiates every algorithm template for the layer XT_ISA (defined by
  * the includer, e.g. kernels_simd.h) and both element types: float64
  * first, whose log the float32 short-row kernel uses. Kernels are named
- * xt_NAME_DT_ISA (xt_partial_f32_avx2, xt_short_rows_f64_neon, ...).
+ * xt_NAME_DT_ISA (xt_partial_f32_avx2, xt_short_rows_f64_neon, ...); the
+ * 16-bit conversions (convert.h) are float32's alone.
  */
 #define XT_DT f64
 #define XT_T double
@@ -33,6 +34,7 @@
 #include "partial.h"
 #include "short_rows.h"
 #include "ce_rows.h"
+#include "convert.h"
 #undef XT_DT
 #undef XT_T
 #undef XT_IS_F32

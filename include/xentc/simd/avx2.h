@@ -34,6 +34,10 @@
  *                                   float vector; f64: d[0]
  *   getexp getmant                  x = 2^getexp(x) getmant(x), getmant in
  *                                   [1, 2), for positive normal x
+ *   load_f16 load_bf16 (f32)        W 16-bit values (uint16_t bits) widened
+ *   store_f16 store_bf16 (f32)      W lanes rounded to 16 bits, nearest
+ *                                   even, NaN kept (half.h; their target
+ *                                   attribute is XT_ATTR_H16_<ISA>)
  */
 #ifndef XENTC_SIMD_AVX2_H
 #define XENTC_SIMD_AVX2_H
@@ -248,6 +252,44 @@ XT_L2 __m256d xv_avx2_f64_getmant(__m256d x)
 
 XT_DEFINE_LANEWISE_MANY(XT_L2, xv_avx2_f32, float)
 XT_DEFINE_LANEWISE_MANY(XT_L2, xv_avx2_f64, double)
+/* ---- 16-bit floats (float32 lanes; half.h says why) ------------------- */
+/* The operations of simd/avx512.h's 16-bit section, 8 lanes. float16 is
+ * F16C (vcvtph2ps / vcvtps2ph), a separate CPUID bit: these functions, and
+ * the conversion kernels built on them (algo/convert.h), carry f16c in
+ * their target, and the avx2 level is offered only on CPUs that have it
+ * (dispatch.h; every AVX2 CPU made has). */
+#define XT_AVX2_H16 __attribute__((target("avx2,fma,f16c")))
+#define XT_ATTR_H16_avx2 XT_AVX2_H16
+#define XT_L2H XT_AVX2_H16 static inline
+XT_L2H __m256 xv_avx2_f32_load_f16(const uint16_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+XT_L2H void xv_avx2_f32_store_f16(uint16_t *p, __m256 v)
+{
+    _mm_storeu_si128((__m128i *)p,
+                     _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+XT_L2H __m256 xv_avx2_f32_load_bf16(const uint16_t *p)
+{
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+XT_L2H void xv_avx2_f32_store_bf16(uint16_t *p, __m256 v)
+{
+    const __m256i x = _mm256_castps_si256(v);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_add_epi32(x, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+    /* NaN: truncated with the quiet bit set, never rounded into inf */
+    __m256i q = _mm256_or_si256(x, _mm256_set1_epi32(0x400000));
+    r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(q),
+                                             _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    r = _mm256_srli_epi32(r, 16);
+    /* lanes <= 0xffff: the unsigned saturating pack only narrows them */
+    _mm_storeu_si128((__m128i *)p, _mm_packus_epi32(_mm256_castsi256_si128(r),
+                                                    _mm256_extracti128_si256(r, 1)));
+}
+#undef XT_L2H
 
 #undef XT_L2
 #endif /* x86-64 with GCC/Clang */

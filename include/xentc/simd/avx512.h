@@ -278,6 +278,39 @@ XT_L5 __m512d xv_avx512_f64_div_fast(__m512d a, __m512d b)
     return _mm512_mul_pd(a, r);
 }
 
+/* ---- 16-bit floats (float32 lanes; half.h says why) ------------------- */
+/* load_f16 / load_bf16: 16 elements widened, exactly; store_f16 /
+ * store_bf16: 16 lanes rounded to nearest even (NaN stays NaN), as
+ * half.h's scalar conversions do. float16 is F16C's vcvtph2ps/vcvtps2ph,
+ * which AVX-512F has at this width; bfloat16 is the high half of a float's
+ * bits, so a 16-bit shift (AVX512_BF16's vcvtne2ps2bf16 would need a
+ * subset this level does not check for). */
+#define XT_ATTR_H16_avx512 XT_AVX512
+XT_L5 __m512 xv_avx512_f32_load_f16(const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+XT_L5 void xv_avx512_f32_store_f16(uint16_t *p, __m512 v)
+{
+    _mm256_storeu_si256((__m256i *)p,
+                        _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+XT_L5 __m512 xv_avx512_f32_load_bf16(const uint16_t *p)
+{
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+}
+XT_L5 void xv_avx512_f32_store_bf16(uint16_t *p, __m512 v)
+{
+    const __m512i x = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_add_epi32(x, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+    /* NaN: truncated with the quiet bit set, never rounded into inf */
+    r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), x,
+                             _mm512_set1_epi32(0x400000));
+    _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+}
+
 #undef XT_L5
 #endif /* XT_HAVE_AVX2 */
 #endif

@@ -170,6 +170,34 @@ XT_LN float64x2_t xv_neon_f64_getmant(float64x2_t x)
 
 XT_DEFINE_LANEWISE_MANY(XT_LN, xv_neon_f32, float)
 XT_DEFINE_LANEWISE_MANY(XT_LN, xv_neon_f64, double)
+/* ---- 16-bit floats (float32 lanes; half.h says why) ------------------- */
+/* The operations of simd/avx512.h's 16-bit section, 4 lanes: float16 by
+ * vcvt (FCVTL/FCVTN, round to nearest even under the default FPCR, NaN
+ * kept), bfloat16 by a 16-bit shift and integer rounding (the BF16
+ * extension's BFCVTN is not in every aarch64 CPU). */
+#define XT_ATTR_H16_neon
+XT_LN float32x4_t xv_neon_f32_load_f16(const uint16_t *p)
+{
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+}
+XT_LN void xv_neon_f32_store_f16(uint16_t *p, float32x4_t v)
+{
+    vst1_u16(p, vreinterpret_u16_f16(vcvt_f16_f32(v)));
+}
+XT_LN float32x4_t xv_neon_f32_load_bf16(const uint16_t *p)
+{
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
+}
+XT_LN void xv_neon_f32_store_bf16(uint16_t *p, float32x4_t v)
+{
+    const uint32x4_t x = vreinterpretq_u32_f32(v);
+    const uint32x4_t lsb = vandq_u32(vshrq_n_u32(x, 16), vdupq_n_u32(1));
+    uint32x4_t r = vaddq_u32(x, vaddq_u32(lsb, vdupq_n_u32(0x7fff)));
+    /* NaN: truncated with the quiet bit set, never rounded into inf */
+    uint32x4_t nan = vmvnq_u32(vceqq_f32(v, v));
+    r = vbslq_u32(nan, vorrq_u32(x, vdupq_n_u32(0x400000)), r);
+    vst1_u16(p, vshrn_n_u32(r, 16));
+}
 
 #undef XT_LN
 #endif /* aarch64 */
