@@ -15,6 +15,11 @@
  *     group, with and without special values;
  *   - the cross-entropy statistics, loss and gradient of index targets
  *     (with label smoothing and class weights);
+ *   - the fused index-target cross-entropy kernel (algo/ce_rows.h), lane
+ *     and row modes, against the baseline's per-row formulas: every class
+ *     count up to 20 and some longer, every row count up to two groups,
+ *     ignored rows, a NaN row (marked special, left alone), class weights,
+ *     label smoothing, z-loss and per-row gradient scales;
  *   - the vector exp's largest error in ulp over 2^20 points of its domain,
  *     against the bounds tests/test_kernels_isa.py sets for x86;
  *   - the float16 / bfloat16 conversions (simd/neon.h's 16-bit section):
@@ -279,6 +284,96 @@ DEFINE_CHECK_SHORT(f64, double, xv_neon_f64_lanes)
 DEFINE_CHECK_CE(f32, float)
 DEFINE_CHECK_CE(f64, double)
 
+/* The fused kernel of NEON on rows x (nrows x C) against each row done by
+ * the baseline's per-row formulas (cross_entropy.h), option set opt: 0
+ * plain, 1 class weights and z-loss, 2 label smoothing, 3 per-row
+ * gradient scales. */
+#define DEFINE_CHECK_FUSED(SUF, T)                                            \
+    static void check_fused_case_##SUF(ptrdiff_t nrows, ptrdiff_t C, int opt) \
+    {                                                                         \
+        enum { MAXR = 40, MAXC = 300 };                                       \
+        static T x[MAXR * MAXC], g[MAXR * MAXC], gref[MAXC];                  \
+        static double w[MAXC], gs[MAXR], loss[MAXR];                          \
+        static long long target[MAXR];                                        \
+        static unsigned char special[MAXR];                                   \
+        double wt = 0.0;                                                      \
+        for (ptrdiff_t j = 0; j < C; j++) {                                   \
+            w[j] = opt == 1 ? 0.5 + 0.5 * (uniform(1.0) + 1.0) : 1.0;         \
+            wt += w[j];                                                       \
+        }                                                                     \
+        for (ptrdiff_t i = 0; i < nrows; i++) {                               \
+            for (ptrdiff_t j = 0; j < C; j++)                                 \
+                x[i * C + j] = (T)uniform(8.0);                               \
+            target[i] = i % 5 == 3 ? -1 : (long long)((i * 7) % C);           \
+            gs[i] = opt == 3 ? 0.25 * (i % 4) : 0.5;                          \
+        }                                                                     \
+        if (nrows > 4)                                                        \
+            x[4 * C + C / 2] = (T)NAN; /* row 4: special */                   \
+        xt_ce_index_args a;                                                   \
+        a.o.nclasses = C;                                                     \
+        a.o.class_weight = opt == 1 ? w : NULL;                               \
+        a.o.weight_total = opt == 1 ? wt : (double)C;                         \
+        a.o.smoothing = opt == 2 ? 0.2 : 0.0;                                 \
+        a.o.z_loss = opt == 1 ? 1e-3 : 0.0;                                   \
+        a.o.softcap = 0.0;                                                    \
+        a.grad_scale_all = 0.5;                                               \
+        xt_select("neon");                                                    \
+        NEON->ce_index_##SUF(x, nrows, target, opt == 3 ? gs : NULL, &a, loss,\
+                             g, special);                                     \
+        xt_select("baseline");                                                \
+        for (ptrdiff_t i = 0; i < nrows; i++) {                               \
+            const T *row = x + i * C;                                         \
+            long long y = target[i];                                          \
+            int nan_row = nrows > 4 && i == 4;                                \
+            check(special[i] == (nan_row && y >= 0), "fused special " #SUF,   \
+                  (long)i, special[i], nan_row);                              \
+            if (special[i])                                                   \
+                continue;                                                     \
+            if (y < 0) {                                                      \
+                check(loss[i] == 0.0, "fused ignored loss " #SUF, (long)i,    \
+                      loss[i], 0.0);                                          \
+                for (ptrdiff_t j = 0; j < C; j++)                             \
+                    check(g[i * C + j] == 0, "fused ignored grad " #SUF,      \
+                          (long)j, g[i * C + j], 0.0);                        \
+                continue;                                                     \
+            }                                                                 \
+            const double e = a.o.smoothing, c = e / (double)C;                \
+            const double wy = a.o.class_weight ? w[y] : 1.0;                  \
+            xt_ce_stats st = xt_ce_stats_##SUF(row, C, a.o.class_weight, NULL,\
+                                               e > 0.0);                      \
+            double ls = xt_ce_log_sum(st.lse), m = st.lse.max;                \
+            double want = xt_ce_index_loss(&a.o, &st, ls, m, (double)row[y], wy);\
+            check(close_to(loss[i], want, 4 * TOL_##SUF, 1.0),                \
+                  "fused loss " #SUF, (long)(C * 1000 + i), loss[i], want);   \
+            double s = opt == 3 ? gs[i] : 0.5;                                \
+            double coef = s * ((1.0 - e) * wy + c * a.o.weight_total          \
+                               + 2.0 * a.o.z_loss * (m + ls));                \
+            xt_ce_grad_slice_##SUF(row, C, ls, m, coef, 0.0, s * c,           \
+                                   a.o.class_weight, NULL, (ptrdiff_t)y,      \
+                                   s * (1.0 - e) * wy, 0.0, gref, 0);         \
+            for (ptrdiff_t j = 0; j < C; j++)                                 \
+                check(close_to(g[i * C + j], gref[j], 4 * TOL_##SUF, 1.0),    \
+                      "fused grad " #SUF, (long)(C * 1000 + j), g[i * C + j], \
+                      gref[j]);                                               \
+        }                                                                     \
+        xt_select("neon");                                                    \
+    }                                                                         \
+    static void check_fused_##SUF(void)                                       \
+    {                                                                         \
+        static const ptrdiff_t longer[] = {33, 64, 100, 300};                 \
+        for (int opt = 0; opt < 4; opt++)                                     \
+            for (ptrdiff_t nrows = 1; nrows <= 9; nrows++) {                  \
+                for (ptrdiff_t C = 1; C <= 20; C++)                           \
+                    check_fused_case_##SUF(nrows, C, opt);                    \
+                for (size_t k = 0; k < sizeof longer / sizeof longer[0]; k++) \
+                    check_fused_case_##SUF(nrows, longer[k], opt);            \
+            }                                                                 \
+        for (ptrdiff_t C = 1; C <= 20; C++)                                   \
+            check_fused_case_##SUF(40, C, 0);                                 \
+    }
+DEFINE_CHECK_FUSED(f32, float)
+DEFINE_CHECK_FUSED(f64, double)
+
 /* |y - ref| in ulp of ref's binade (mant: T's significand bits). */
 static double ulp_err(double y, long double ref, int mant)
 {
@@ -396,6 +491,8 @@ int main(void)
     check_short_f64();
     check_ce_f32();
     check_ce_f64();
+    check_fused_f32();
+    check_fused_f64();
     check_exp();
     check_h16();
     printf("aarch64_check: level %s: %ld checks, %ld failures\n", xt_active_name(), nchecks,
