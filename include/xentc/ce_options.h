@@ -38,8 +38,11 @@ typedef struct {
 } xt_ce_lanes;
 
 /* Rows of at most this many classes take the fused kernel's lane mode
- * (one row per vector lane, algo/ce_rows.h), longer ones its row mode. */
-#define XT_CE_LANE_MAX 16 /* <= XT_COLUMNS_MAX (simd/common.h) */
+ * (one row per vector lane, algo/ce_rows.h), longer ones its row mode;
+ * with a gradient lane mode stops earlier (the gradient goes back to rows
+ * through the transposes). Measured crossovers, below. */
+#define XT_CE_LANE_MAX 64 /* <= XT_COLUMNS_MAX (simd/common.h) */
+#define XT_CE_LANE_MAX_GRAD 16
 
 /* Groups of rows up to this size take their maxima together in row mode
  * (algo/ce_rows.h): half of a 32 KB L1, so the rows are still there for

@@ -175,8 +175,9 @@ XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_group)(const xt_ce_index_args
         for (int l = 0; l < W; l++)
             wyt[l] = yt[l] >= 0 ? w[(ptrdiff_t)yt[l]] : 0.0;
     }
-    for (int l = 0; l < W; l++)
-        gst[l] = gscale && l < n ? gscale[r0 + l] : a->grad_scale_all;
+    if (gscale)
+        for (int l = 0; l < W; l++)
+            gst[l] = l < n ? gscale[r0 + l] : 0.0;
     /* ls in T lanes: the float32 log costs half the double one for twice
      * the lanes, and its error (about an ulp of ls, ls <= log C) is below
      * the float32 loss's own rounding */
@@ -188,7 +189,8 @@ XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_group)(const xt_ce_index_args
         f[k] = XT_K(ce_finish)(&a->o, want_grad, m, XV(widen)(ls, k), g->sx[k],
                                XV(widen)(g->xy, k),
                                w ? XVD(load)(wyt + k * WD) : XV(widen)(wyv, k),
-                               XVD(load)(gst + k * WD));
+                               gscale ? XVD(load)(gst + k * WD)
+                                      : XVD(set1)(a->grad_scale_all));
         /* m + ls is finite only when both are (rows with NaN, +inf or no
          * finite logit are special), and a scale T would round to inf is
          * left to the per-row path */
@@ -209,11 +211,10 @@ XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_group)(const xt_ce_index_args
         else
             XVD(store)(lt + k * WD, lk);
     }
-    for (int l = 0; l < n; l++) {
-        if (n < W)
+    if (n < W)
+        for (int l = 0; l < n; l++)
             loss[r0 + l] = lt[l];
-        special[r0 + l] = 0;
-    }
+    memset(special + r0, 0, (size_t)n);
     return 1;
 }
 
@@ -244,71 +245,99 @@ XT_ATTR static ptrdiff_t XT_K(ce_group_by_row)(const xt_ce_index_args *a,
 XT_ATTR XT_ALWAYS_INLINE static inline XV(v) XT_K(ce_targets)(const long long *target,
                                                                ptrdiff_t r0, int n)
 {
+    /* exact: -1 <= y < C <= 2^24 */
+    if (n == XV(lanes))
+        return XV(load_index)(target + r0);
     XT_T yt[XV(lanes)];
-    for (int l = 0; l < XV(lanes); l++) /* exact: -1 <= y < C <= 2^24 */
+    for (int l = 0; l < XV(lanes); l++)
         yt[l] = l < n ? (XT_T)target[r0 + l] : (XT_T)-1;
     return XV(load)(yt);
 }
 
-/* Lane mode: the W rows from r0 (C <= XT_COLUMNS_MAX). */
-XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_lane)(
-    const XT_T *x, ptrdiff_t r0, const long long *target, const double *gscale,
-    const XV(cp) *plan, const xt_ce_index_args *a, double *loss, XT_T *grad,
-    unsigned char *special)
+/* Lane mode, in two steps over blocks of XT_CE_LANE_BLOCK groups: first
+ * each group's vectors (XT_K(ce_lane_sums)), then each group's finish and
+ * outputs (XT_K(ce_lane_out)). One step after the other for a whole block
+ * lets the CPU overlap the groups: a group's finish is one long chain of
+ * dependent operations (the log above all), which one group at a time
+ * left waiting (perf: the log's operations took a third of the time at
+ * 2 classes). */
+#define XT_CE_LANE_BLOCK 8
+/* vectors of exps a block keeps for the gradient (>= XT_COLUMNS_MAX) */
+#define XT_CE_LANE_EXPS 128
+
+/* The W rows from r0 as vectors (C <= XT_COLUMNS_MAX); their exps (1 at
+ * the maxima) in cols when want_grad. */
+XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_lane_sums)(
+    const XT_T *x, ptrdiff_t r0, const long long *target, const XV(cp) *plan, ptrdiff_t C,
+    int smoothing, int want_grad, XT_K(ce_rows) *g, XV(v) *cols)
 {
     enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes) };
-    const ptrdiff_t C = a->o.nclasses;
-    const int smoothing = a->o.smoothing > 0.0, want_grad = grad != NULL;
     const XV(v) zero = XV(zero)(), one = XV(set1)((XT_T)1);
     XV(v) v[XT_COLUMNS_MAX];
-    XT_K(ce_rows) g;
     const XT_T *grp = x + r0 * C;
     xt_short_prefetch(grp, W * C * (ptrdiff_t)sizeof(XT_T));
-    g.y = XT_K(ce_targets)(target, r0, W);
+    g->y = XT_K(ce_targets)(target, r0, W);
     XV(load_columns)(grp, C, plan, v);
-    g.m = XV(set1)((XT_T)-INFINITY);
-    g.xy = zero;
+    g->m = XV(set1)((XT_T)-INFINITY);
+    g->xy = zero;
     for (ptrdiff_t j = 0; j < C; j++) {
-        g.m = XV(max)(v[j], g.m);
-        g.xy = XV(select)(XV(cmp_eq)(g.y, XV(set1)((XT_T)j)), v[j], g.xy);
+        g->m = XV(max)(v[j], g->m);
+        g->xy = XV(select)(XV(cmp_eq)(g->y, XV(set1)((XT_T)j)), v[j], g->xy);
     }
     /* The exps of the others summed in T lanes, at most XT_COLUMNS_MAX - 1
      * terms below 1 each: as many as each lane of the long-row kernel sums
      * at 512 classes (algo/partial.h); widening to double first took a
      * fifth of the group's time at 8 classes. */
-    g.count = g.rest = zero;
+    g->count = g->rest = zero;
     for (int k = 0; k < NW; k++)
-        g.sx[k] = XVD(zero)();
+        g->sx[k] = XVD(zero)();
     for (ptrdiff_t j = 0; j < C; j++) {
-        XV(v) d = XV(sub)(v[j], g.m);
+        XV(v) d = XV(sub)(v[j], g->m);
         XV(m) eq = XV(cmp_eq)(d, zero);
-        g.count = XV(add_where)(g.count, eq, one);
+        g->count = XV(add_where)(g->count, eq, one);
         XV(v) ej = XV(zero_where)(eq, XT_K(exp)(d));
         if (want_grad) /* exp(x - max), 1 at the maxima */
-            v[j] = XV(select)(eq, one, ej);
-        g.rest = XV(add)(g.rest, ej);
+            cols[j] = XV(select)(eq, one, ej);
+        g->rest = XV(add)(g->rest, ej);
         if (smoothing)
             for (int k = 0; k < NW; k++)
-                g.sx[k] = XVD(add)(g.sx[k], XV(widen)(d, k));
+                g->sx[k] = XVD(add)(g->sx[k], XV(widen)(d, k));
     }
+}
+
+/* The finish and outputs of the group from r0, from its vectors g and
+ * exps cols (want_grad): all but the gradient's target terms, whose
+ * coefficients go to by (XT_K(ce_lane_targets) applies them; 0 for a
+ * group done row by row, which has applied its own). */
+XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
+    const XT_K(ce_rows) *g, XV(v) *cols, ptrdiff_t r0, const long long *target,
+    const double *gscale, const XV(cp) *plan, const xt_ce_index_args *a, double *loss,
+    XT_T *grad, unsigned char *special, double *by)
+{
+    enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes) };
+    const ptrdiff_t C = a->o.nclasses;
+    const int smoothing = a->o.smoothing > 0.0, want_grad = grad != NULL;
+    const XV(v) zero = XV(zero)();
     XT_K(ce_fin) f[NW];
-    if (!XT_K(ce_group)(a, gscale, r0, W, &g, want_grad, f, loss, special)) {
+    if (!XT_K(ce_group)(a, gscale, r0, W, g, want_grad, f, loss, special)) {
         XT_T exps[XT_COLUMNS_MAX * XV(lanes)];
-        for (ptrdiff_t j = 0; j < C; j++)
-            XV(store)(exps + W * j, v[j]);
-        return XT_K(ce_group_by_row)(a, target, gscale, r0, W, g.m, f,
+        if (want_grad)
+            for (ptrdiff_t j = 0; j < C; j++)
+                XV(store)(exps + W * j, cols[j]);
+        for (int l = 0; l < W; l++)
+            by[l] = 0.0;
+        return XT_K(ce_group_by_row)(a, target, gscale, r0, W, g->m, f,
                                      want_grad ? exps : NULL, 0, loss, grad, special);
     }
     if (!want_grad)
         return 0;
     /* grad_j = e_j scale - bc - [j == y] by, as XT_K(ce_grad_row) makes
-     * it: the product in T, the subtractions in double; ignored rows 0 */
-    XVD(v) scale[NW], by[NW], bc[NW], yd[NW];
+     * it: the product in T, the subtractions in double (bc by columns, by
+     * row by row once the rows are back in place); ignored rows 0 */
+    XVD(v) scale[NW], bc[NW];
     for (int k = 0; k < NW; k++) {
         scale[k] = f[k].scale;
-        by[k] = f[k].by;
-        yd[k] = XV(widen)(g.y, k);
-        bc[k] = XVD(zero)();
+        XVD(store)(by + k * XVD(lanes), f[k].by);
     }
     if (smoothing) {
         double bct[XV(lanes)];
@@ -318,25 +347,74 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_lane)(
         for (int k = 0; k < NW; k++)
             bc[k] = XVD(load)(bct + k * XVD(lanes));
     }
-    const XV(m) valid = XV(cmp_ge)(g.y, zero);
+    const XV(m) valid = XV(cmp_ge)(g->y, zero);
     const XV(v) vscale = XV(narrow)(scale);
+    XV(v) v[XT_COLUMNS_MAX];
     for (ptrdiff_t j = 0; j < C; j++) {
-        XV(v) gj = XV(mul)(v[j], vscale);
-        XVD(v) h[NW];
+        XV(v) gj = XV(mul)(cols[j], vscale);
         if (smoothing) { /* rounded to T in between, as the per-row map does */
+            XVD(v) h[NW];
             for (int k = 0; k < NW; k++)
                 h[k] = XVD(sub)(XV(widen)(gj, k), bc[k]);
             gj = XV(narrow)(h);
         }
-        for (int k = 0; k < NW; k++) {
-            h[k] = XV(widen)(gj, k);
-            XVD(m) at_y = XVD(cmp_eq)(yd[k], XVD(set1)((double)j));
-            h[k] = XVD(select)(at_y, XVD(sub)(h[k], by[k]), h[k]);
-        }
-        v[j] = XV(select)(valid, XV(narrow)(h), zero);
+        v[j] = XV(select)(valid, gj, zero);
     }
     XV(store_columns)(grad + r0 * C, C, plan, v);
     return 0;
+}
+
+/* The target terms of a block's gradient rows [r0, r0 + n), each by[] of
+ * its row: once the whole block is stored, as a scalar load right after
+ * a vector store to the same line would wait for that store (2.3 times
+ * the forward's time at 16 classes when done group by group). */
+XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_lane_targets)(
+    XT_T *grad, ptrdiff_t C, const long long *target, ptrdiff_t r0, ptrdiff_t n,
+    const double *by)
+{
+    for (ptrdiff_t l = 0; l < n; l++) {
+        long long y = target[r0 + l];
+        if (y >= 0) {
+            XT_T *gy = grad + (r0 + l) * C + y;
+            *gy = (XT_T)((double)*gy - by[l]);
+        }
+    }
+}
+
+/* Lane mode over the whole groups of rows [0, nrows): returns the rows
+ * done (a multiple of W). */
+XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
+    const XT_T *x, ptrdiff_t nrows, const long long *target, const double *gscale,
+    const xt_ce_index_args *a, double *loss, XT_T *grad, unsigned char *special,
+    ptrdiff_t *nspecial)
+{
+    enum { W = XV(lanes), B = XT_CE_LANE_BLOCK };
+    const ptrdiff_t C = a->o.nclasses;
+    const int smoothing = a->o.smoothing > 0.0, want_grad = grad != NULL;
+    XV(cp) plan;
+    XT_K(ce_rows) g[XT_CE_LANE_BLOCK];
+    /* the block's exps (gradient only), packed: 8 KB, so they stay in L1
+     * with the rows (32 KB of them spread over the stack cost the
+     * gradient a quarter of its speed at 32 classes) */
+    XV(v) cols[XT_CE_LANE_EXPS];
+    double by[XT_CE_LANE_BLOCK * XV(lanes)];
+    const int blk = !want_grad ? B : C * B <= XT_CE_LANE_EXPS ? B : (int)(XT_CE_LANE_EXPS / C);
+    XV(columns_plan)(C, &plan);
+    ptrdiff_t r0 = 0;
+    while (r0 + W <= nrows) {
+        int nb = 0;
+        for (; nb < blk && r0 + (nb + 1) * W <= nrows; nb++)
+            XT_K(ce_lane_sums)(x, r0 + nb * W, target, &plan, C, smoothing, want_grad, &g[nb],
+                               cols + (want_grad ? nb * C : 0));
+        for (int b = 0; b < nb; b++)
+            *nspecial += XT_K(ce_lane_out)(&g[b], cols + (want_grad ? b * C : 0), r0 + b * W,
+                                           target, gscale, &plan, a, loss, grad, special,
+                                           by + b * W);
+        if (want_grad)
+            XT_K(ce_lane_targets)(grad, C, target, r0, nb * W, by);
+        r0 += nb * W;
+    }
+    return r0;
 }
 
 /* Row mode's sums of one row: exp(x - m) over the row in T lanes with the
@@ -449,13 +527,8 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
     enum { W = XV(lanes) };
     const ptrdiff_t C = a->o.nclasses;
     ptrdiff_t r0 = 0, nspecial = 0;
-    if (C <= XT_CE_LANE_MAX && nrows >= W) {
-        XV(cp) plan;
-        XV(columns_plan)(C, &plan);
-        for (; r0 + W <= nrows; r0 += W)
-            nspecial += XT_K(ce_rows_by_lane)(x, r0, target, gscale, &plan, a, loss, grad,
-                                              special);
-    }
+    if (C <= (grad ? XT_CE_LANE_MAX_GRAD : XT_CE_LANE_MAX) && nrows >= W)
+        r0 = XT_K(ce_by_lane)(x, nrows, target, gscale, a, loss, grad, special, &nspecial);
     for (; r0 < nrows; r0 += W) {
         int n = nrows - r0 < W ? (int)(nrows - r0) : W;
         nspecial += XT_K(ce_rows_by_row)(x, r0, n, target, gscale, a, loss, grad, special);

@@ -28,6 +28,7 @@
  *                                   constant (algo/exp_coefs.h), so 2^n
  *                                   can be built from t's bits
  *   gather_index(C), gather(p, i)   lanes p[0], p[C], p[2C], ...
+ *   load_index(p)                   W int64 integers of int32 range as T
  *   widen(v, k)                     f32: half k of v as doubles (k = 0, 1);
  *                                   f64: v
  *   narrow(d)                       f32: the doubles d[0], d[1] as one
@@ -250,6 +251,23 @@ XT_L2 __m256d xv_avx2_f64_getmant(__m256d x)
         _mm256_or_si256(_mm256_and_si256(_mm256_castpd_si256(x), mant_mask), one_bits));
 }
 
+/* the low halves of the int64 lanes gathered by a permute, converted */
+XT_L2 __m128i xv_avx2_low_halves(const long long *p)
+{
+    __m256i v = _mm256_loadu_si256((const __m256i *)p);
+    v = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6));
+    return _mm256_castsi256_si128(v);
+}
+XT_L2 __m256 xv_avx2_f32_load_index(const long long *p)
+{
+    __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(xv_avx2_low_halves(p)),
+                                           xv_avx2_low_halves(p + 4), 1);
+    return _mm256_cvtepi32_ps(both);
+}
+XT_L2 __m256d xv_avx2_f64_load_index(const long long *p)
+{
+    return _mm256_cvtepi32_pd(xv_avx2_low_halves(p));
+}
 XT_DEFINE_LANEWISE_MANY(XT_L2, xv_avx2_f32, float)
 XT_DEFINE_LANEWISE_MANY(XT_L2, xv_avx2_f64, double)
 /* ---- 16-bit floats (float32 lanes; half.h says why) ------------------- */

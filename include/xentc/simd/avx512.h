@@ -69,25 +69,79 @@
 XT_DEFINE_AVX512_LAYER(f32, float, __m512, __mmask16, 16, ps, __m512i)
 XT_DEFINE_AVX512_LAYER(f64, double, __m512d, __mmask8, 8, pd, __m256i)
 
-/* columns_plan / load_columns (simd/common.h) by two-source permutes: the W
- * rows of C elements are C whole vectors, and the lanes of column j lie in
- * those vectors; each pair of vectors (2q, 2q+1) gives its lanes of the
- * column by one vpermt2 and a masked move, ceil(C/2) pairs a column, about
- * C/16 operations an element. A zmm gather costs about one cycle an element
- * on AMD Zen 4 (perf: 44% of the float32 short-row kernel at 32 classes);
- * at 2-8 classes the permutes are 4-16 times fewer. IT is the index lane
- * type (int32 for floats, int64 for doubles). */
+/* W x W transposes in place: r[i] lane j becomes r[j] lane i (unpacks
+ * within 128-bit lanes, then two rounds of 128-bit lane shuffles). */
+XT_L5 void xv_avx512_f32_transpose(__m512 *r)
+{
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+    }
+}
+XT_L5 void xv_avx512_f64_transpose(__m512d *r)
+{
+    __m512d t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        u[i] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0x88);
+        u[i + 2] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0xDD);
+        u[i + 4] = _mm512_shuffle_f64x2(t[i + 4], t[i + 6], 0x88);
+        u[i + 6] = _mm512_shuffle_f64x2(t[i + 4], t[i + 6], 0xDD);
+    }
+    for (int i = 0; i < 2; i++) {
+        r[i] = _mm512_shuffle_f64x2(u[i], u[i + 4], 0x88);
+        r[i + 2] = _mm512_shuffle_f64x2(u[i + 2], u[i + 6], 0x88);
+        r[i + 4] = _mm512_shuffle_f64x2(u[i], u[i + 4], 0xDD);
+        r[i + 6] = _mm512_shuffle_f64x2(u[i + 2], u[i + 6], 0xDD);
+    }
+}
+
+/* columns_plan / load_columns / store_columns (simd/common.h). A zmm
+ * gather costs about one cycle an element on AMD Zen 4 (perf: 44% of the
+ * float32 short-row kernel at 32 classes); here two ways instead:
+ *   up to W/2 columns, by two-source permutes: the W rows of C elements
+ *       are C whole vectors, and each pair of them (2q, 2q+1) gives its
+ *       lanes of column j by one vpermt2 and a masked move (the plan holds
+ *       the indices), about C/16 operations an element;
+ *   more columns, by W x W transposes (XT_AVX512_TRANSPOSE_*) of tiles of
+ *       W columns of the W rows, each row's tile one (masked) load: 80
+ *       operations a 16 x 16 float tile, 0.3 an element.
+ * IT is the index lane type (int32 for floats, int64 for doubles). */
 #define XT_DEFINE_AVX512_COLUMNS(DT, T, V, M, W, S, IT)                       \
     typedef struct {                                                          \
         /* [j][q]: column j's lanes from block vectors 2q, 2q + 1 */         \
-        __m512i idx[XT_COLUMNS_MAX][XT_COLUMNS_MAX / 2];                      \
-        M k[XT_COLUMNS_MAX][XT_COLUMNS_MAX / 2];                              \
+        __m512i idx[(W) / 2][(W) / 4];                                        \
+        M k[(W) / 2][(W) / 4];                                                \
         /* [u][q]: block vector u's lanes from columns 2q, 2q + 1 */         \
-        __m512i oidx[XT_COLUMNS_MAX][XT_COLUMNS_MAX / 2];                     \
-        M ok[XT_COLUMNS_MAX][XT_COLUMNS_MAX / 2];                             \
+        __m512i oidx[(W) / 2][(W) / 4];                                       \
+        M ok[(W) / 2][(W) / 4];                                               \
     } xv_avx512_##DT##_cp;                                                    \
     XT_L5 void xv_avx512_##DT##_columns_plan(ptrdiff_t C, xv_avx512_##DT##_cp *plan) \
     {                                                                         \
+        if (C > (W) / 2)                                                      \
+            return; /* tiles: no plan */                                      \
         for (ptrdiff_t j = 0; j < C; j++)                                     \
             for (ptrdiff_t q = 0; 2 * q < C; q++) {                           \
                 IT lane[W];                                                   \
@@ -119,7 +173,22 @@ XT_DEFINE_AVX512_LAYER(f64, double, __m512d, __mmask8, 8, pd, __m256i)
                                              const xv_avx512_##DT##_cp *plan, \
                                              V *cols)                         \
     {                                                                         \
-        V b[XT_COLUMNS_MAX + 1];                                              \
+        if (C > (W) / 2) {                                                    \
+            for (ptrdiff_t t0 = 0; t0 < C; t0 += (W)) {                       \
+                ptrdiff_t nc = C - t0 < (W) ? C - t0 : (W);                   \
+                V tile[W];                                                    \
+                for (int r = 0; r < (W); r++)                                 \
+                    tile[r] = nc == (W) ? _mm512_loadu_##S(p + r * C + t0)    \
+                                        : _mm512_maskz_loadu_##S(             \
+                                              xv_avx512_##DT##_tail(nc),      \
+                                              p + r * C + t0);                \
+                xv_avx512_##DT##_transpose(tile);                             \
+                for (ptrdiff_t j = 0; j < nc; j++)                            \
+                    cols[t0 + j] = tile[j];                                   \
+            }                                                                 \
+            return;                                                           \
+        }                                                                     \
+        V b[(W) / 2 + 1];                                                     \
         for (ptrdiff_t v = 0; v < C; v++)                                     \
             b[v] = _mm512_loadu_##S(p + v * (W));                             \
         b[C] = b[C - 1]; /* never selected: the pair of an odd last vector */ \
@@ -137,7 +206,24 @@ XT_DEFINE_AVX512_LAYER(f64, double, __m512d, __mmask8, 8, pd, __m256i)
                                               const xv_avx512_##DT##_cp *plan, \
                                               const V *cols)                  \
     {                                                                         \
-        V b[XT_COLUMNS_MAX + 1];                                              \
+        if (C > (W) / 2) {                                                    \
+            for (ptrdiff_t t0 = 0; t0 < C; t0 += (W)) {                       \
+                ptrdiff_t nc = C - t0 < (W) ? C - t0 : (W);                   \
+                V tile[W];                                                    \
+                for (int j = 0; j < (W); j++)                                 \
+                    tile[j] = j < nc ? cols[t0 + j] : _mm512_setzero_##S();   \
+                xv_avx512_##DT##_transpose(tile);                             \
+                /* (a masked store where a plain one serves costs more)   */\
+                for (int r = 0; r < (W); r++)                                 \
+                    if (nc == (W))                                            \
+                        _mm512_storeu_##S(p + r * C + t0, tile[r]);           \
+                    else                                                      \
+                        _mm512_mask_storeu_##S(p + r * C + t0,                \
+                                               xv_avx512_##DT##_tail(nc), tile[r]); \
+            }                                                                 \
+            return;                                                           \
+        }                                                                     \
+        V b[(W) / 2 + 1];                                                     \
         for (ptrdiff_t j = 0; j < C; j++)                                     \
             b[j] = cols[j];                                                   \
         b[C] = b[C - 1];                                                      \
@@ -204,6 +290,19 @@ static const int64_t xt_avx512_tree_f64[3][2][8] __attribute__((aligned(64))) = 
     {                                                                         \
         return xv_avx512_##DT##_tree(v, 0);                                   \
     }
+/* load_index (simd/avx2.h): W int64 narrowed to int32 (vpmovqd) and
+ * converted */
+XT_L5 __m512 xv_avx512_f32_load_index(const long long *p)
+{
+    __m256i lo = _mm512_cvtepi64_epi32(_mm512_loadu_si512((const void *)p));
+    __m256i hi = _mm512_cvtepi64_epi32(_mm512_loadu_si512((const void *)(p + 8)));
+    return _mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+}
+XT_L5 __m512d xv_avx512_f64_load_index(const long long *p)
+{
+    return _mm512_cvtepi32_pd(_mm512_cvtepi64_epi32(_mm512_loadu_si512((const void *)p)));
+}
+
 XT_DEFINE_AVX512_MANY(f32, __m512, 16, ps, xt_avx512_tree_f32, 4)
 XT_DEFINE_AVX512_MANY(f64, __m512d, 8, pd, xt_avx512_tree_f64, 3)
 

@@ -168,6 +168,16 @@ XT_LN float64x2_t xv_neon_f64_getmant(float64x2_t x)
     return vreinterpretq_f64_u64(vorrq_u64(b, vdupq_n_u64(0x3ff0000000000000ULL)));
 }
 
+XT_LN float32x4_t xv_neon_f32_load_index(const long long *p)
+{
+    int32x2_t lo = vmovn_s64(vld1q_s64((const int64_t *)p));
+    int32x2_t hi = vmovn_s64(vld1q_s64((const int64_t *)(p + 2)));
+    return vcvtq_f32_s32(vcombine_s32(lo, hi));
+}
+XT_LN float64x2_t xv_neon_f64_load_index(const long long *p)
+{
+    return vcvtq_f64_s64(vld1q_s64((const int64_t *)p));
+}
 XT_DEFINE_LANEWISE_MANY(XT_LN, xv_neon_f32, float)
 XT_DEFINE_LANEWISE_MANY(XT_LN, xv_neon_f64, double)
 /* ---- 16-bit floats (float32 lanes; half.h says why) ------------------- */
