@@ -28,10 +28,11 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="python -m xentc")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser(
-        "bench", help="time xentc against scipy, numpy and torch",
-        description="Time xentc against scipy.special, a NumPy two-pass reference and "
-                    "torch (CPU, when installed; in a child process) on the same arrays, "
-                    "and print times and the speed-up of multi-threaded xentc over each. "
+        "bench", help="time xentc against scipy, numpy, torch and JAX",
+        description="Time xentc against scipy.special, a NumPy two-pass reference, "
+                    "torch and JAX (CPU, when installed; each in a child process of its "
+                    "own) on the same arrays, and print times and the speed-up of "
+                    "multi-threaded xentc over each. "
                     "The default run (one shape per regime: short, medium and long "
                     "rows and a DRAM-sized array) takes about a minute and under "
                     "1.5 GB of memory on a 2-core machine; --full about 2.5 minutes "
@@ -47,7 +48,7 @@ def build_parser():
     b.add_argument("--function", action="append", choices=FUNCTIONS,
                    help="only this function (repeatable; default: all)")
     b.add_argument("--threads", type=_positive_int, metavar="N",
-                   help="threads of the multi-threaded xentc and torch runs "
+                   help="threads of the multi-threaded xentc, torch and JAX runs "
                         "(default: os.cpu_count())")
     b.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     b.add_argument("--plot", metavar="FILE.png",
@@ -109,7 +110,10 @@ def bench(args):
     load = OtherLoad()
     rows = run(shapes, dtypes, funcs, budget, threads, progress, retry=not args.quick)
     other_cpus = load.cpus()
-    labels = {impl.key: impl.label for f in funcs for impl in implementations(f, threads)}
+    # the labels of the in-process implementations, and the isolated peers'
+    # keys, without importing those here
+    labels = {impl.key: impl.label for f in funcs
+              for impl in implementations(f, threads, isolated=False)}
     labels.update({key: key for key in ISOLATED})
     print(format_table(rows, labels), flush=True)
     bw = None

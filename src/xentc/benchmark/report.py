@@ -1,11 +1,11 @@
 """What the benchmark prints and draws: the header, the table, the plot."""
-import importlib
+import importlib.metadata
 import os
 import platform
 
 import numpy as np
 
-from .registry import IMPLEMENTATION_KEYS, REFERENCE, shape_str
+from .registry import IMPLEMENTATION_KEYS, PEER_PACKAGES, REFERENCE, shape_str
 from .runner import BUSY_CPUS
 
 def _cpu_model():
@@ -20,11 +20,13 @@ def _cpu_model():
 
 
 def _versions():
+    # From the installed packages' metadata: importing torch or JAX here
+    # would load their runtimes into the process that times xentc.
     out = {"numpy": np.__version__}
-    for name in ("scipy", "torch"):
+    for name in PEER_PACKAGES.values():
         try:
-            out[name] = importlib.import_module(name).__version__
-        except ImportError:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
             pass
     return out
 
