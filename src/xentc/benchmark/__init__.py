@@ -13,8 +13,10 @@ Modules, one concern each:
 - :mod:`.timing`: timing one callable, several side by side, bandwidth;
 - :mod:`.load`: how busy the rest of the machine was meanwhile;
 - :mod:`.peers`: peers with thread pools of their own, each in a child process;
-- :mod:`.runner`: the rows, the busy-row retries, the sweep of ``--plot``;
-- :mod:`.report`: header, table, plot;
+- :mod:`.runner`: the rows, the busy-row retries;
+- :mod:`.sweep`: ``--sweep`` (and ``--plot``), throughput against the number
+  of classes;
+- :mod:`.report`: header, tables, plot;
 - :mod:`.cli`: the command line; :mod:`.dask`: ``--dask``.
 
 The names below are the public entry point (``benchmarks/`` uses them).

@@ -1,5 +1,5 @@
 """The benchmark's cases in order: every (function, shape, dtype) row, the
-busy-row retries, and the throughput sweep of --plot."""
+busy-row retries, and the isolated peers' rows (the table's and the sweep's)."""
 import sys
 import time
 
@@ -16,23 +16,6 @@ FULL_BUDGET = 0.25
 
 
 QUICK_BUDGET = 0.02
-
-
-# Throughput sweep for --plot: N*C fixed, C over powers of two.
-SWEEP_TOTAL = 1 << 22
-
-
-SWEEP_CLASSES = tuple(1 << k for k in range(1, 18))          # 2 .. 131072
-
-
-# Per point (17 per panel): the sweep's many points matter more than each one's precision.
-SWEEP_BUDGET = 0.1
-
-
-QUICK_SWEEP_TOTAL = 1 << 16
-
-
-QUICK_SWEEP_CLASSES = tuple(1 << k for k in range(1, 17, 3))  # 2 .. 65536
 
 
 # Rows timed while other processes kept this much CPU busy (in CPUs, averaged)
@@ -75,22 +58,6 @@ class Progress:
         if self.tty and self.width:
             print("\r" + " " * self.width + "\r", end="", file=sys.stderr, flush=True)
         self.width = 0
-
-
-def measure(func, shape, dtype, x, target, impls, peers, budget):
-    """Times of the in-process implementations (interleaved) and then of each
-    peer process on the same case: (times, agrees, other CPUs busy,
-    reference sample)."""
-    load = OtherLoad()
-    reference = []
-    times, agrees = time_case(x, target, impls, budget, reference_out=reference)
-    other = load.cpus()
-    for peer in peers:
-        times[peer.key], agrees[peer.key], busy = time_peer(
-            peer, func, shape, dtype, budget, reference[0])
-        if busy is not None:
-            other = busy if other is None else max(other, busy)
-    return times, agrees, other, reference[0]
 
 
 def time_peer(peer, func, shape, dtype, budget, reference):
@@ -226,34 +193,3 @@ def run(shapes, dtypes, funcs, budget, threads=None, progress=True, retry=False,
     bar.done()
     return rows
 
-
-def sweep(funcs, dtypes, total, classes, budget, threads=None, progress=True):
-    """Throughput (elements/ns) against the number of classes C, N*C = total."""
-    bar = Progress(progress)
-    panels = []
-    peers = [PeerProcess(key, threads or default_threads()) for key in installed_isolated()]
-    try:
-        for func in funcs:
-            impls = implementations(func, threads, isolated=False)
-            labels = {impl.key: impl.label for impl in impls}
-            labels.update({peer.key: peer.key for peer in peers})
-            for dtype in dtypes:
-                panel = {"function": func, "dtype": dtype, "total": total,
-                         "classes": list(classes),
-                         "throughput": {key: [] for key in labels},
-                         "labels": labels}
-                for c in classes:
-                    bar.show(f"[plot] {func} {dtype} C={c}")
-                    n = max(total // c, 1)
-                    x, target = make_inputs((n, c), dtype)
-                    times, _, _, _ = measure(func, (n, c), dtype, x, target, impls, peers,
-                                             budget)
-                    for key, seconds in times.items():
-                        panel["throughput"][key].append(n * c / seconds / 1e9)
-                    del x, target
-                panels.append(panel)
-    finally:
-        for peer in peers:
-            peer.close()
-    bar.done()
-    return panels
