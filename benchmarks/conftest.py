@@ -1,4 +1,4 @@
-"""pytest-benchmark suite: xentc against scipy, NumPy and torch, side by side.
+"""pytest-benchmark suite: xentc against scipy, NumPy, torch and JAX, side by side.
 
 Run with ``pytest benchmarks --benchmark-only`` (not collected by a plain
 ``pytest``, whose testpaths is tests/). Each (function, shape, dtype) is one
@@ -7,7 +7,9 @@ side by side. The implementations are those of ``python -m xentc bench``
 (xentc.benchmark.implementations), so both measure the same code.
 
 Options: ``--xentc-threads N`` sets the thread count of the multi-threaded
-xentc and torch entries (default: os.cpu_count()).
+xentc and torch entries (default: os.cpu_count()); JAX, in this process,
+uses every CPU it may run on (``python -m xentc bench`` limits it in a
+process of its own).
 """
 import importlib.util
 import os
@@ -21,8 +23,10 @@ from xentc.benchmark import (
     implementations,
     make_inputs,
 )
+from xentc.benchmark.registry import PEER_PACKAGES
 
-HAVE = {name: importlib.util.find_spec(name) is not None for name in ("scipy", "torch")}
+HAVE = {key: importlib.util.find_spec(module) is not None
+        for key, module in PEER_PACKAGES.items()}
 
 CASES = [(shape, dtype) for shape in DEFAULT_SHAPES for dtype in DTYPES]
 

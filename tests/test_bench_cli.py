@@ -232,7 +232,7 @@ def test_steal_time_is_not_other_processes(monkeypatch, tmp_path):
 
 
 def test_missing_peers_are_named_with_the_install_command(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "missing_peers", lambda: ["scipy", "torch"])
+    monkeypatch.setattr(cli, "missing_peers", lambda keys=None: ["scipy", "torch"])
     assert benchmark.main(["bench", "--quick", "--function", "logsumexp", "--dtype",
                         "float32", "--no-progress"]) == 0
     out = capsys.readouterr().out

@@ -1,6 +1,6 @@
 """
 ``python -m xentc bench``: xentc against SciPy, a NumPy reference and (when
-installed) PyTorch, timed side by side on the same arrays.
+installed) PyTorch and JAX, timed side by side on the same arrays.
 
 On a shared or noisy machine absolute times drift from run to run; the ratios
 between implementations timed back to back on the same array are what this
@@ -12,9 +12,11 @@ Modules, one concern each:
   pytest-benchmark suite in ``benchmarks/`` times the same registry);
 - :mod:`.timing`: timing one callable, several side by side, bandwidth;
 - :mod:`.load`: how busy the rest of the machine was meanwhile;
-- :mod:`.peers`: peers with thread pools of their own, in a child process;
-- :mod:`.runner`: the rows, the busy-row retries, the sweep of ``--plot``;
-- :mod:`.report`: header, table, plot;
+- :mod:`.peers`: peers with thread pools of their own, each in a child process;
+- :mod:`.runner`: the rows, the busy-row retries;
+- :mod:`.sweep`: ``--sweep`` (and ``--plot``), throughput against the number
+  of classes;
+- :mod:`.report`: header, tables, plot;
 - :mod:`.cli`: the command line; :mod:`.dask`: ``--dask``.
 
 The names below are the public entry point (``benchmarks/`` uses them).

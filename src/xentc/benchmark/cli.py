@@ -11,9 +11,10 @@ from .load import OtherLoad
 from .registry import (DEFAULT_SHAPES, DTYPES, FULL_SHAPES, FUNCTIONS, ISOLATED, QUICK_SHAPES,
                        REFERENCE, REGIMES, default_threads, implementations, missing_peers)
 from .registry import shape_str
-from .report import environment, format_bandwidth, format_table, header, plot
-from .runner import (DEFAULT_BUDGET, FULL_BUDGET, QUICK_BUDGET, QUICK_SWEEP_CLASSES,
-                     QUICK_SWEEP_TOTAL, SWEEP_BUDGET, SWEEP_CLASSES, SWEEP_TOTAL, run, sweep)
+from .report import environment, format_bandwidth, format_sweep, format_table, header, plot
+from .runner import DEFAULT_BUDGET, FULL_BUDGET, QUICK_BUDGET, run
+from .sweep import (QUICK_SWEEP_CLASSES, QUICK_SWEEP_TOTAL, SWEEP_CLASSES, SWEEP_FUNCTIONS,
+                    SWEEP_KEYS, SWEEP_THREADS, SWEEP_TOTAL, sweep)
 from .timing import (BANDWIDTH_SHAPE, DEFAULT_BANDWIDTH_SHAPE, QUICK_BANDWIDTH_SHAPE,
                      bandwidth)
 
@@ -28,10 +29,11 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="python -m xentc")
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser(
-        "bench", help="time xentc against scipy, numpy and torch",
-        description="Time xentc against scipy.special, a NumPy two-pass reference and "
-                    "torch (CPU, when installed; in a child process) on the same arrays, "
-                    "and print times and the speed-up of multi-threaded xentc over each. "
+        "bench", help="time xentc against scipy, numpy, torch and JAX",
+        description="Time xentc against scipy.special, a NumPy two-pass reference, "
+                    "torch and JAX (CPU, when installed; each in a child process of its "
+                    "own) on the same arrays, and print times and the speed-up of "
+                    "multi-threaded xentc over each. "
                     "The default run (one shape per regime: short, medium and long "
                     "rows and a DRAM-sized array) takes about a minute and under "
                     "1.5 GB of memory on a 2-core machine; --full about 2.5 minutes "
@@ -47,12 +49,20 @@ def build_parser():
     b.add_argument("--function", action="append", choices=FUNCTIONS,
                    help="only this function (repeatable; default: all)")
     b.add_argument("--threads", type=_positive_int, metavar="N",
-                   help="threads of the multi-threaded xentc and torch runs "
-                        "(default: os.cpu_count())")
+                   help="threads of the multi-threaded xentc, torch and JAX runs "
+                        f"(default: os.cpu_count(); with --sweep {SWEEP_THREADS})")
     b.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    b.add_argument("--sweep", action="store_true",
+                   help="instead of the table: throughput (G elements/s) against the "
+                        f"number of classes C = {', '.join(map(str, SWEEP_CLASSES))} at "
+                        f"N*C = 2^{SWEEP_TOTAL.bit_length() - 1}, for cross_entropy "
+                        "forward and forward+gradient (--function picks others), xentc "
+                        "against torch, JAX and NumPy, with xentc's throughput as a "
+                        "fraction of its own at the largest C and over JAX's and "
+                        "torch's (about 2-3 minutes; --quick: a few C on smaller arrays)")
     b.add_argument("--plot", metavar="FILE.png",
-                   help="also sweep the number of classes C at fixed N*C and plot "
-                        "throughput (needs matplotlib)")
+                   help="draw the sweep's throughput against C (needs matplotlib); "
+                        "without --sweep, the sweep runs after the table")
     b.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     b.add_argument("--linear", action="store_true",
                    help="run the linear + cross-entropy benchmark instead "
@@ -71,6 +81,41 @@ def _run_dask(args):
     return dask_benchmark.main(args)
 
 
+def _say_missing(keys=None):
+    """Name the optional peers (among `keys`) that are not installed, with
+    the command that installs them; returns their names."""
+    missing = missing_peers(keys)
+    if missing:
+        print(f"not installed, so not timed: {', '.join(missing)} (install the peers "
+              f"with {install_hint('bench')})", flush=True)
+    return missing
+
+
+def _sweep_budget(args):
+    return QUICK_BUDGET if args.quick else DEFAULT_BUDGET
+
+
+def _sweep(args, threads, title, progress):
+    """Run, print and (with --plot) draw the sweep: its panels."""
+    total, classes = ((QUICK_SWEEP_TOTAL, QUICK_SWEEP_CLASSES) if args.quick
+                      else (SWEEP_TOTAL, SWEEP_CLASSES))
+    budget = _sweep_budget(args)
+    panels = sweep(args.function or list(SWEEP_FUNCTIONS), args.dtype or list(DTYPES),
+                   total, classes, budget, threads, progress, retry=not args.quick)
+    print(format_sweep(panels, {REFERENCE: f"xentc {threads}T"}), flush=True)
+    if args.plot:
+        plot(panels, args.plot, title)
+        print(f"plot written to {args.plot}")
+    return panels
+
+
+def _write_json(path, env, settings, **parts):
+    doc = {"environment": env, "settings": settings}
+    doc.update({name: part for name, part in parts.items() if part is not None})
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+
+
 def bench(args):
     if args.dask:
         return _run_dask(args)
@@ -82,6 +127,11 @@ def bench(args):
     if args.quick and args.full:
         print("xentc bench: --quick and --full exclude each other", file=sys.stderr)
         return 2
+    if args.sweep and args.full:
+        print("xentc bench: --sweep and --full exclude each other", file=sys.stderr)
+        return 2
+    if args.sweep:
+        return bench_sweep(args)
 
     threads = args.threads or default_threads()
     dtypes = args.dtype or list(DTYPES)
@@ -93,10 +143,7 @@ def bench(args):
 
     env = environment(threads)
     print(header(env), flush=True)
-    missing = missing_peers()
-    if missing:
-        print(f"not installed, so not timed: {', '.join(missing)} (install the peers "
-              f"with {install_hint('bench')})", flush=True)
+    missing = _say_missing()
     if shapes is DEFAULT_SHAPES:
         print("shapes: " + ", ".join(f"{REGIMES[sh]} {shape_str(sh)}" for sh in shapes),
               flush=True)
@@ -109,7 +156,10 @@ def bench(args):
     load = OtherLoad()
     rows = run(shapes, dtypes, funcs, budget, threads, progress, retry=not args.quick)
     other_cpus = load.cpus()
-    labels = {impl.key: impl.label for f in funcs for impl in implementations(f, threads)}
+    # the labels of the in-process implementations, and the isolated peers'
+    # keys, without importing those here
+    labels = {impl.key: impl.label for f in funcs
+              for impl in implementations(f, threads, isolated=False)}
     labels.update({key: key for key in ISOLATED})
     print(format_table(rows, labels), flush=True)
     bw = None
@@ -119,34 +169,41 @@ def bench(args):
                        threads, budget)
         print(format_bandwidth(bw, threads), flush=True)
 
-    panels = None
-    if args.plot:
-        total, classes = ((QUICK_SWEEP_TOTAL, QUICK_SWEEP_CLASSES) if args.quick
-                          else (SWEEP_TOTAL, SWEEP_CLASSES))
-        panels = sweep(funcs, dtypes, total, classes, min(budget, SWEEP_BUDGET),
-                       threads, progress)
-        plot(panels, args.plot, header(env))
-        print(f"plot written to {args.plot}")
+    panels = _sweep(args, threads, header(env), progress) if args.plot else None
     elapsed = time.perf_counter() - started
     busy = "" if other_cpus is None else (
         f"; other processes kept {other_cpus:.2f} CPUs busy on average during the table")
     print(f"({elapsed:.0f} s{busy})")
 
     if args.json:
-        doc = {
-            "environment": env,
-            "settings": {"quick": args.quick, "full": args.full, "budget_s": budget,
-                         "threads": threads, "missing_peers": missing,
-                         "other_cpus": other_cpus,
-                         "reference": REFERENCE, "labels": labels},
-            "results": rows,
-        }
-        if bw is not None:
-            doc["bandwidth"] = bw
-        if panels is not None:
-            doc["sweep"] = panels
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2)
+        _write_json(args.json, env,
+                    {"quick": args.quick, "full": args.full, "budget_s": budget,
+                     "threads": threads, "missing_peers": missing,
+                     "other_cpus": other_cpus, "reference": REFERENCE, "labels": labels},
+                    results=rows, bandwidth=bw, sweep=panels)
+    return 0
+
+
+def bench_sweep(args):
+    """``--sweep``: only the sweep (its tables, and the plot with --plot)."""
+    threads = args.threads or SWEEP_THREADS
+    env = environment(threads)
+    print(header(env), flush=True)
+    missing = _say_missing(SWEEP_KEYS)
+    started = time.perf_counter()
+    load = OtherLoad()
+    panels = _sweep(args, threads, header(env), not args.no_progress)
+    other_cpus = load.cpus()
+    busy = "" if other_cpus is None else (
+        f"; other processes kept {other_cpus:.2f} CPUs busy on average")
+    print(f"({time.perf_counter() - started:.0f} s{busy})")
+    if args.json:
+        _write_json(args.json, env,
+                    {"mode": "sweep", "quick": args.quick, "budget_s": _sweep_budget(args),
+                     "threads": threads,
+                     "missing_peers": missing, "other_cpus": other_cpus,
+                     "reference": REFERENCE, "keys": list(SWEEP_KEYS)},
+                    sweep=panels)
     return 0
 
 

@@ -7,8 +7,9 @@ import sys
 
 import numpy as np
 
-from .registry import ISOLATED, PEER_PACKAGES, _torch_impl, default_threads, make_inputs
+from .registry import ISOLATED, PEER_FACTORIES, PEER_PACKAGES, make_inputs
 from .timing import best_time, result_sample
+
 
 class PeerProcess:
     """One isolated peer (see ISOLATED), timed in a child process on the
@@ -48,10 +49,52 @@ class PeerProcess:
 KEEP_BYTES = 64 << 20
 
 
+def limit_cpus(threads):
+    """Let this process run on only `threads` of the CPUs it may use now.
+
+    For JAX, whose thread count no option sets: XLA sizes its CPU thread
+    pools once, when JAX starts, from the CPUs the process may run on
+    (tsl::port::MaxParallelism, which follows sched_getaffinity), so this
+    must run before JAX is imported. XLA_FLAGS does not do it: jaxlib 0.10
+    has no flag for the pool size (intra_op_parallelism_threads is refused
+    as an unknown flag), and --xla_cpu_multi_thread_eigen=false only makes
+    Eigen's matrix products single-threaded; XLA's own parallel loops went
+    on using both cores of this machine (process CPU time / wall time 2.0
+    for a row-wise logsumexp), and 1.0 with the process on one CPU. The
+    process is pinned to the first `threads` CPUs, where xentc's and
+    torch's threads may move between all of them. Where affinity cannot be
+    set (macOS, Windows) JAX keeps every core.
+
+    Returns the number of CPUs the process may run on afterwards (None
+    where that is unknown).
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    if threads < len(cpus):
+        os.sched_setaffinity(0, cpus[:threads])
+    return len(os.sched_getaffinity(0))
+
+
+def _start_jax(threads):
+    limit_cpus(threads)
+    import jax
+
+    # 64-bit mode for the whole process, before any array exists: float64
+    # cases stay float64 and targets stay int64 as xentc gets them; float32
+    # arrays stay float32 (JAX keeps the inputs' dtype).
+    jax.config.update("jax_enable_x64", True)
+
+
+# What a peer's child process sets up before it makes its first implementation.
+_PEER_START = {"jax": _start_jax}
+
+
 def peer_main():
     """The child side of PeerProcess: argv = [key, threads]."""
     key, threads = sys.argv[1], int(sys.argv[2])
-    factory = {"torch": _torch_impl}[key]
+    _PEER_START.get(key, lambda threads: None)(threads)
+    factory = PEER_FACTORIES[key]
     impls, cached = {}, (None, None)
     for line in sys.stdin:
         # the child's CPU time for the whole request (arrays, torch's import
@@ -81,12 +124,8 @@ def peer_main():
               flush=True)
 
 
-def start_peers(threads, isolate=True):
-    """(in-process implementations per function, peer processes): the
-    isolated peers that are installed run in child processes."""
-    peers = []
-    if isolate:
-        for key in ISOLATED:
-            if importlib.util.find_spec(PEER_PACKAGES[key]) is not None:
-                peers.append(PeerProcess(key, threads or default_threads()))
-    return peers
+def installed_isolated(keys=None):
+    """The ISOLATED peers installed here (only those among `keys` if given),
+    in table order: each is timed by a PeerProcess of its own."""
+    return [key for key in ISOLATED if (keys is None or key in keys)
+            and importlib.util.find_spec(PEER_PACKAGES[key]) is not None]

@@ -3,6 +3,8 @@
 :func:`implementations` is what both ``python -m xentc bench`` and the
 pytest-benchmark suite in ``benchmarks/`` time, so both measure the same code.
 """
+import contextlib
+import functools
 import importlib.util
 import os
 from typing import Callable, NamedTuple
@@ -42,7 +44,7 @@ QUICK_SHAPES = ((256, 1000), (8, 20000), (20000, 10))
 REFERENCE = "xentc"
 
 
-IMPLEMENTATION_KEYS = ("xentc_1thread", "xentc", "scipy", "numpy", "torch")
+IMPLEMENTATION_KEYS = ("xentc_1thread", "xentc", "scipy", "numpy", "torch", "jax")
 
 
 class Impl(NamedTuple):
@@ -74,7 +76,9 @@ def _xentc_impl(func, workers, key, label):
     return Impl(key, label, prepare)
 
 
-def _scipy_impl(func):
+def _scipy_impl(func, threads=None):
+    # threads: SciPy's and NumPy's element-wise functions and reductions are
+    # single-threaded; taken only so every peer is made the same way.
     try:
         import scipy.special as sp
     except ImportError:
@@ -116,7 +120,7 @@ def _numpy_two_pass(x, out=None):
     return m, e, e.sum(axis=1, keepdims=True)
 
 
-def _numpy_impl(func):
+def _numpy_impl(func, threads=None):
     # Where the N x C temporary is not the result, it is allocated once and
     # reused with out= (what a NumPy user who cares writes): a fresh one per
     # call would charge NumPy the kernel's zeroing of new pages, which costs
@@ -197,41 +201,103 @@ def _torch_impl(func, threads):
     return Impl("torch", "torch", prepare)
 
 
+def _jax_impl(func, threads):
+    """JAX (XLA on the CPU): ``jax.jit`` of the expression, compiled and run
+    once in ``prepare``, every timed call waited for with
+    ``block_until_ready``.
+
+    threads: not applied here. XLA sizes its thread pools from the CPUs the
+    process may run on, once, when JAX starts; the benchmark's JAX process
+    limits those before it imports JAX (peers.limit_cpus). In-process users
+    (the pytest-benchmark suite, the tests) run JAX as it comes.
+    """
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+
+    def cross_entropy(x, y):
+        # mean cross-entropy with class indices, as a JAX user writes it
+        return jnp.mean(jax.nn.logsumexp(x, -1) - jnp.take_along_axis(x, y[:, None], -1)[:, 0])
+
+    if func == "logsumexp":
+        f, unary = jax.jit(lambda a: jax.nn.logsumexp(a, axis=1)), True
+    elif func == "log_softmax":
+        f, unary = jax.jit(lambda a: jax.nn.log_softmax(a, axis=1)), True
+    elif func == "cross_entropy":
+        f, unary = jax.jit(cross_entropy), False
+    else:
+        # the loss and its gradient with respect to the logits
+        f, unary = jax.jit(jax.value_and_grad(cross_entropy)), False
+
+    def prepare(x, target):
+        # Without 64-bit mode JAX turns float64 logits into float32 and the
+        # int64 targets into int32. The JAX peer process turns it on for
+        # the whole process before any array exists (peers.peer_main); in
+        # any other process it is on only around this implementation's own
+        # calls (about 1 us each), so the caller's JAX keeps its setting.
+        scope = (contextlib.nullcontext if jax.config.jax_enable_x64
+                 else functools.partial(jax.enable_x64, True))
+        with scope():
+            args = (jnp.asarray(x),) if unary else (jnp.asarray(x), jnp.asarray(target))
+            jax.block_until_ready(f(*args))  # compile for this shape: not timed
+
+        def run():
+            with scope():
+                return jax.block_until_ready(f(*args))
+        return run
+    return Impl("jax", "jax", prepare)
+
+
 # Peers that start thread pools of their own: `python -m xentc bench` times
-# them in a child process (PeerProcess). In the same process their OpenMP
-# threads keep spinning after each call and take the cores from xentc's team
-# (a mixed run timed xentc 2.4x slower than alone); the pytest-benchmark
-# suite, one implementation per test, still takes them from
-# implementations().
-ISOLATED = ("torch",)
+# each in a child process of its own (PeerProcess), never beside xentc or
+# each other. In the same process their threads keep spinning after each
+# call and take the cores from xentc's team (a mixed run timed xentc 2.4x
+# slower than alone); the pytest-benchmark suite, one implementation per
+# test, still takes them from implementations().
+ISOLATED = ("torch", "jax")
 
 
-# Optional peers and where they come from (the [bench] extra has both).
-PEER_PACKAGES = {"scipy": "scipy", "torch": "torch"}
+# Optional peers and where they come from (the [bench] extra has them all).
+PEER_PACKAGES = {"scipy": "scipy", "torch": "torch", "jax": "jax"}
 
 
-def missing_peers():
-    """Names of the optional peers that are not installed here."""
+# How each peer is made, factory(func, threads), by key (the child process
+# of an isolated peer looks its factory up here).
+PEER_FACTORIES = {"scipy": _scipy_impl, "numpy": _numpy_impl, "torch": _torch_impl,
+                  "jax": _jax_impl}
+
+
+def missing_peers(keys=None):
+    """Names of the optional peers that are not installed here.
+
+    keys: only among these implementation keys (default: every optional peer).
+    """
     return [name for name, module in PEER_PACKAGES.items()
-            if importlib.util.find_spec(module) is None]
+            if (keys is None or name in keys) and importlib.util.find_spec(module) is None]
 
 
-def implementations(func, threads=None):
+def implementations(func, threads=None, keys=None, isolated=True):
     """Every implementation of `func` available here, in table order.
 
     threads: the thread count of the multi-threaded "xentc" entry and of
-    torch (default: os.cpu_count()).
+    torch (default: os.cpu_count()); JAX's is set by its process (_jax_impl).
+    keys: only these implementation keys (default: all of IMPLEMENTATION_KEYS).
+    isolated: include the ISOLATED peers; False leaves them out without
+    importing them (what a process that times them in children wants).
     """
     if func not in FUNCTIONS:
         raise ValueError(f"unknown function {func!r}; expected one of {FUNCTIONS}")
     threads = threads or default_threads()
-    impls = [
-        _xentc_impl(func, 1, "xentc_1thread", "xentc 1T"),
-        _xentc_impl(func, threads, "xentc", f"xentc {threads}T"),
-        _scipy_impl(func),
-        _numpy_impl(func),
-        _torch_impl(func, threads),
-    ]
+    made = {
+        "xentc_1thread": lambda: _xentc_impl(func, 1, "xentc_1thread", "xentc 1T"),
+        "xentc": lambda: _xentc_impl(func, threads, "xentc", f"xentc {threads}T"),
+    }
+    made.update({key: functools.partial(factory, func, threads)
+                 for key, factory in PEER_FACTORIES.items()})
+    impls = [made[key]() for key in IMPLEMENTATION_KEYS
+             if (keys is None or key in keys) and (isolated or key not in ISOLATED)]
     return [impl for impl in impls if impl is not None]
 
 

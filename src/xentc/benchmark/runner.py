@@ -1,11 +1,11 @@
 """The benchmark's cases in order: every (function, shape, dtype) row, the
-busy-row retries, and the throughput sweep of --plot."""
+busy-row retries, and the isolated peers' rows (the table's and the sweep's)."""
 import sys
 import time
 
 from .load import OtherLoad
-from .peers import PeerProcess, start_peers
-from .registry import ISOLATED, REFERENCE, implementations, make_inputs, shape_str
+from .peers import PeerProcess, installed_isolated
+from .registry import REFERENCE, default_threads, implementations, make_inputs, shape_str
 from .timing import agrees_with, time_case
 
 # Seconds of timed calls per implementation and case (after the warm-up call).
@@ -16,23 +16,6 @@ FULL_BUDGET = 0.25
 
 
 QUICK_BUDGET = 0.02
-
-
-# Throughput sweep for --plot: N*C fixed, C over powers of two.
-SWEEP_TOTAL = 1 << 22
-
-
-SWEEP_CLASSES = tuple(1 << k for k in range(1, 18))          # 2 .. 131072
-
-
-# Per point (17 per panel): the sweep's many points matter more than each one's precision.
-SWEEP_BUDGET = 0.1
-
-
-QUICK_SWEEP_TOTAL = 1 << 16
-
-
-QUICK_SWEEP_CLASSES = tuple(1 << k for k in range(1, 17, 3))  # 2 .. 65536
 
 
 # Rows timed while other processes kept this much CPU busy (in CPUs, averaged)
@@ -77,22 +60,6 @@ class Progress:
         self.width = 0
 
 
-def measure(func, shape, dtype, x, target, impls, peers, budget):
-    """Times of the in-process implementations (interleaved) and then of each
-    peer process on the same case: (times, agrees, other CPUs busy,
-    reference sample)."""
-    load = OtherLoad()
-    reference = []
-    times, agrees = time_case(x, target, impls, budget, reference_out=reference)
-    other = load.cpus()
-    for peer in peers:
-        times[peer.key], agrees[peer.key], busy = time_peer(
-            peer, func, shape, dtype, budget, reference[0])
-        if busy is not None:
-            other = busy if other is None else max(other, busy)
-    return times, agrees, other, reference[0]
-
-
 def time_peer(peer, func, shape, dtype, budget, reference):
     """(seconds, agrees with reference, other CPUs busy) of one peer."""
     load = OtherLoad()
@@ -101,11 +68,15 @@ def time_peer(peer, func, shape, dtype, budget, reference):
     return seconds, agrees_with(sample, ref, dtype), load.cpus(also_own=cpu)
 
 
-def time_row(func, shape, dtype, x, target, impls, budget, peers=()):
-    times, agrees, other, reference = measure(func, shape, dtype, x, target, impls, peers,
-                                              budget)
+def time_row(func, shape, dtype, x, target, impls, budget):
+    """One row: the in-process implementations timed side by side
+    (timing.time_case), with how busy the rest of the machine was."""
+    load = OtherLoad()
+    reference = []
+    times, agrees = time_case(x, target, impls, budget, reference_out=reference)
+    other = load.cpus()
     ref = times[REFERENCE]
-    _REFERENCES[(func, tuple(shape), dtype)] = reference
+    _REFERENCES[(func, tuple(shape), dtype)] = reference[0]
     return {
         "function": func,
         "shape": list(shape),
@@ -115,6 +86,19 @@ def time_row(func, shape, dtype, x, target, impls, budget, peers=()):
         "agrees": agrees,
         "other_cpus": other,
     }
+
+
+def _time_peer_row(peer, row, budget, bar):
+    """Add one peer process's time of an in-process row to that row."""
+    key = (row["function"], tuple(row["shape"]), row["dtype"])
+    bar.show(f"[{peer.key}] {row['function']} {shape_str(row['shape'])} {row['dtype']}")
+    seconds, ok, busy = time_peer(peer, row["function"], row["shape"], row["dtype"],
+                                  budget, _REFERENCES[key])
+    row["times_s"][peer.key] = seconds
+    row["agrees"][peer.key] = ok
+    row["speedup"][peer.key] = seconds / row["times_s"][REFERENCE]
+    if busy is not None:
+        row["other_cpus"] = busy if row["other_cpus"] is None else max(row["other_cpus"], busy)
 
 
 def _busy(row):
@@ -127,7 +111,7 @@ _REFERENCES = {}
 
 
 def run(shapes, dtypes, funcs, budget, threads=None, progress=True, retry=False,
-        isolate=True):
+        isolate=True, keys=None):
     """Time every (function, shape, dtype) case: a list of result dicts.
 
     Each array is generated once and used by all functions and
@@ -137,13 +121,16 @@ def run(shapes, dtypes, funcs, budget, threads=None, progress=True, retry=False,
     CPUs busy, for a limited time (RETRY_*), keeping the measurement taken
     under the lighter load (whole rows, so each row's ratios come from one
     measurement). The first retry prints RETRY_NOTE on stderr.
-    isolate: time ISOLATED peers in child processes (else not at all),
-    after every in-process row.
+    isolate: time the ISOLATED peers (else not at all), each in a child
+    process of its own, after all the in-process rows.
+    keys: only these implementation keys (default: all); REFERENCE must be
+    among them.
     """
     bar = Progress(progress)
-    peers = []
-    impls = {f: [i for i in implementations(f, threads) if i.key not in ISOLATED]
-             for f in funcs}
+    peer = None
+    # the isolated peers are left out here without being imported: this
+    # process never starts their thread pools
+    impls = {f: implementations(f, threads, keys=keys, isolated=False) for f in funcs}
     _REFERENCES.clear()
     try:
         ncases = len(shapes) * len(dtypes) * len(funcs)
@@ -187,61 +174,22 @@ def run(shapes, dtypes, funcs, budget, threads=None, progress=True, retry=False,
                             rows[i] = again
                     del x, target
 
-        # The isolated peers last, in child processes started now: the
-        # parent has freed its arrays, so the child's memory does not add
-        # to the parent's peak (SciPy's temporaries), and its threads never
-        # spin beside xentc's. Each row's ratio still compares the same
-        # arrays (made again from the same seed) on the same machine.
-        peers = start_peers(threads, isolate)
-        for row in rows:
-            if not peers:
-                break
-            key = (row["function"], tuple(row["shape"]), row["dtype"])
-            for peer in peers:
-                bar.show(f"[{peer.key}] {row['function']} {shape_str(row['shape'])} "
-                         f"{row['dtype']}")
-                seconds, ok, busy = time_peer(peer, row["function"], row["shape"],
-                                              row["dtype"], budget, _REFERENCES[key])
-                row["times_s"][peer.key] = seconds
-                row["agrees"][peer.key] = ok
-                row["speedup"][peer.key] = seconds / row["times_s"][REFERENCE]
-                if busy is not None:
-                    row["other_cpus"] = busy if row["other_cpus"] is None else max(
-                        row["other_cpus"], busy)
+        # The isolated peers last, each in a child process of its own
+        # started now and ended before the next starts: the parent has
+        # freed its arrays, so a child's memory does not add to the
+        # parent's peak (SciPy's temporaries), and no peer's threads ever
+        # spin beside xentc's or another peer's. Each row's ratio still
+        # compares the same arrays (made again from the same seed) on the
+        # same machine.
+        for key in installed_isolated(keys) if isolate else ():
+            peer = PeerProcess(key, threads or default_threads())
+            for row in rows:
+                _time_peer_row(peer, row, budget, bar)
+            peer.close()
+            peer = None
     finally:
-        for peer in peers:
+        if peer is not None:
             peer.close()
     bar.done()
     return rows
 
-
-def sweep(funcs, dtypes, total, classes, budget, threads=None, progress=True):
-    """Throughput (elements/ns) against the number of classes C, N*C = total."""
-    bar = Progress(progress)
-    panels = []
-    peers = start_peers(threads)
-    try:
-        for func in funcs:
-            impls = [i for i in implementations(func, threads) if i.key not in ISOLATED]
-            labels = {impl.key: impl.label for impl in impls}
-            labels.update({peer.key: peer.key for peer in peers})
-            for dtype in dtypes:
-                panel = {"function": func, "dtype": dtype, "total": total,
-                         "classes": list(classes),
-                         "throughput": {key: [] for key in labels},
-                         "labels": labels}
-                for c in classes:
-                    bar.show(f"[plot] {func} {dtype} C={c}")
-                    n = max(total // c, 1)
-                    x, target = make_inputs((n, c), dtype)
-                    times, _, _, _ = measure(func, (n, c), dtype, x, target, impls, peers,
-                                             budget)
-                    for key, seconds in times.items():
-                        panel["throughput"][key].append(n * c / seconds / 1e9)
-                    del x, target
-                panels.append(panel)
-    finally:
-        for peer in peers:
-            peer.close()
-    bar.done()
-    return panels
