@@ -38,11 +38,14 @@ typedef struct {
 } xt_ce_lanes;
 
 /* Rows of at most this many classes take the fused kernel's lane mode
- * (one row per vector lane, algo/ce_rows.h), longer ones its row mode;
- * with a gradient lane mode stops earlier (the gradient goes back to rows
- * through the transposes). Measured crossovers, below. */
-#define XT_CE_LANE_MAX 64 /* <= XT_COLUMNS_MAX (simd/common.h) */
-#define XT_CE_LANE_MAX_GRAD 16
+ * (one row per vector lane, algo/ce_rows.h), longer ones its row mode.
+ * Measured crossovers (float32, AVX-512, 2 threads, the two builds run
+ * alternately three times): forward, lane mode ahead up to 32 classes and
+ * row mode from 40 (64 classes: 1.6-2.5 against 4.1-5.1 G/s); with a
+ * gradient, lane mode ahead at 17-20 (1.3-1.5 against 0.9-1.1), even at
+ * 24-28, row mode ahead at 32 (whose rows are two whole vectors). */
+#define XT_CE_LANE_MAX 32 /* <= XT_COLUMNS_MAX (simd/common.h) */
+#define XT_CE_LANE_MAX_GRAD 24
 
 /* Groups of rows up to this size take their maxima together in row mode
  * (algo/ce_rows.h): half of a 32 KB L1, so the rows are still there for

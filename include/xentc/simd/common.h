@@ -51,7 +51,7 @@
  *   store_columns(p, C, &plan, cols)   the inverse: the block's W C
  *                                      elements written from the columns
  * simd/avx512.h has its own, by permutes of the block's vectors. */
-#define XT_COLUMNS_MAX 64
+#define XT_COLUMNS_MAX 32
 #define XT_DEFINE_GATHER_COLUMNS(Q, PFX, T)                                   \
     typedef PFX##_i PFX##_cp;                                                 \
     Q void PFX##_columns_plan(ptrdiff_t C, PFX##_cp *plan)                    \
