@@ -183,3 +183,56 @@ def test_many_rows_across_tasks(level, dtype):
                 assert got[0] == ref[0]
                 np.testing.assert_array_equal(got[1], ref[1])
         compare(level, x[:3000], target[:3000], {})
+
+
+# ---- log-sum-exp, softmax and log_softmax by groups (algo/row_groups.h) ---
+
+def _reductions(x, in_place):
+    out = {"logsumexp": xentc.logsumexp(x, axis=-1)}
+    if x.shape[-1]:
+        for name in ("softmax", "log_softmax"):
+            dst = x.copy() if in_place else None
+            out[name] = getattr(xentc, name)(dst if in_place else x, axis=-1, out=dst)
+    return out
+
+
+def compare_reductions(level, x, in_place=False):
+    with kernels("baseline"), np.errstate(all="ignore"):
+        want = _reductions(x, in_place)
+    with kernels(level), np.errstate(all="ignore"):
+        got = _reductions(x, in_place)
+    row_scale = np.maximum(np.max(np.abs(np.where(np.isfinite(x), x, 0)), axis=-1,
+                                  initial=0.0), 1.0)
+    for key in want:
+        scale = (exp_scale(np.nan_to_num(want[key])) if key == "softmax"
+                 else row_scale if key == "logsumexp" else row_scale[:, None])
+        try:
+            assert_close(got[key], want[key], NULP[x.dtype.type],
+                         np.broadcast_to(scale, np.shape(want[key])))
+        except AssertionError as exc:
+            raise AssertionError(f"{level}, {key}, rows {x.shape}: {exc}") from None
+
+
+@pytest.mark.parametrize("level", SIMD_LEVELS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_reductions_every_class_and_row_count(level, dtype):
+    for ncols in CLASSES:
+        compare_reductions(level, make_rows(dtype, 37 if ncols <= 1000 else 5, ncols,
+                                            seed=ncols))
+    for nrows in ROWS:
+        for ncols in (2, 5, 16, 17, 24, 25, 33, 100):
+            x = np.random.default_rng(nrows).standard_normal((nrows, ncols)).astype(dtype)
+            compare_reductions(level, x, in_place=nrows % 2 == 1)
+
+
+@pytest.mark.parametrize("level", SIMD_LEVELS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("special", sorted(SPECIALS))
+@pytest.mark.parametrize("ncols", [2, 7, 16, 24, 33, 300])
+def test_reductions_special_value_in_every_lane(level, dtype, special, ncols):
+    x = make_rows(dtype, 16 * 16 + 5, ncols, seed=ncols)
+    for p in range(16):
+        x[16 * p + p, p % ncols] = SPECIALS[special]
+    x[5] = -np.inf
+    compare_reductions(level, x)
+    compare_reductions(level, x, in_place=True)

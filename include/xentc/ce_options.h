@@ -62,6 +62,14 @@ typedef struct {
  * grad (or none: NULL). Rows it leaves to the caller (non-finite max, NaN,
  * a gradient scale beyond the dtype's range) get special[r] = 1 and
  * nothing written; it returns how many. */
+/* Log-sum-exp, softmax or log_softmax of rows by groups (algo/row_groups.h):
+ * x, nrows, C, mode (short_rows.h's XT_SHORT_LSE, _SOFTMAX, _LOG_SOFTMAX),
+ * out, special (rows left to the caller) -> how many left. */
+typedef ptrdiff_t (*xt_rows_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, int, float *,
+                                    unsigned char *);
+typedef ptrdiff_t (*xt_rows_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, int, double *,
+                                    unsigned char *);
+
 typedef ptrdiff_t (*xt_ce_index_f32_fn)(const float *x, ptrdiff_t nrows,
                                         const long long *target,
                                         const double *grad_scale,

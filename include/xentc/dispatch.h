@@ -40,6 +40,10 @@ typedef struct {
      * the baseline level, whose per-row path stays the reference */
     xt_ce_index_f32_fn ce_index_f32;
     xt_ce_index_f64_fn ce_index_f64;
+    /* log-sum-exp / softmax / log_softmax of rows by groups
+     * (algo/row_groups.h); NULL at the baseline level too */
+    xt_rows_f32_fn rows_f32;
+    xt_rows_f64_fn rows_f64;
     /* 16-bit floats <-> float32 (half.h, algo/convert.h) */
     xt_widen_fn widen_f16;
     xt_narrow_fn narrow_f16;
@@ -56,6 +60,7 @@ static const xt_kernels xt_kernels_baseline = {
     xt_scale_f32_baseline, xt_scale_f64_baseline,
     xt_short_rows_f32_baseline, xt_short_rows_f64_baseline,
     NULL, NULL,
+    NULL, NULL,
     xt_widen_f16_baseline, xt_narrow_f16_baseline, xt_widen_bf16_baseline, xt_narrow_bf16_baseline,
 };
 
@@ -69,6 +74,7 @@ static const xt_kernels xt_kernels_avx2 = {
     xt_scale_f32_avx2, xt_scale_f64_avx2,
     xt_short_rows_f32_avx2, xt_short_rows_f64_avx2,
     xt_ce_index_f32_avx2, xt_ce_index_f64_avx2,
+    xt_rows_f32_avx2, xt_rows_f64_avx2,
     xt_widen_f16_f32_avx2, xt_narrow_f16_f32_avx2, xt_widen_bf16_f32_avx2, xt_narrow_bf16_f32_avx2,
 };
 #endif
@@ -83,6 +89,7 @@ static const xt_kernels xt_kernels_avx512 = {
     xt_scale_f32_avx512, xt_scale_f64_avx512,
     xt_short_rows_f32_avx512, xt_short_rows_f64_avx512,
     xt_ce_index_f32_avx512, xt_ce_index_f64_avx512,
+    xt_rows_f32_avx512, xt_rows_f64_avx512,
     xt_widen_f16_f32_avx512, xt_narrow_f16_f32_avx512, xt_widen_bf16_f32_avx512, xt_narrow_bf16_f32_avx512,
 };
 #endif
@@ -97,6 +104,7 @@ static const xt_kernels xt_kernels_neon = {
     xt_scale_f32_neon, xt_scale_f64_neon,
     xt_short_rows_f32_neon, xt_short_rows_f64_neon,
     xt_ce_index_f32_neon, xt_ce_index_f64_neon,
+    xt_rows_f32_neon, xt_rows_f64_neon,
     xt_widen_f16_f32_neon, xt_narrow_f16_f32_neon, xt_widen_bf16_f32_neon, xt_narrow_bf16_f32_neon,
 };
 #endif

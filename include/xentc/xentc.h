@@ -67,6 +67,22 @@ static inline ptrdiff_t xt_ce_index_f64(const double *x, ptrdiff_t nrows,
     return xt_active->ce_index_f64(x, nrows, target, gscale, a, loss, grad, special);
 }
 
+/* Log-sum-exp, softmax or log_softmax of rows by groups (algo/row_groups.h),
+ * when the active level has them (not at baseline). */
+static inline int xt_have_rows(void) { return xt_active->rows_f32 != NULL; }
+
+static inline ptrdiff_t xt_rows_f32(const float *x, ptrdiff_t nrows, ptrdiff_t C, int mode,
+                                    float *out, unsigned char *special)
+{
+    return xt_active->rows_f32(x, nrows, C, mode, out, special);
+}
+
+static inline ptrdiff_t xt_rows_f64(const double *x, ptrdiff_t nrows, ptrdiff_t C, int mode,
+                                    double *out, unsigned char *special)
+{
+    return xt_active->rows_f64(x, nrows, C, mode, out, special);
+}
+
 static inline void xt_active_expscale_f32(const float *x, ptrdiff_t n, double shift,
                                           double scale, float *out)
 {

@@ -32,7 +32,6 @@ cdef extern from "xentc/cross_entropy.h" nogil:
         xt_ce_options o
         double grad_scale_all
 
-    enum: XT_CE_FUSED_MAX_COLS
     int xt_have_ce_index()
     Py_ssize_t xt_ce_index_f32(const float *x, Py_ssize_t nrows, const long long *target,
                                const double *grad_scale, const xt_ce_index_args *a, double *loss, float *grad,

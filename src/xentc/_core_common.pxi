@@ -49,6 +49,12 @@ cdef extern from "xentc/xentc.h" nogil:
                            float *out, xt_lse_partial *parts, double *lse)
     void xt_short_rows_f64(const double *x, Py_ssize_t nrows, Py_ssize_t C, int mode,
                            double *out, xt_lse_partial *parts, double *lse)
+    int xt_have_rows()
+    Py_ssize_t xt_rows_f32(const float *x, Py_ssize_t nrows, Py_ssize_t C, int mode,
+                           float *out, unsigned char *special)
+    Py_ssize_t xt_rows_f64(const double *x, Py_ssize_t nrows, Py_ssize_t C, int mode,
+                           double *out, unsigned char *special)
+    enum: XT_CE_FUSED_MAX_COLS
     void xt_active_expscale_f32(const float *x, Py_ssize_t n, double shift,
                                 double scale, float *out)
     void xt_active_expscale_f64(const double *x, Py_ssize_t n, double shift,
@@ -140,6 +146,55 @@ cdef void _short_rows_parallel(const real[:, ::1] x, int mode, real *out,
         _short_rows(&x[r0, 0], _imin(SHORT_TASK_ROWS, nrows - r0), ncols, mode,
                     out + r0 * out_stride if out != NULL else NULL,
                     parts + r0 if parts != NULL else NULL, NULL)
+
+
+cdef inline bint _grouped(Py_ssize_t ncols) noexcept nogil:
+    """Do rows of ncols elements go to the group kernels (algo/row_groups.h)?"""
+    return ncols <= XT_CE_FUSED_MAX_COLS and xt_have_rows()
+
+
+cdef int _rows_grouped(const real[:, ::1] x, int mode, real *out,
+                       int nthreads) except -1:
+    """log-sum-exp (mode XT_SHORT_LSE, out: one per row) or softmax /
+    log_softmax (out: rows like x's, may be x) of every row by the group
+    kernels, in tasks of about FUSED_TASK_ELEMS elements (whole groups of
+    16 rows: the same groups whatever the threads); the rows they leave
+    (special[i]: NaN, inf, no finite element) by the per-row kernels."""
+    cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
+    cdef Py_ssize_t task = _imax(16, FUSED_TASK_ELEMS // ncols // 16 * 16)
+    cdef Py_ssize_t t, r0, nb, r, i, nspecial
+    cdef Py_ssize_t stride = 1 if mode == XT_SHORT_LSE else ncols
+    cdef unsigned char *special = <unsigned char *> malloc(nrows)
+    if special == NULL:
+        raise MemoryError("xentc: cannot allocate row flags")
+    try:
+        for t in prange((nrows + task - 1) // task, nogil=True, num_threads=nthreads,
+                        schedule="static"):
+            r0 = t * task
+            nb = _imin(task, nrows - r0)
+            if real is float:
+                nspecial = xt_rows_f32(&x[r0, 0], nb, ncols, mode, out + r0 * stride,
+                                       special + r0)
+            else:
+                nspecial = xt_rows_f64(&x[r0, 0], nb, ncols, mode, out + r0 * stride,
+                                       special + r0)
+            if nspecial == 0:
+                continue
+            for r in range(nb):
+                i = r0 + r
+                if not special[i]:
+                    continue
+                if mode == XT_SHORT_LSE:
+                    out[i] = <real> xt_partial_lse(_partial(&x[i, 0], ncols))
+                elif real is float:
+                    xt_softmax_row_f32(&x[i, 0], ncols, mode == XT_SHORT_LOG_SOFTMAX,
+                                       out + i * stride)
+                else:
+                    xt_softmax_row_f64(&x[i, 0], ncols, mode == XT_SHORT_LOG_SOFTMAX,
+                                       out + i * stride)
+    finally:
+        free(special)
+    return 0
 
 
 cdef xt_lse_partial *_row_partials(const real[:, ::1] x, Py_ssize_t nchunks,

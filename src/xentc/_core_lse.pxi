@@ -9,6 +9,9 @@ def lse_rows(const real[:, ::1] x, real[::1] out, int nthreads):
     _expect("lse_rows", "len(out)", out.shape[0], nrows)
     if nrows == 0:
         return
+    if _grouped(ncols):
+        _rows_grouped(x, XT_SHORT_LSE, &out[0], nthreads)
+        return
     if ncols <= XT_SHORT_MAX_COLS:
         with nogil:
             _short_rows_parallel(x, XT_SHORT_LSE, &out[0], 1, NULL, nthreads)

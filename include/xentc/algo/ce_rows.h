@@ -272,7 +272,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_lane_sums)(
     int smoothing, int want_grad, XT_K(ce_rows) *g, XV(v) *cols)
 {
     enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes) };
-    const XV(v) zero = XV(zero)(), one = XV(set1)((XT_T)1);
+    const XV(v) zero = XV(zero)();
     XV(v) v[XT_COLUMNS_MAX];
     const XT_T *grp = x + r0 * C;
     /* the group 4 KB ahead, and its targets 1 KB ahead (C = 2, 8 and 32
@@ -282,31 +282,16 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_lane_sums)(
     __builtin_prefetch((const void *)((uintptr_t)(target + r0) + 1024), 0, 3);
     g->y = XT_K(ce_targets)(target, r0, W);
     XV(load_columns)(grp, C, plan, v);
-    g->m = XV(set1)((XT_T)-INFINITY);
     g->xy = zero;
-    for (ptrdiff_t j = 0; j < C; j++) {
-        g->m = XV(max)(v[j], g->m);
+    for (ptrdiff_t j = 0; j < C; j++)
         g->xy = XV(select)(XV(cmp_eq)(g->y, XV(set1)((XT_T)j)), v[j], g->xy);
-    }
-    /* The exps of the others summed in T lanes, at most XT_COLUMNS_MAX - 1
-     * terms below 1 each: as many as each lane of the long-row kernel sums
-     * at 512 classes (algo/partial.h); widening to double first took a
-     * fifth of the group's time at 8 classes. */
-    g->count = g->rest = zero;
+    XT_K(lane_stats)(v, C, &g->m, &g->count, &g->rest, want_grad ? cols : NULL);
     for (int k = 0; k < NW; k++)
         g->sx[k] = XVD(zero)();
-    for (ptrdiff_t j = 0; j < C; j++) {
-        XV(v) d = XV(sub)(v[j], g->m);
-        XV(m) eq = XV(cmp_eq)(d, zero);
-        g->count = XV(add_where)(g->count, eq, one);
-        XV(v) ej = XV(zero_where)(eq, XT_K(exp)(d));
-        if (want_grad) /* exp(x - max), 1 at the maxima */
-            cols[j] = XV(select)(eq, one, ej);
-        g->rest = XV(add)(g->rest, ej);
-        if (smoothing)
+    if (smoothing)
+        for (ptrdiff_t j = 0; j < C; j++)
             for (int k = 0; k < NW; k++)
-                g->sx[k] = XVD(add)(g->sx[k], XV(widen)(d, k));
-    }
+                g->sx[k] = XVD(add)(g->sx[k], XV(widen)(XV(sub)(v[j], g->m), k));
 }
 
 /* The finish and outputs of the group from r0, from its vectors g and
@@ -341,6 +326,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
     XVD(v) scale[NW], bc[NW];
     for (int k = 0; k < NW; k++) {
         scale[k] = f[k].scale;
+        bc[k] = XVD(zero)();
         XVD(store)(by + k * XVD(lanes), f[k].by);
     }
     if (smoothing) {
@@ -421,33 +407,6 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
     return r0;
 }
 
-/* Row mode's sums of one row: exp(x - m) over the row in T lanes with the
- * maxima left out, and the maxima counted in T lanes (exact: C <= 2^24),
- * the exps also stored in out when it is not NULL. Tail lanes read -inf:
- * exp gives 0, the count compare is false. */
-XT_ATTR XT_ALWAYS_INLINE static inline XV(v) XT_K(ce_row_sums)(const XT_T *x, ptrdiff_t n,
-                                                                XV(v) vm, XV(v) *count,
-                                                                XT_T *out)
-{
-    const ptrdiff_t W = XV(lanes);
-    const XV(v) one = XV(set1)((XT_T)1), ninf = XV(set1)((XT_T)-INFINITY);
-    XV(v) s = XV(zero)(), c = XV(zero)();
-    for (ptrdiff_t i = 0; i < n; i += W) {
-        int full = i + W <= n;
-        XV(v) v = full ? XV(load)(x + i) : XV(load_tail)(x + i, n - i, ninf);
-        XV(v) e = XT_K(exp)(XV(sub)(v, vm));
-        if (out && full)
-            XV(store)(out + i, e);
-        else if (out)
-            XV(store_tail)(out + i, n - i, e);
-        XV(m) q = XV(cmp_eq)(v, vm);
-        c = XV(add_where)(c, q, one);
-        s = XV(add)(s, XV(zero_where)(q, e));
-    }
-    *count = c;
-    return s;
-}
-
 /* Row mode: rows [r0, r0 + n), n <= W. */
 XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
     const XT_T *x, ptrdiff_t r0, int n, const long long *target, const double *gscale,
@@ -456,44 +415,22 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
     enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes), WD = XVD(lanes) };
     const ptrdiff_t C = a->o.nclasses;
     const int in_place = (const void *)grad == (const void *)x, want_grad = grad != NULL;
-    const XV(v) zero = XV(zero)();
-    XV(v) part[XV(lanes)], cpart[XV(lanes)];
     XT_T mt[XV(lanes)], xyt[XV(lanes)];
     double sxt[XV(lanes)];
     XT_K(ce_rows) g;
-    /* The maxima of the group at once while its rows stay in L1 between
-     * the two passes; past that, each row's max just before its sums
-     * (1000 classes ran 35% slower with the group's 64 KB read twice). */
-    const int group_max = W * C * (ptrdiff_t)sizeof(XT_T) <= XT_CE_GROUP_BYTES;
-    if (group_max) {
-        for (int l = 0; l < W; l++)
-            part[l] = l < n ? XT_K(max_lanes)(x + (r0 + l) * C, C) : zero;
-        g.m = XV(hmax_many)(part);
-        XV(store)(mt, g.m);
-    }
+    /* the exps kept in the gradient rows, unless those rows are the
+     * logits: a special row is redone from them by the caller */
+    XT_K(row_stats)(x, r0, n, C, want_grad && !in_place ? grad : NULL, &g.m, &g.count,
+                    &g.rest, mt);
     for (int l = 0; l < W; l++) {
         const XT_T *row = x + (r0 + l) * C;
-        if (!group_max)
-            mt[l] = l < n ? XT_K(max)(row, C) : 0;
         long long y = l < n ? target[r0 + l] : -1;
         xyt[l] = y >= 0 ? row[y] : 0;
         sxt[l] = 0.0;
-        part[l] = zero;
-        cpart[l] = XV(set1)((XT_T)1);
-        if (l >= n || !isfinite(mt[l]))
-            continue; /* (special: the group goes row by row) */
-        if (a->o.smoothing > 0.0)
+        if (l < n && a->o.smoothing > 0.0 && isfinite(mt[l]))
             for (ptrdiff_t j = 0; j < C; j++)
                 sxt[l] += (double)row[j] - (double)mt[l];
-        /* the exps kept in the gradient row, unless that row is the
-         * logits: a special row is redone from them by the caller */
-        part[l] = XT_K(ce_row_sums)(row, C, XV(set1)(mt[l]), &cpart[l],
-                                    want_grad && !in_place ? grad + (r0 + l) * C : NULL);
     }
-    if (!group_max)
-        g.m = XV(load)(mt);
-    g.rest = XV(hsum_many)(part);
-    g.count = XV(hsum_many)(cpart);
     g.y = XT_K(ce_targets)(target, r0, n);
     g.xy = XV(load)(xyt);
     for (int k = 0; k < NW; k++)

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "partial.h"
 #include "short_rows.h"
+#include "row_groups.h"
 #include "ce_rows.h"
 #undef XT_DT
 #undef XT_T
@@ -33,6 +34,7 @@
 #include "log.h"
 #include "partial.h"
 #include "short_rows.h"
+#include "row_groups.h"
 #include "ce_rows.h"
 #include "convert.h"
 #undef XT_DT

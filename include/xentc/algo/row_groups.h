@@ -1,0 +1,211 @@
+/*
+ * Template (algo/instance.h): rows in groups of W (the lane count), each
+ * group ending as vectors with one row per lane: max, count of the
+ * elements equal to it, and the sum of the others' exp(x - max). The
+ * fused cross-entropy (algo/ce_rows.h) and XT_K(rows) below, the
+ * log-sum-exp, softmax and log_softmax of rows up to XT_CE_FUSED_MAX_COLS
+ * classes, both build on them:
+ *   XT_K(lane_stats)  lane mode: from a group's C column vectors (the
+ *                     layer's load_columns), every step vertical;
+ *   XT_K(row_stats)   row mode: each row by vectors along it, the W rows'
+ *                     lane partials reduced at once (hmax_many, hsum_many).
+ * Each row's numbers depend on that row alone, whatever the grouping or
+ * the threads.
+ */
+
+/* Lane mode: from the columns v[0:C) of a group, its max m, count of
+ * maxima and sum of the other exps rest; with e, the exps themselves (1 at
+ * the maxima) in e[0:C) (e may be v). The others' exps are summed in T
+ * lanes, at most XT_COLUMNS_MAX - 1 terms below 1 each: as many as each
+ * lane of the long-row kernel sums at 1024 classes (algo/partial.h);
+ * widening to double first took a fifth of the group's time at 8
+ * classes. */
+XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(lane_stats)(XV(v) *v, ptrdiff_t C, XV(v) *m,
+                                                              XV(v) *count, XV(v) *rest,
+                                                              XV(v) *e)
+{
+    const XV(v) zero = XV(zero)(), one = XV(set1)((XT_T)1);
+    XV(v) vm = XV(set1)((XT_T)-INFINITY), c = zero, s = zero;
+    for (ptrdiff_t j = 0; j < C; j++)
+        vm = XV(max)(v[j], vm);
+    for (ptrdiff_t j = 0; j < C; j++) {
+        XV(v) d = XV(sub)(v[j], vm);
+        XV(m) eq = XV(cmp_eq)(d, zero);
+        c = XV(add_where)(c, eq, one);
+        XV(v) ej = XV(zero_where)(eq, XT_K(exp)(d));
+        if (e)
+            e[j] = XV(select)(eq, one, ej);
+        s = XV(add)(s, ej);
+    }
+    *m = vm;
+    *count = c;
+    *rest = s;
+}
+
+/* Row mode's sums of one row: exp(x - m) over the row in T lanes with the
+ * maxima left out, and the maxima counted in T lanes (exact: C <= 2^24),
+ * the exps also stored in out when it is not NULL. Tail lanes read -inf:
+ * exp gives 0, the count compare is false. */
+XT_ATTR XT_ALWAYS_INLINE static inline XV(v) XT_K(row_sums)(const XT_T *x, ptrdiff_t n,
+                                                             XV(v) vm, XV(v) *count, XT_T *out)
+{
+    const ptrdiff_t W = XV(lanes);
+    const XV(v) one = XV(set1)((XT_T)1), ninf = XV(set1)((XT_T)-INFINITY);
+    XV(v) s = XV(zero)(), c = XV(zero)();
+    for (ptrdiff_t i = 0; i < n; i += W) {
+        int full = i + W <= n;
+        XV(v) v = full ? XV(load)(x + i) : XV(load_tail)(x + i, n - i, ninf);
+        XV(v) e = XT_K(exp)(XV(sub)(v, vm));
+        if (out && full)
+            XV(store)(out + i, e);
+        else if (out)
+            XV(store_tail)(out + i, n - i, e);
+        XV(m) q = XV(cmp_eq)(v, vm);
+        c = XV(add_where)(c, q, one);
+        s = XV(add)(s, XV(zero_where)(q, e));
+    }
+    *count = c;
+    return s;
+}
+
+/* Row mode: rows [r0, r0 + n) of C elements (n <= W) as lanes of m,
+ * count and rest, the maxima also in mt[0:W); with out, each row's exps
+ * in its row of out. Lanes past n: m 0, count 1, rest 0; rows whose max
+ * is not finite: that max, count 1, rest 0 (the caller's special rows). */
+XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(row_stats)(const XT_T *x, ptrdiff_t r0, int n,
+                                                             ptrdiff_t C, XT_T *out, XV(v) *m,
+                                                             XV(v) *count, XV(v) *rest,
+                                                             XT_T *mt)
+{
+    enum { W = XV(lanes) };
+    const XV(v) zero = XV(zero)();
+    XV(v) part[XV(lanes)], cpart[XV(lanes)];
+    /* The maxima of the group at once while its rows stay in L1 between
+     * the two passes; past that, each row's max just before its sums
+     * (1000 classes ran 35% slower with the group's 64 KB read twice). */
+    const int group_max = W * C * (ptrdiff_t)sizeof(XT_T) <= XT_CE_GROUP_BYTES;
+    if (group_max) {
+        for (int l = 0; l < W; l++)
+            part[l] = l < n ? XT_K(max_lanes)(x + (r0 + l) * C, C) : zero;
+        XV(store)(mt, XV(hmax_many)(part));
+    }
+    for (int l = 0; l < W; l++) {
+        const XT_T *row = x + (r0 + l) * C;
+        if (!group_max)
+            mt[l] = l < n ? XT_K(max)(row, C) : 0;
+        part[l] = zero;
+        cpart[l] = XV(set1)((XT_T)1);
+        if (l < n && isfinite(mt[l]))
+            part[l] = XT_K(row_sums)(row, C, XV(set1)(mt[l]), &cpart[l],
+                                     out ? out + (r0 + l) * C : NULL);
+    }
+    *m = XV(load)(mt);
+    *rest = XV(hsum_many)(part);
+    *count = XV(hsum_many)(cpart);
+}
+
+/* ---- log-sum-exp, softmax and log_softmax by groups ------------------- */
+
+/* The outputs of a group of n <= W rows from r0 (mode as short_rows.h's
+ * XT_SHORT_LSE, XT_SHORT_SOFTMAX, XT_SHORT_LOG_SOFTMAX) from its m, count
+ * and rest: the group is left to the caller whole (special[r0:r0+n) = 1,
+ * returns n) when a row's max or sum is not finite or NaN. Lane mode
+ * gives e (softmax: the exps; log_softmax: the logits) as columns, with
+ * the plan for store_columns; row mode (e NULL) has the exps in the rows
+ * of out already (softmax, have_exp) or takes them from x. */
+XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(rows_out)(
+    const XT_T *x, ptrdiff_t r0, int n, ptrdiff_t C, int mode, XV(v) m, XV(v) count,
+    XV(v) rest, XV(v) *e, const XV(cp) *plan, int have_exp, XT_T *out,
+    unsigned char *special)
+{
+    enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes), WD = XVD(lanes) };
+    const XV(v) ls = XT_K(lse_finish)(XV(zero)(), count, rest);
+    XVD(v) lse[NW], inv[NW];
+    int ok = 1;
+    for (int k = 0; k < NW; k++) {
+        XVD(v) mk = XV(widen)(m, k);
+        lse[k] = XVD(add)(mk, XV(widen)(ls, k));
+        /* finite only when the max and the sum are (NaN, +inf, no finite
+         * element: special) */
+        ok &= XVD(all)(XVD(cmp_eq)(XVD(sub)(lse[k], lse[k]), XVD(zero)()));
+        /* softmax's 1 / (count + rest), the sum the per-row kernels divide by */
+        inv[k] = XVD(div)(XVD(set1)(1.0), XVD(add)(XV(widen)(count, k), XV(widen)(rest, k)));
+    }
+    if (!ok) {
+        memset(special + r0, 1, (size_t)n);
+        return n;
+    }
+    memset(special + r0, 0, (size_t)n);
+    if (mode == XT_SHORT_LSE) {
+        XT_T lt[XV(lanes)];
+        XV(store)(lt, XV(narrow)(lse));
+        for (int l = 0; l < n; l++)
+            out[r0 + l] = lt[l];
+        return 0;
+    }
+    const XV(v) vinv = XV(narrow)(inv);
+    if (e) { /* lane mode: the whole group's columns */
+        for (ptrdiff_t j = 0; j < C; j++)
+            e[j] = mode == XT_SHORT_SOFTMAX ? XV(mul)(e[j], vinv)
+                                            : XV(sub)(XV(sub)(e[j], m), ls);
+        XV(store_columns)(out + r0 * C, C, plan, e);
+        return 0;
+    }
+    XT_T mt[XV(lanes)], lt[XV(lanes)], it[XV(lanes)];
+    XV(store)(mt, m);
+    XV(store)(lt, ls);
+    XV(store)(it, vinv);
+    for (int l = 0; l < n; l++) {
+        const XT_T *row = x + (r0 + l) * C;
+        XT_T *orow = out + (r0 + l) * C;
+        if (mode == XT_SHORT_LOG_SOFTMAX)
+            XT_K(shift)(row, C, mt[l], lt[l], orow);
+        else if (have_exp)
+            XT_K(scale)(orow, C, it[l]);
+        else
+            XT_K(expscale)(row, C, mt[l], it[l], orow);
+    }
+    return 0;
+}
+
+/* Rows x[0:nrows) of C <= XT_CE_FUSED_MAX_COLS elements, by mode: out[r] =
+ * logsumexp of row r (XT_SHORT_LSE), or out's row r = its softmax /
+ * log_softmax (out may be x). Groups holding a row whose max is not
+ * finite, or NaN, get special[] = 1 and are left to the caller's per-row
+ * kernels, which own those rules; returns how many rows. */
+XT_ATTR static ptrdiff_t XT_K(rows)(const XT_T *x, ptrdiff_t nrows, ptrdiff_t C, int mode,
+                                    XT_T *out, unsigned char *special)
+{
+    enum { W = XV(lanes) };
+    const int in_place = (const void *)out == (const void *)x;
+    ptrdiff_t r0 = 0, nspecial = 0;
+    XV(cp) plan;
+    /* lane mode as far as the cross-entropy's (ce_options.h): the log-sum-
+     * exp like its forward, softmax's outputs like its gradient */
+    if (C <= (mode == XT_SHORT_LSE ? XT_CE_LANE_MAX : XT_CE_LANE_MAX_GRAD) && nrows >= W) {
+        XV(v) v[XT_COLUMNS_MAX];
+        XV(columns_plan)(C, &plan);
+        for (; r0 + W <= nrows; r0 += W) {
+            const XT_T *grp = x + r0 * C;
+            XV(v) m, count, rest;
+            XT_PREFETCH_SPAN(grp, W * C * (ptrdiff_t)sizeof(XT_T));
+            XV(load_columns)(grp, C, &plan, v);
+            /* softmax: the exps replace the columns; log_softmax keeps them */
+            XT_K(lane_stats)(v, C, &m, &count, &rest, mode == XT_SHORT_SOFTMAX ? v : NULL);
+            nspecial += XT_K(rows_out)(x, r0, W, C, mode, m, count, rest, v, &plan, 0, out,
+                                       special);
+        }
+    }
+    for (; r0 < nrows; r0 += W) {
+        int n = nrows - r0 < W ? (int)(nrows - r0) : W;
+        XV(v) m, count, rest;
+        XT_T mt[XV(lanes)];
+        /* softmax keeps the exps in out's rows, unless out is x: a special
+         * row is redone from x by the caller */
+        int have_exp = mode == XT_SHORT_SOFTMAX && !in_place;
+        XT_K(row_stats)(x, r0, n, C, have_exp ? out : NULL, &m, &count, &rest, mt);
+        nspecial += XT_K(rows_out)(x, r0, n, C, mode, m, count, rest, NULL, &plan, have_exp,
+                                   out, special);
+    }
+    return nspecial;
+}
