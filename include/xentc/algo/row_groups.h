@@ -181,7 +181,9 @@ XT_ATTR static ptrdiff_t XT_K(rows)(const XT_T *x, ptrdiff_t nrows, ptrdiff_t C,
     ptrdiff_t r0 = 0, nspecial = 0;
     XV(cp) plan;
     /* lane mode as far as the cross-entropy's (ce_options.h): the log-sum-
-     * exp like its forward, softmax's outputs like its gradient */
+     * exp like its forward, softmax's outputs like its gradient (softmax at
+     * 28 and 32 classes: 2.1 and 3.2 G/s in row mode, 1.8-2.0 and 1.6 in
+     * lane mode) */
     if (C <= (mode == XT_SHORT_LSE ? XT_CE_LANE_MAX : XT_CE_LANE_MAX_GRAD) && nrows >= W) {
         XV(v) v[XT_COLUMNS_MAX];
         XV(columns_plan)(C, &plan);
