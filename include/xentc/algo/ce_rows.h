@@ -84,18 +84,19 @@ XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_special)(const xt_ce_lanes *g
 }
 
 /* One gradient row: grow_j = p_j scale - bc - [j == y] by, p_j the exps
- * exp(x_j - m), held in grow already (have_exp) or taken from the row
- * x itself (in place: x is grow); the product in T as XT_K(scale) and
- * XT_K(expscale) make it, the subtractions in double. */
+ * exp(x_j - m): src holds them (src_is_exp; src may be grow), or src is
+ * the row x itself (in place: x is grow); the product in T as XT_K(scale)
+ * and XT_K(expscale) make it, the subtractions in double. */
 XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_grad_row)(XT_T *grow, ptrdiff_t C,
-                                                              int have_exp, double m,
-                                                              double scale, double bc,
-                                                              ptrdiff_t y, double by)
+                                                              const XT_T *src, int src_is_exp,
+                                                              double m, double scale,
+                                                              double bc, ptrdiff_t y,
+                                                              double by)
 {
-    if (have_exp)
-        XT_K(scale)(grow, C, scale);
+    if (src_is_exp)
+        XT_K(map)(src, C, 0.0, scale, grow, XT_MAP_SCALE);
     else
-        XT_K(expscale)(grow, C, m, scale, grow);
+        XT_K(expscale)(src, C, m, scale, grow);
     if (bc != 0.0)
         for (ptrdiff_t j = 0; j < C; j++)
             grow[j] = (XT_T)((double)grow[j] - bc);
@@ -139,7 +140,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_emit)(
         if (exps)
             for (ptrdiff_t j = 0; j < C; j++)
                 grow[j] = exps[W * j + l];
-        XT_K(ce_grad_row)(grow, C, exps || !in_place, g->m[l], g->scale[l],
+        XT_K(ce_grad_row)(grow, C, grow, exps || !in_place, g->m[l], g->scale[l],
                           g->gs[l] * (a->o.smoothing / (double)C), (ptrdiff_t)y, g->by[l]);
     }
     return nspecial;
@@ -418,10 +419,16 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
     XT_T mt[XV(lanes)], xyt[XV(lanes)];
     double sxt[XV(lanes)];
     XT_K(ce_rows) g;
-    /* the exps kept in the gradient rows, unless those rows are the
-     * logits: a special row is redone from them by the caller */
-    XT_K(row_stats)(x, r0, n, C, want_grad && !in_place ? grad : NULL, &g.m, &g.count,
-                    &g.rest, mt);
+    /* The exps kept in the gradient rows; when those rows are the logits
+     * (a special row is redone from them by the caller), in a scratch
+     * group while one fits half of L1, else taken again from the logits
+     * (the linear layer's blocks are in place: float64, 50 classes, one
+     * exp per element instead of two). */
+    XT_T stash[XT_CE_GROUP_BYTES / sizeof(XT_T)];
+    const int stashed = want_grad && in_place &&
+                        W * C * (ptrdiff_t)sizeof(XT_T) <= XT_CE_GROUP_BYTES;
+    XT_T *exps = !want_grad ? NULL : !in_place ? grad + r0 * C : stashed ? stash : NULL;
+    XT_K(row_stats)(x + r0 * C, 0, n, C, exps, &g.m, &g.count, &g.rest, mt);
     for (int l = 0; l < W; l++) {
         const XT_T *row = x + (r0 + l) * C;
         long long y = l < n ? target[r0 + l] : -1;
@@ -455,8 +462,9 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
             continue;
         }
         double gs = gscale ? gscale[i] : a->grad_scale_all;
-        XT_K(ce_grad_row)(grow, C, !in_place, (double)mt[l], st[l],
-                          gs * (a->o.smoothing / (double)C), (ptrdiff_t)target[i], byt[l]);
+        XT_K(ce_grad_row)(grow, C, exps ? exps + l * C : grow, exps != NULL, (double)mt[l],
+                          st[l], gs * (a->o.smoothing / (double)C), (ptrdiff_t)target[i],
+                          byt[l]);
     }
     return 0;
 }
