@@ -89,14 +89,47 @@ static inline xt_lse_partial xt_h16_row_partial(const float *x, ptrdiff_t n)
     return p;
 }
 
+/* One 16-bit element as a float. */
+static inline float xt_h16_to_f32(int kind, uint16_t h)
+{
+    return kind == XT_H16_BF16 ? xt_bf16_to_f32(h) : xt_f16_to_f32(h);
+}
+
+/* 16-bit elements a reduction widens at a time (8 KB of floats, in L1) */
+#define XT_H16_BLOCK 2048
+
+/* The partial of a row of n 16-bit elements read block by block: each
+ * block widened into L1 and reduced there at once, the blocks' partials
+ * merged in order. For the reductions alone (log-sum-exp, a loss): the
+ * whole-row widening of the tiles reads the row from memory in a pass of
+ * its own, and 2048x32000 bfloat16 cross-entropy spent as long widening
+ * (perf: 37%) as reducing (37%), 0.6x float32's time. */
+static inline xt_lse_partial xt_h16_stream_partial(int kind, const uint16_t *x, ptrdiff_t n)
+{
+    float buf[XT_H16_BLOCK];
+    xt_lse_partial p = xt_partial_empty();
+    for (ptrdiff_t off = 0; off < n; off += XT_H16_BLOCK) {
+        ptrdiff_t len = n - off < XT_H16_BLOCK ? n - off : XT_H16_BLOCK;
+        xt_h16_widen(kind, x + off, len, buf);
+        p = xt_partial_merge(p, xt_active->partial_f32(buf, len));
+    }
+    return p;
+}
+
 /* logsumexp of nrows (<= xt_h16_tile_rows(C)) rows of C > 0 16-bit
  * elements into out[0:nrows), each rounded once from double. */
 static inline void xt_h16_lse_tile(int kind, const uint16_t *x, ptrdiff_t nrows, ptrdiff_t C,
                                    uint16_t *out, void *workspace)
 {
     float *buf = (float *)workspace;
+    if (C > XT_SHORT_MAX_COLS) {
+        for (ptrdiff_t r = 0; r < nrows; r++)
+            out[r] = xt_h16_from_double(kind, xt_partial_lse(xt_h16_stream_partial(
+                                                  kind, x + r * C, C)));
+        return;
+    }
     xt_h16_widen(kind, x, nrows * C, buf);
-    if (C <= XT_SHORT_MAX_COLS) {
+    {
         /* the short-row kernel's partials and lse - max, in double */
         xt_lse_partial *parts = (xt_lse_partial *)((char *)workspace + xt_h16_round64(
             (size_t)xt_h16_tile_elems(C) * sizeof(float)));
@@ -107,10 +140,7 @@ static inline void xt_h16_lse_tile(int kind, const uint16_t *x, ptrdiff_t nrows,
                                           : parts[r].max + logsum[r];
             out[r] = xt_h16_from_double(kind, lse);
         }
-        return;
     }
-    for (ptrdiff_t r = 0; r < nrows; r++)
-        out[r] = xt_h16_from_double(kind, xt_partial_lse(xt_h16_row_partial(buf + r * C, C)));
 }
 
 /* softmax (or log_softmax) of nrows (<= xt_h16_tile_rows(C)) rows of C > 0

@@ -13,6 +13,8 @@ cdef extern from "xentc/half_tiles.h" nogil:
     void xt_h16_widen(int kind, const uint16_t *src, Py_ssize_t n, float *dst)
     void xt_h16_narrow(int kind, const float *src, Py_ssize_t n, uint16_t *dst)
     uint16_t xt_h16_from_double(int kind, double d)
+    float xt_h16_to_f32(int kind, uint16_t h)
+    xt_lse_partial xt_h16_stream_partial(int kind, const uint16_t *x, Py_ssize_t n)
     Py_ssize_t xt_h16_tile_rows(Py_ssize_t ncols)
     Py_ssize_t xt_h16_tile_elems(Py_ssize_t ncols)
     size_t xt_h16_workspace_bytes(Py_ssize_t ncols)
@@ -141,8 +143,22 @@ cdef void _ce_tile_h16(int kind, const uint16_t *x, Py_ssize_t nb, Py_ssize_t r0
     cdef double gs
     cdef xt_ce_stats st
     cdef _row_coefs rc
-    xt_h16_widen(kind, x, nb * C, bx)
     memset(&st, 0, sizeof(st))
+    if (not want_grad and not prob and not need_wx and o.softcap <= 0.0
+            and C > XT_SHORT_MAX_COLS):
+        # the loss alone needs each row's partial and target logit: the
+        # row read block by block (xt_h16_stream_partial), no tile widened
+        for r in range(nb):
+            i = r0 + r
+            y = target[i]
+            if y < 0:
+                loss[i] = 0.0
+                continue
+            st.lse = xt_h16_stream_partial(kind, x + r * C, C)
+            _row_loss_coefs(&o, &st, xt_ce_log_sum(st.lse), st.lse.max,
+                            xt_h16_to_f32(kind, x[r * C + y]), y, 0, 0.0, NULL, &loss[i])
+        return
+    xt_h16_widen(kind, x, nb * C, bx)
     if C <= XT_SHORT_MAX_COLS and o.softcap <= 0.0:
         # many short rows: the short-row kernel's partials, as ce_rows
         _short_rows(<const float *> bx, nb, C, XT_SHORT_PARTIALS, NULL, parts, ls)
