@@ -22,6 +22,9 @@
  *     label smoothing, z-loss and per-row gradient scales;
  *   - the vector exp's largest error in ulp over 2^20 points of its domain,
  *     against the bounds tests/test_kernels_isa.py sets for x86;
+ *   - the float16 / bfloat16 partials (float32 reductions on widening
+ *     loads) against the baseline's, every length up to three vectors
+ *     and past a block, with NaN and +inf;
  *   - the float16 / bfloat16 conversions (simd/neon.h's 16-bit section):
  *     widening of every 16-bit pattern and narrowing of the floats around
  *     every rounding boundary, bit for bit against half.h's scalar ones
@@ -474,8 +477,32 @@ static void check_h16_format(const char *name, xt_widen_fn nw, xt_widen_fn bw,
     }
 }
 
+/* The 16-bit partials (float32 reductions on widening loads) against the
+ * baseline's (scalar widening, float32 baseline reduction), on rows of
+ * every length up to three vectors and past a block, with NaN and +inf in
+ * some. */
+static void check_h16_partials(const char *what, xt_partial_h16_fn neon, xt_partial_h16_fn base,
+                               uint16_t (*from_f32)(float))
+{
+    static uint16_t x[3000];
+    static const ptrdiff_t lengths[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 1023, 1024, 1025, 3000};
+    for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++)
+        for (int special = 0; special < 3; special++) {
+            ptrdiff_t n = lengths[l];
+            for (ptrdiff_t j = 0; j < n; j++)
+                x[j] = from_f32((float)uniform(8.0));
+            if (special == 1)
+                x[n / 2] = from_f32(NAN);
+            if (special == 2)
+                x[n - 1] = from_f32(INFINITY);
+            check_partial(what, (long)n, neon(x, n), base(x, n), TOL_f32);
+        }
+}
+
 static void check_h16(void)
 {
+    check_h16_partials("partial f16", NEON->partial_f16, BASE->partial_f16, xt_f32_to_f16);
+    check_h16_partials("partial bf16", NEON->partial_bf16, BASE->partial_bf16, xt_f32_to_bf16);
     check_h16_format("widen/narrow f16", NEON->widen_f16, BASE->widen_f16, NEON->narrow_f16,
                      BASE->narrow_f16);
     check_h16_format("widen/narrow bf16", NEON->widen_bf16, BASE->widen_bf16,

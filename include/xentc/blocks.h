@@ -24,6 +24,7 @@
 /* Signatures shared by every instruction-set level (see dispatch.h). */
 typedef xt_lse_partial (*xt_partial_f32_fn)(const float *, ptrdiff_t);
 typedef xt_lse_partial (*xt_partial_f64_fn)(const double *, ptrdiff_t);
+typedef xt_lse_partial (*xt_partial_h16_fn)(const uint16_t *, ptrdiff_t);
 typedef int (*xt_partial_store_f32_fn)(const float *, ptrdiff_t, float *, xt_lse_partial *);
 typedef int (*xt_partial_store_f64_fn)(const double *, ptrdiff_t, double *, xt_lse_partial *);
 typedef void (*xt_map_f32_fn)(const float *, ptrdiff_t, double, double, float *);
@@ -86,9 +87,11 @@ typedef void (*xt_short_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, int, doubl
  * read before out is written, element by element); when 0 is returned,
  * out's content is unspecified (the caller writes the special values).
  */
-#define XT_DEFINE_CHUNK_PARTIAL(ATTR, NAME, T, BLOCK, MAX_FN, SUMEXP_FN,     \
-                                SPECIAL_FN, EXPSCALE_FN)                      \
-    ATTR static xt_lse_partial NAME(const T *x, ptrdiff_t n)                  \
+/* NAME alone, on input elements IN (16-bit ones: algo/partial.h) of
+ * arithmetic type T. */
+#define XT_DEFINE_SLICE_PARTIAL(ATTR, NAME, IN, T, BLOCK, MAX_FN, SUMEXP_FN,  \
+                                SPECIAL_FN)                                   \
+    ATTR static xt_lse_partial NAME(const IN *x, ptrdiff_t n)                 \
     {                                                                         \
         xt_lse_partial p = {-INFINITY, 0.0, 0.0, 0};                          \
         for (ptrdiff_t off = 0; off < n; off += (BLOCK)) {                    \
@@ -115,7 +118,13 @@ typedef void (*xt_short_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, int, doubl
         if (p.max == -INFINITY)                                               \
             return SPECIAL_FN(x, n);                                          \
         return p;                                                             \
-    }                                                                         \
+    }
+#define XT_DEFINE_SLICE_PARTIAL_X(...) XT_DEFINE_SLICE_PARTIAL(__VA_ARGS__)
+
+#define XT_DEFINE_CHUNK_PARTIAL(ATTR, NAME, T, BLOCK, MAX_FN, SUMEXP_FN,     \
+                                SPECIAL_FN, EXPSCALE_FN)                      \
+    XT_DEFINE_SLICE_PARTIAL(ATTR, NAME, T, T, BLOCK, MAX_FN, SUMEXP_FN,       \
+                            SPECIAL_FN)                                       \
     ATTR static xt_lse_partial NAME##_chunk(const T *x, ptrdiff_t n, T *out)   \
     {                                                                         \
         T bmax[XT_CHUNK / (BLOCK) + 1];                                       \

@@ -44,6 +44,9 @@ typedef struct {
      * (algo/row_groups.h); NULL at the baseline level too */
     xt_rows_f32_fn rows_f32;
     xt_rows_f64_fn rows_f64;
+    /* partials of float16 / bfloat16 slices, in float32 (algo/partial.h) */
+    xt_partial_h16_fn partial_f16;
+    xt_partial_h16_fn partial_bf16;
     /* 16-bit floats <-> float32 (half.h, algo/convert.h) */
     xt_widen_fn widen_f16;
     xt_narrow_fn narrow_f16;
@@ -61,6 +64,7 @@ static const xt_kernels xt_kernels_baseline = {
     xt_short_rows_f32_baseline, xt_short_rows_f64_baseline,
     NULL, NULL,
     NULL, NULL,
+    xt_partial_f16_baseline, xt_partial_bf16_baseline,
     xt_widen_f16_baseline, xt_narrow_f16_baseline, xt_widen_bf16_baseline, xt_narrow_bf16_baseline,
 };
 
@@ -75,6 +79,7 @@ static const xt_kernels xt_kernels_avx2 = {
     xt_short_rows_f32_avx2, xt_short_rows_f64_avx2,
     xt_ce_index_f32_avx2, xt_ce_index_f64_avx2,
     xt_rows_f32_avx2, xt_rows_f64_avx2,
+    xt_partial_f16_avx2, xt_partial_bf16_avx2,
     xt_widen_f16_f32_avx2, xt_narrow_f16_f32_avx2, xt_widen_bf16_f32_avx2, xt_narrow_bf16_f32_avx2,
 };
 #endif
@@ -90,6 +95,7 @@ static const xt_kernels xt_kernels_avx512 = {
     xt_short_rows_f32_avx512, xt_short_rows_f64_avx512,
     xt_ce_index_f32_avx512, xt_ce_index_f64_avx512,
     xt_rows_f32_avx512, xt_rows_f64_avx512,
+    xt_partial_f16_avx512, xt_partial_bf16_avx512,
     xt_widen_f16_f32_avx512, xt_narrow_f16_f32_avx512, xt_widen_bf16_f32_avx512, xt_narrow_bf16_f32_avx512,
 };
 #endif
@@ -105,6 +111,7 @@ static const xt_kernels xt_kernels_neon = {
     xt_short_rows_f32_neon, xt_short_rows_f64_neon,
     xt_ce_index_f32_neon, xt_ce_index_f64_neon,
     xt_rows_f32_neon, xt_rows_f64_neon,
+    xt_partial_f16_neon, xt_partial_bf16_neon,
     xt_widen_f16_f32_neon, xt_narrow_f16_f32_neon, xt_widen_bf16_f32_neon, xt_narrow_bf16_f32_neon,
 };
 #endif

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lse_partial.h"
+
 /* The formats, as the Cython layer passes them. */
 enum { XT_H16_F16 = 0, XT_H16_BF16 = 1 };
 
@@ -119,6 +121,10 @@ static inline uint16_t xt_h16_from_double(int kind, double d)
 {
     return kind == XT_H16_BF16 ? xt_f64_to_bf16(d) : xt_f64_to_f16(d);
 }
+
+/* Partials of 16-bit slices whose max is not finite (lse_partial.h). */
+XT_DEFINE_SPECIAL_BLOCK_OF(xt_special_block_f16, uint16_t, float, xt_f16_to_f32)
+XT_DEFINE_SPECIAL_BLOCK_OF(xt_special_block_bf16, uint16_t, float, xt_bf16_to_f32)
 
 /* The baseline level's conversion kernels: the scalar functions above. */
 #define XT_DEFINE_H16_BASELINE(FMT)                                           \

@@ -95,25 +95,15 @@ static inline float xt_h16_to_f32(int kind, uint16_t h)
     return kind == XT_H16_BF16 ? xt_bf16_to_f32(h) : xt_f16_to_f32(h);
 }
 
-/* 16-bit elements a reduction widens at a time (8 KB of floats, in L1) */
-#define XT_H16_BLOCK 2048
-
-/* The partial of a row of n 16-bit elements read block by block: each
- * block widened into L1 and reduced there at once, the blocks' partials
- * merged in order. For the reductions alone (log-sum-exp, a loss): the
- * whole-row widening of the tiles reads the row from memory in a pass of
- * its own, and 2048x32000 bfloat16 cross-entropy spent as long widening
- * (perf: 37%) as reducing (37%), 0.6x float32's time. */
+/* The partial of a row of n 16-bit elements, read once: the level's
+ * 16-bit partial (algo/partial.h: the float32 reductions on widening
+ * loads), for the reductions alone (log-sum-exp, a loss). The tiles'
+ * whole-row widening reads the row in a pass of its own: 2048x32000
+ * bfloat16 cross-entropy spent as long widening (perf: 37%) as reducing
+ * (37%), 0.6x float32's speed. */
 static inline xt_lse_partial xt_h16_stream_partial(int kind, const uint16_t *x, ptrdiff_t n)
 {
-    float buf[XT_H16_BLOCK];
-    xt_lse_partial p = xt_partial_empty();
-    for (ptrdiff_t off = 0; off < n; off += XT_H16_BLOCK) {
-        ptrdiff_t len = n - off < XT_H16_BLOCK ? n - off : XT_H16_BLOCK;
-        xt_h16_widen(kind, x + off, len, buf);
-        p = xt_partial_merge(p, xt_active->partial_f32(buf, len));
-    }
-    return p;
+    return kind == XT_H16_BF16 ? xt_active->partial_bf16(x, n) : xt_active->partial_f16(x, n);
 }
 
 /* logsumexp of nrows (<= xt_h16_tile_rows(C)) rows of C > 0 16-bit

@@ -8,6 +8,7 @@
 #define XENTC_KERNELS_BASELINE_H
 
 #include "blocks.h"
+#include "half.h"
 
 #define XT_DEFINE_BASELINE(SUF, T)                                            \
     static xt_lse_partial xt_block_##SUF##_baseline(const T *x, ptrdiff_t n)  \
@@ -70,5 +71,25 @@ XT_DEFINE_PARTIAL(, xt_partial_f64_baseline, double, xt_block_f64_baseline, XT_B
     }
 XT_DEFINE_BASELINE_STORE(f32, float)
 XT_DEFINE_BASELINE_STORE(f64, double)
+
+/* Partials of float16 / bfloat16 slices: blocks widened by half.h's scalar
+ * conversions and reduced by the float32 baseline, merged in order (the
+ * vector levels read them with widening loads: algo/partial.h). */
+#define XT_DEFINE_H16_PARTIAL_BASELINE(FMT)                                   \
+    static xt_lse_partial xt_partial_##FMT##_baseline(const uint16_t *x,      \
+                                                      ptrdiff_t n)            \
+    {                                                                         \
+        float buf[XT_BLOCK_F32];                                              \
+        xt_lse_partial p = xt_partial_empty();                                \
+        for (ptrdiff_t off = 0; off < n; off += XT_BLOCK_F32) {               \
+            ptrdiff_t len = n - off < XT_BLOCK_F32 ? n - off : XT_BLOCK_F32;  \
+            for (ptrdiff_t i = 0; i < len; i++)                               \
+                buf[i] = xt_##FMT##_to_f32(x[off + i]);                       \
+            p = xt_partial_merge(p, xt_partial_f32_baseline(buf, len));       \
+        }                                                                     \
+        return p;                                                             \
+    }
+XT_DEFINE_H16_PARTIAL_BASELINE(f16)
+XT_DEFINE_H16_PARTIAL_BASELINE(bf16)
 
 #endif

@@ -104,18 +104,22 @@ static inline double xt_partial_sum(xt_lse_partial p)
  * -inf or NaN). Such a block decides the row by its flags alone, or
  * contributes nothing; a plain scan is fast enough for this rare case.
  */
-#define XT_DEFINE_SPECIAL_BLOCK(NAME, T)                                      \
-    static inline xt_lse_partial NAME(const T *x, ptrdiff_t n)                \
+#define XT_DEFINE_SPECIAL_BLOCK_OF(NAME, IN, T, VALUE)                        \
+    static inline xt_lse_partial NAME(const IN *x, ptrdiff_t n)               \
     {                                                                         \
         xt_lse_partial p = xt_partial_empty();                                \
         for (ptrdiff_t i = 0; i < n; i++) {                                   \
-            if (x[i] != x[i])                                                 \
+            T v = VALUE(x[i]);                                                \
+            if (v != v)                                                       \
                 p.flags |= XT_HAS_NAN;                                        \
-            else if (x[i] == (T)INFINITY)                                     \
+            else if (v == (T)INFINITY)                                        \
                 p.flags |= XT_HAS_POSINF;                                     \
         }                                                                     \
         return p;                                                             \
     }
+/* (IN: elements of another format, read as T by VALUE: half.h) */
+#define XT_SPECIAL_SAME(v) (v)
+#define XT_DEFINE_SPECIAL_BLOCK(NAME, T) XT_DEFINE_SPECIAL_BLOCK_OF(NAME, T, T, XT_SPECIAL_SAME)
 
 XT_DEFINE_SPECIAL_BLOCK(xt_special_block_f32, float)
 XT_DEFINE_SPECIAL_BLOCK(xt_special_block_f64, double)

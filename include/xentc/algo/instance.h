@@ -37,6 +37,37 @@
 #include "row_groups.h"
 #include "ce_rows.h"
 #include "convert.h"
+/* The reductions again on float16 and bfloat16 input (algo/partial.h):
+ * float32 arithmetic on the layer's widening loads, with its 16-bit
+ * target attribute (F16C on AVX2). */
+#undef XT_ATTR
+#define XT_ATTR XT_CAT(XT_ATTR_H16_, XT_ISA)
+#define XT_H16 1
+#define XT_IN uint16_t
+#define XT_LD_TAIL(p, n, fill) XT_KI(load_tail)(p, n, fill)
+#define XT_LD(p) XT_H16_LOAD(p)
+#define XT_KI(name) XT_CAT3(xt_##name##_, XT_H16_NAME, XT_CAT(_, XT_ISA))
+#undef XT_TSPECIAL
+#define XT_H16_LOAD XV(load_f16)
+#define XT_H16_NAME f16
+#define XT_TSPECIAL xt_special_block_f16
+#include "partial.h"
+#define XT_IN uint16_t
+#define XT_LD_TAIL(p, n, fill) XT_KI(load_tail)(p, n, fill)
+#define XT_LD(p) XT_H16_LOAD(p)
+#define XT_KI(name) XT_CAT3(xt_##name##_, XT_H16_NAME, XT_CAT(_, XT_ISA))
+#undef XT_H16_LOAD
+#undef XT_H16_NAME
+#undef XT_TSPECIAL
+#define XT_H16_LOAD XV(load_bf16)
+#define XT_H16_NAME bf16
+#define XT_TSPECIAL xt_special_block_bf16
+#include "partial.h"
+#undef XT_H16_LOAD
+#undef XT_H16_NAME
+#undef XT_H16
+#undef XT_ATTR
+#define XT_ATTR XT_CAT(XT_ATTR_, XT_ISA)
 #undef XT_DT
 #undef XT_T
 #undef XT_IS_F32

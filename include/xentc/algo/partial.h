@@ -9,38 +9,65 @@
  *                   block (blocks.h, XT_DEFINE_CHUNK_PARTIAL).
  * Tails are the layer's tail loads and stores, so no scalar libm call sits
  * in the hot loop and every row length takes the same arithmetic.
+ *
+ * The reductions (max, sumexp, partial) read their input through XT_LD /
+ * XT_LD_TAIL from XT_IN elements, named by XT_KI: by default the element
+ * type itself. algo/instance.h also instantiates them for float16 and
+ * bfloat16 input (XT_H16: float32 arithmetic on the layer's widening
+ * loads, kernels xt_partial_bf16_ISA, ...), the maps (out in T) only for
+ * the element types.
  */
+#ifdef XT_H16
+/* the first n < W 16-bit elements from p widened, the other lanes fill */
+XT_ATTR XT_ALWAYS_INLINE static inline XV(v) XT_KI(load_tail)(const uint16_t *p, ptrdiff_t n,
+                                                               XV(v) fill)
+{
+    uint16_t t[XV(lanes)] = {0};
+    XT_T lanes[XV(lanes)], fills[XV(lanes)];
+    memcpy(t, p, (size_t)n * sizeof *t);
+    XV(store)(lanes, XT_LD(t));
+    XV(store)(fills, fill);
+    for (ptrdiff_t l = n; l < XV(lanes); l++)
+        lanes[l] = fills[l];
+    return XV(load)(lanes);
+}
+#else
+#define XT_IN XT_T
+#define XT_LD(p) XV(load)(p)
+#define XT_LD_TAIL(p, n, fill) XV(load_tail)(p, n, fill)
+#define XT_KI(name) XT_K(name)
+#endif
 
 /* Largest non-NaN element of x[0:n) (-inf for none): max(v, acc) returns
  * acc when v is NaN, so NaN never becomes the max. Four chains: a max
  * waits 4 cycles for the one before it. */
-XT_ATTR XT_ALWAYS_INLINE static inline XV(v) XT_K(max_lanes)(const XT_T *x, ptrdiff_t n)
+XT_ATTR XT_ALWAYS_INLINE static inline XV(v) XT_KI(max_lanes)(const XT_IN *x, ptrdiff_t n)
 {
     const ptrdiff_t W = XV(lanes);
     const XV(v) ninf = XV(set1)((XT_T)-INFINITY);
     XV(v) m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
     ptrdiff_t i = 0;
     for (; i + 4 * W <= n; i += 4 * W) {
-        m0 = XV(max)(XV(load)(x + i), m0);
-        m1 = XV(max)(XV(load)(x + i + W), m1);
-        m2 = XV(max)(XV(load)(x + i + 2 * W), m2);
-        m3 = XV(max)(XV(load)(x + i + 3 * W), m3);
+        m0 = XV(max)(XT_LD(x + i), m0);
+        m1 = XV(max)(XT_LD(x + i + W), m1);
+        m2 = XV(max)(XT_LD(x + i + 2 * W), m2);
+        m3 = XV(max)(XT_LD(x + i + 3 * W), m3);
     }
     m0 = XV(max)(m2, m0);
     m1 = XV(max)(m3, m1);
     for (; i + W <= n; i += W)
-        m0 = XV(max)(XV(load)(x + i), m0);
+        m0 = XV(max)(XT_LD(x + i), m0);
     if (i < n)
-        m0 = XV(max)(XV(load_tail)(x + i, n - i, ninf), m0);
+        m0 = XV(max)(XT_LD_TAIL(x + i, n - i, ninf), m0);
     return XV(max)(m0, m1);
 }
 
 /* XT_K(max_lanes) reduced: the largest non-NaN element of x[0:n). The
  * vector itself serves the fused cross-entropy's row mode, which reduces
  * W rows' at once (the layer's hmax_many). */
-XT_ATTR XT_ALWAYS_INLINE static inline XT_T XT_K(max)(const XT_T *x, ptrdiff_t n)
+XT_ATTR XT_ALWAYS_INLINE static inline XT_T XT_KI(max)(const XT_IN *x, ptrdiff_t n)
 {
-    return XV(hmax)(XT_K(max_lanes)(x, n));
+    return XV(hmax)(XT_KI(max_lanes)(x, n));
 }
 
 /* acc plus e = exp(v - vm), one vector of a sum of exps: with
@@ -48,7 +75,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline XT_T XT_K(max)(const XT_T *x, ptrdiff_t n
  * is added) and counted in *cnt, the caller counting the lanes seen: the
  * maxima are the difference. */
 XT_ATTR XT_ALWAYS_INLINE static inline XV(v)
-    XT_K(sumexp_add)(XV(v) acc, XV(v) v, XV(v) e, XV(v) vm, int exclude_max, XV(c) *cnt)
+    XT_KI(sumexp_add)(XV(v) acc, XV(v) v, XV(v) e, XV(v) vm, int exclude_max, XV(c) *cnt)
 {
     if (!exclude_max)
         return XV(add)(acc, e);
@@ -65,7 +92,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline XV(v)
  * for softmax and the cross-entropy gradient to rescale instead of taking
  * exp again. Tail lanes read -inf: exp gives 0, the compare is false. */
 XT_ATTR XT_ALWAYS_INLINE static inline double
-    XT_K(sumexp)(const XT_T *x, ptrdiff_t n, XT_T m, int exclude_max, double *nmax, XT_T *out)
+    XT_KI(sumexp)(const XT_IN *x, ptrdiff_t n, XT_T m, int exclude_max, double *nmax, XT_T *out)
 {
     const ptrdiff_t W = XV(lanes);
     const XV(v) vm = XV(set1)(m);
@@ -74,26 +101,26 @@ XT_ATTR XT_ALWAYS_INLINE static inline double
     ptrdiff_t i = 0;
     for (; i + 2 * W <= n; i += 2 * W) {
         XT_PREFETCH_SPAN(x + i, 2 * W * (ptrdiff_t)sizeof(XT_T));
-        XV(v) v0 = XV(load)(x + i), v1 = XV(load)(x + i + W);
+        XV(v) v0 = XT_LD(x + i), v1 = XT_LD(x + i + W);
         XV(v) e0 = XT_K(exp)(XV(sub)(v0, vm)), e1 = XT_K(exp)(XV(sub)(v1, vm));
         if (out) {
             XV(store)(out + i, e0);
             XV(store)(out + i + W, e1);
         }
-        s0 = XT_K(sumexp_add)(s0, v0, e0, vm, exclude_max, &c);
-        s1 = XT_K(sumexp_add)(s1, v1, e1, vm, exclude_max, &c);
+        s0 = XT_KI(sumexp_add)(s0, v0, e0, vm, exclude_max, &c);
+        s1 = XT_KI(sumexp_add)(s1, v1, e1, vm, exclude_max, &c);
     }
     for (; i < n; i += W) {
         /* the last vector may be a tail: its other lanes read -inf */
         int full = i + W <= n;
-        XV(v) v0 = full ? XV(load)(x + i)
-                        : XV(load_tail)(x + i, n - i, XV(set1)((XT_T)-INFINITY));
+        XV(v) v0 = full ? XT_LD(x + i)
+                        : XT_LD_TAIL(x + i, n - i, XV(set1)((XT_T)-INFINITY));
         XV(v) e0 = XT_K(exp)(XV(sub)(v0, vm));
         if (out && full)
             XV(store)(out + i, e0);
         else if (out)
             XV(store_tail)(out + i, n - i, e0);
-        s0 = XT_K(sumexp_add)(s0, v0, e0, vm, exclude_max, &c);
+        s0 = XT_KI(sumexp_add)(s0, v0, e0, vm, exclude_max, &c);
     }
     /* every vector above had W lanes (a tail's others read -inf, never
      * equal to the finite m) */
@@ -102,6 +129,11 @@ XT_ATTR XT_ALWAYS_INLINE static inline double
     return XV(hsum)(XV(add)(s0, s1));
 }
 
+#ifdef XT_H16
+/* 16-bit input: the slice partial alone (blocks.h), on the widening loads */
+XT_DEFINE_SLICE_PARTIAL_X(XT_ATTR, XT_KI(partial), XT_IN, XT_T, XT_TBLOCK, XT_KI(max),
+                          XT_KI(sumexp), XT_TSPECIAL)
+#else
 /* The element-wise maps of a row given its partial, by op: XT_MAP_SHIFT
  * (v - a) - b (log_softmax), XT_MAP_EXPSCALE exp(v - a) * b (softmax),
  * XT_MAP_SCALE v * b (stored exps rescaled in place: softmax and the
@@ -150,3 +182,8 @@ XT_ATTR static void XT_K(scale)(XT_T *out, ptrdiff_t n, double scale)
 
 XT_DEFINE_CHUNK_PARTIAL_X(XT_ATTR, XT_K(partial), XT_T, XT_TBLOCK, XT_K(max), XT_K(sumexp),
                           XT_TSPECIAL, XT_K(expscale))
+#endif
+#undef XT_IN
+#undef XT_LD
+#undef XT_LD_TAIL
+#undef XT_KI
