@@ -236,3 +236,41 @@ def test_reductions_special_value_in_every_lane(level, dtype, special, ncols):
     x[5] = -np.inf
     compare_reductions(level, x)
     compare_reductions(level, x, in_place=True)
+
+
+# ---- the weighted sums and gradient class terms (algo/ce_sums.h) ---------
+
+@pytest.mark.parametrize("level", SIMD_LEVELS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_probability_targets_and_weighted_smoothing(level, dtype):
+    # The rows the fused kernel leaves: probability targets (with zeros
+    # where the logit is -inf: no term, not 0 * inf), class weights with
+    # label smoothing, rows past its 4096 classes; every tail length of
+    # the sums' vectors and past them.
+    rng = np.random.default_rng(6)
+    for ncols in list(range(1, 20)) + [33, 100, 4100]:
+        nrows = 9 if ncols < 4100 else 2
+        x = make_rows(dtype, nrows, ncols, seed=ncols) if nrows >= 3 and ncols > 0 else \
+            rng.standard_normal((nrows, ncols)).astype(dtype)
+        q = rng.random((nrows, ncols)).astype(dtype)
+        q[:, ::3] = 0
+        x[1, ::3] = -np.inf                     # under q = 0 only
+        q /= np.maximum(q.sum(axis=1, keepdims=True), 1e-30)
+        w = rng.uniform(0.2, 2.0, ncols)
+        for kw in ({}, {"weight": w}, {"label_smoothing": 0.1},
+                   {"weight": w, "label_smoothing": 0.3}):
+            with kernels("baseline"), np.errstate(all="ignore"):
+                want = xentc.cross_entropy_and_grad(x, q, reduction="none", **kw)
+            with kernels(level), np.errstate(all="ignore"):
+                got = xentc.cross_entropy_and_grad(x, q, reduction="none", **kw)
+            assert np.isfinite(got[0][1]) == np.isfinite(want[0][1])
+            scale = np.maximum(np.max(np.abs(np.where(np.isfinite(x), x, 0)), axis=-1), 1.0)
+            assert_close(got[0], want[0], NULP[dtype] * 4, scale * 2)
+            assert_close(got[1], want[1], NULP[dtype] * 4, np.ones_like(want[1], float))
+        with kernels("baseline"), np.errstate(all="ignore"):
+            lw = xentc.cross_entropy(x, np.arange(nrows) % ncols, reduction="none",
+                                     weight=w, label_smoothing=0.2)
+        with kernels(level), np.errstate(all="ignore"):
+            lg = xentc.cross_entropy(x, np.arange(nrows) % ncols, reduction="none",
+                                     weight=w, label_smoothing=0.2)
+        assert_close(lg, lw, NULP[dtype] * 4, np.broadcast_to(scale * 2, lw.shape))

@@ -37,6 +37,10 @@ typedef struct {
     double by[XT_CE_MAX_LANES];
 } xt_ce_lanes;
 
+/* Weights of 1 for the vector sums without class weights (algo/ce_sums.h):
+ * as many as the widest vector has double lanes. */
+static const double xt_ce_ones[8] = {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
+
 /* Rows of at most this many classes take the fused kernel's lane mode
  * (one row per vector lane, algo/ce_rows.h), longer ones its row mode.
  * Measured crossovers (float32, AVX-512, 2 threads, the two builds run
@@ -69,6 +73,18 @@ typedef ptrdiff_t (*xt_rows_f32_fn)(const float *, ptrdiff_t, ptrdiff_t, int, fl
                                     unsigned char *);
 typedef ptrdiff_t (*xt_rows_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, int, double *,
                                     unsigned char *);
+
+/* The weighted sums of a slice and the gradient's class terms
+ * (algo/ce_sums.h): x, n, w, q, need_wx, shift, out[4]; grad, n, bc, w,
+ * bq, q. */
+typedef void (*xt_ce_sums_f32_fn)(const float *, ptrdiff_t, const double *, const float *, int,
+                                  double, double *);
+typedef void (*xt_ce_sums_f64_fn)(const double *, ptrdiff_t, const double *, const double *,
+                                  int, double, double *);
+typedef void (*xt_ce_grad_fix_f32_fn)(float *, ptrdiff_t, double, const double *, double,
+                                      const float *);
+typedef void (*xt_ce_grad_fix_f64_fn)(double *, ptrdiff_t, double, const double *, double,
+                                      const double *);
 
 typedef ptrdiff_t (*xt_ce_index_f32_fn)(const float *x, ptrdiff_t nrows,
                                         const long long *target,

@@ -131,6 +131,18 @@ static inline double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *
                                         xt_ce_stats *s)                       \
     {                                                                         \
         s->w = s->wx = s->wq = s->wqx = 0.0;                                  \
+        if ((need_wx || q) && xt_active->ce_sums_##SUF) {                    \
+            /* the level's vector sums (algo/ce_sums.h) */                    \
+            double r[4];                                                      \
+            xt_active->ce_sums_##SUF(x, n, w, q, need_wx, shift, r);          \
+            s->w = r[0];                                                      \
+            s->wx = r[1];                                                     \
+            s->wq = r[2];                                                     \
+            s->wqx = r[3];                                                    \
+            if (!need_wx)                                                     \
+                s->w = s->wx = 0.0;                                           \
+            return;                                                           \
+        }                                                                     \
         if (need_wx) {                                                        \
             double acc = 0.0, wsum = 0.0;                                     \
             if (w) {                                                          \
@@ -221,18 +233,23 @@ static inline double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *
         } else {                                                              \
             xt_active->expscale_##SUF(x, n, rowmax, scale, grad);             \
         }                                                                     \
-        if (bc != 0.0) {                                                      \
-            if (w)                                                            \
+        if (xt_active->ce_grad_fix_##SUF) {                                  \
+            /* the level's vector loop (algo/ce_sums.h) */                    \
+            xt_active->ce_grad_fix_##SUF(grad, n, bc, w, bq, q);              \
+        } else {                                                              \
+            if (bc != 0.0) {                                                  \
+                if (w)                                                        \
+                    for (ptrdiff_t j = 0; j < n; j++)                         \
+                        grad[j] = (T)((double)grad[j] - bc * w[j]);           \
+                else                                                          \
+                    for (ptrdiff_t j = 0; j < n; j++)                         \
+                        grad[j] = (T)((double)grad[j] - bc);                  \
+            }                                                                 \
+            if (q && bq != 0.0) {                                             \
                 for (ptrdiff_t j = 0; j < n; j++)                             \
-                    grad[j] = (T)((double)grad[j] - bc * w[j]);               \
-            else                                                              \
-                for (ptrdiff_t j = 0; j < n; j++)                             \
-                    grad[j] = (T)((double)grad[j] - bc);                      \
-        }                                                                     \
-        if (q && bq != 0.0) {                                                 \
-            for (ptrdiff_t j = 0; j < n; j++)                                 \
-                grad[j] = (T)((double)grad[j] -                               \
-                              bq * (w ? w[j] : 1.0) * (double)q[j]);          \
+                    grad[j] = (T)((double)grad[j] -                           \
+                                  bq * (w ? w[j] : 1.0) * (double)q[j]);      \
+            }                                                                 \
         }                                                                     \
         if (y >= 0 && y < n)                                                  \
             grad[y] = (T)((double)grad[y] - by);                              \

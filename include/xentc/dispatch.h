@@ -47,6 +47,12 @@ typedef struct {
     /* partials of float16 / bfloat16 slices, in float32 (algo/partial.h) */
     xt_partial_h16_fn partial_f16;
     xt_partial_h16_fn partial_bf16;
+    /* the cross-entropy's weighted sums and gradient class terms
+     * (algo/ce_sums.h); NULL at baseline: cross_entropy.h's scalar loops */
+    xt_ce_sums_f32_fn ce_sums_f32;
+    xt_ce_sums_f64_fn ce_sums_f64;
+    xt_ce_grad_fix_f32_fn ce_grad_fix_f32;
+    xt_ce_grad_fix_f64_fn ce_grad_fix_f64;
     /* 16-bit floats <-> float32 (half.h, algo/convert.h) */
     xt_widen_fn widen_f16;
     xt_narrow_fn narrow_f16;
@@ -65,6 +71,7 @@ static const xt_kernels xt_kernels_baseline = {
     NULL, NULL,
     NULL, NULL,
     xt_partial_f16_baseline, xt_partial_bf16_baseline,
+    NULL, NULL, NULL, NULL,
     xt_widen_f16_baseline, xt_narrow_f16_baseline, xt_widen_bf16_baseline, xt_narrow_bf16_baseline,
 };
 
@@ -80,6 +87,7 @@ static const xt_kernels xt_kernels_avx2 = {
     xt_ce_index_f32_avx2, xt_ce_index_f64_avx2,
     xt_rows_f32_avx2, xt_rows_f64_avx2,
     xt_partial_f16_avx2, xt_partial_bf16_avx2,
+    xt_ce_sums_f32_avx2, xt_ce_sums_f64_avx2, xt_ce_grad_fix_f32_avx2, xt_ce_grad_fix_f64_avx2,
     xt_widen_f16_f32_avx2, xt_narrow_f16_f32_avx2, xt_widen_bf16_f32_avx2, xt_narrow_bf16_f32_avx2,
 };
 #endif
@@ -96,6 +104,7 @@ static const xt_kernels xt_kernels_avx512 = {
     xt_ce_index_f32_avx512, xt_ce_index_f64_avx512,
     xt_rows_f32_avx512, xt_rows_f64_avx512,
     xt_partial_f16_avx512, xt_partial_bf16_avx512,
+    xt_ce_sums_f32_avx512, xt_ce_sums_f64_avx512, xt_ce_grad_fix_f32_avx512, xt_ce_grad_fix_f64_avx512,
     xt_widen_f16_f32_avx512, xt_narrow_f16_f32_avx512, xt_widen_bf16_f32_avx512, xt_narrow_bf16_f32_avx512,
 };
 #endif
@@ -112,6 +121,7 @@ static const xt_kernels xt_kernels_neon = {
     xt_ce_index_f32_neon, xt_ce_index_f64_neon,
     xt_rows_f32_neon, xt_rows_f64_neon,
     xt_partial_f16_neon, xt_partial_bf16_neon,
+    xt_ce_sums_f32_neon, xt_ce_sums_f64_neon, xt_ce_grad_fix_f32_neon, xt_ce_grad_fix_f64_neon,
     xt_widen_f16_f32_neon, xt_narrow_f16_f32_neon, xt_widen_bf16_f32_neon, xt_narrow_bf16_f32_neon,
 };
 #endif

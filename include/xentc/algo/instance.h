@@ -17,6 +17,7 @@
 #include "short_rows.h"
 #include "row_groups.h"
 #include "ce_rows.h"
+#include "ce_sums.h"
 #undef XT_DT
 #undef XT_T
 #undef XT_IS_F32
@@ -36,6 +37,7 @@
 #include "short_rows.h"
 #include "row_groups.h"
 #include "ce_rows.h"
+#include "ce_sums.h"
 #include "convert.h"
 /* The reductions again on float16 and bfloat16 input (algo/partial.h):
  * float32 arithmetic on the layer's widening loads, with its 16-bit
