@@ -75,60 +75,41 @@ static const xt_kernels xt_kernels_baseline = {
     xt_widen_f16_baseline, xt_narrow_f16_baseline, xt_widen_bf16_baseline, xt_narrow_bf16_baseline,
 };
 
+/* The table of a vector level: every kernel xt_NAME_DT_ISA that
+ * algo/instance.h instantiated for it. */
+#define XT_SIMD_KERNELS(ISA)                                                  \
+    static const xt_kernels xt_kernels_##ISA = {                              \
+        #ISA,                                                                 \
+        xt_partial_f32_##ISA, xt_partial_f64_##ISA,                           \
+        xt_partial_f32_##ISA##_store, xt_partial_f64_##ISA##_store,           \
+        xt_expscale_f32_##ISA, xt_expscale_f64_##ISA,                         \
+        xt_shift_f32_##ISA, xt_shift_f64_##ISA,                               \
+        xt_scale_f32_##ISA, xt_scale_f64_##ISA,                               \
+        xt_short_rows_f32_##ISA, xt_short_rows_f64_##ISA,                     \
+        xt_ce_index_f32_##ISA, xt_ce_index_f64_##ISA,                         \
+        xt_rows_f32_##ISA, xt_rows_f64_##ISA,                                 \
+        xt_partial_f16_##ISA, xt_partial_bf16_##ISA,                          \
+        xt_ce_sums_f32_##ISA, xt_ce_sums_f64_##ISA,                           \
+        xt_ce_grad_fix_f32_##ISA, xt_ce_grad_fix_f64_##ISA,                   \
+        xt_widen_f16_f32_##ISA, xt_narrow_f16_f32_##ISA,                      \
+        xt_widen_bf16_f32_##ISA, xt_narrow_bf16_f32_##ISA,                    \
+    };
+
 #ifdef XT_HAVE_AVX2
-static const xt_kernels xt_kernels_avx2 = {
-    "avx2",
-    xt_partial_f32_avx2, xt_partial_f64_avx2,
-    xt_partial_f32_avx2_store, xt_partial_f64_avx2_store,
-    xt_expscale_f32_avx2, xt_expscale_f64_avx2,
-    xt_shift_f32_avx2, xt_shift_f64_avx2,
-    xt_scale_f32_avx2, xt_scale_f64_avx2,
-    xt_short_rows_f32_avx2, xt_short_rows_f64_avx2,
-    xt_ce_index_f32_avx2, xt_ce_index_f64_avx2,
-    xt_rows_f32_avx2, xt_rows_f64_avx2,
-    xt_partial_f16_avx2, xt_partial_bf16_avx2,
-    xt_ce_sums_f32_avx2, xt_ce_sums_f64_avx2, xt_ce_grad_fix_f32_avx2, xt_ce_grad_fix_f64_avx2,
-    xt_widen_f16_f32_avx2, xt_narrow_f16_f32_avx2, xt_widen_bf16_f32_avx2, xt_narrow_bf16_f32_avx2,
-};
+XT_SIMD_KERNELS(avx2)
 #endif
-
 #ifdef XT_HAVE_AVX512
-static const xt_kernels xt_kernels_avx512 = {
-    "avx512",
-    xt_partial_f32_avx512, xt_partial_f64_avx512,
-    xt_partial_f32_avx512_store, xt_partial_f64_avx512_store,
-    xt_expscale_f32_avx512, xt_expscale_f64_avx512,
-    xt_shift_f32_avx512, xt_shift_f64_avx512,
-    xt_scale_f32_avx512, xt_scale_f64_avx512,
-    xt_short_rows_f32_avx512, xt_short_rows_f64_avx512,
-    xt_ce_index_f32_avx512, xt_ce_index_f64_avx512,
-    xt_rows_f32_avx512, xt_rows_f64_avx512,
-    xt_partial_f16_avx512, xt_partial_bf16_avx512,
-    xt_ce_sums_f32_avx512, xt_ce_sums_f64_avx512, xt_ce_grad_fix_f32_avx512, xt_ce_grad_fix_f64_avx512,
-    xt_widen_f16_f32_avx512, xt_narrow_f16_f32_avx512, xt_widen_bf16_f32_avx512, xt_narrow_bf16_f32_avx512,
-};
+XT_SIMD_KERNELS(avx512)
 #endif
-
 #ifdef XT_HAVE_NEON
-static const xt_kernels xt_kernels_neon = {
-    "neon",
-    xt_partial_f32_neon, xt_partial_f64_neon,
-    xt_partial_f32_neon_store, xt_partial_f64_neon_store,
-    xt_expscale_f32_neon, xt_expscale_f64_neon,
-    xt_shift_f32_neon, xt_shift_f64_neon,
-    xt_scale_f32_neon, xt_scale_f64_neon,
-    xt_short_rows_f32_neon, xt_short_rows_f64_neon,
-    xt_ce_index_f32_neon, xt_ce_index_f64_neon,
-    xt_rows_f32_neon, xt_rows_f64_neon,
-    xt_partial_f16_neon, xt_partial_bf16_neon,
-    xt_ce_sums_f32_neon, xt_ce_sums_f64_neon, xt_ce_grad_fix_f32_neon, xt_ce_grad_fix_f64_neon,
-    xt_widen_f16_f32_neon, xt_narrow_f16_f32_neon, xt_widen_bf16_f32_neon, xt_narrow_bf16_f32_neon,
-};
+XT_SIMD_KERNELS(neon)
 #endif
 
 static const xt_kernels *xt_active = &xt_kernels_baseline;
 
-/* Does this CPU (and build) support the named level? */
+/* Does this CPU (and build) support the named level? avx512 uses avx512f
+ * alone (no other AVX-512 subset) on top of avx2's features; avx2 needs FMA
+ * and F16C (the float16 conversions, simd/avx2.h). */
 static int xt_cpu_supports(const char *name)
 {
     if (strcmp(name, "baseline") == 0)
@@ -137,20 +118,17 @@ static int xt_cpu_supports(const char *name)
     if (strcmp(name, "neon") == 0)
         return 1;
 #endif
-#ifdef XT_HAVE_AVX512
-    if (strcmp(name, "avx512") == 0) {
-        __builtin_cpu_init();
-        /* avx512f alone: the kernels use no other AVX-512 subset. */
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
-               __builtin_cpu_supports("fma");
-    }
-#endif
 #ifdef XT_HAVE_AVX2
-    if (strcmp(name, "avx2") == 0) {
+    int avx512 = strcmp(name, "avx512") == 0;
+    if (avx512 || strcmp(name, "avx2") == 0) {
         __builtin_cpu_init();
-        /* f16c: the float16 conversions (simd/avx2.h) */
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
+        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                   __builtin_cpu_supports("f16c");
+#ifdef XT_HAVE_AVX512
+        return avx2 && (!avx512 || __builtin_cpu_supports("avx512f"));
+#else
+        return avx2 && !avx512;
+#endif
     }
 #endif
     return 0;

@@ -11,19 +11,8 @@
 #define XT_TBLOCK XT_BLOCK_F64
 #define XT_TSPECIAL xt_special_block_f64
 #define XT_TMAX DBL_MAX
-#include "exp.h"
-#include "log.h"
-#include "partial.h"
-#include "short_rows.h"
-#include "row_groups.h"
-#include "ce_rows.h"
-#include "ce_sums.h"
-#undef XT_DT
-#undef XT_T
-#undef XT_IS_F32
-#undef XT_TBLOCK
-#undef XT_TSPECIAL
-#undef XT_TMAX
+#include "dtype.h"
+#include "dtype_end.h"
 
 #define XT_DT f32
 #define XT_T float
@@ -31,13 +20,7 @@
 #define XT_TBLOCK XT_BLOCK_F32
 #define XT_TSPECIAL xt_special_block_f32
 #define XT_TMAX FLT_MAX
-#include "exp.h"
-#include "log.h"
-#include "partial.h"
-#include "short_rows.h"
-#include "row_groups.h"
-#include "ce_rows.h"
-#include "ce_sums.h"
+#include "dtype.h"
 #include "convert.h"
 /* The reductions again on float16 and bfloat16 input (algo/partial.h):
  * float32 arithmetic on the layer's widening loads, with its 16-bit
@@ -70,9 +53,4 @@
 #undef XT_H16
 #undef XT_ATTR
 #define XT_ATTR XT_CAT(XT_ATTR_, XT_ISA)
-#undef XT_DT
-#undef XT_T
-#undef XT_IS_F32
-#undef XT_TBLOCK
-#undef XT_TSPECIAL
-#undef XT_TMAX
+#include "dtype_end.h"

@@ -279,25 +279,37 @@ XT_DEFINE_LANEWISE_MANY(XT_L2, xv_avx2_f64, double)
 #define XT_AVX2_H16 __attribute__((target("avx2,fma,f16c")))
 #define XT_ATTR_H16_avx2 XT_AVX2_H16
 #define XT_L2H XT_AVX2_H16 static inline
-XT_L2H __m256 xv_avx2_f32_load_f16(const uint16_t *p)
-{
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
-XT_L2H void xv_avx2_f32_store_f16(uint16_t *p, __m256 v)
-{
-    _mm_storeu_si128((__m128i *)p,
-                     _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-}
-XT_L2H __m256 xv_avx2_f32_load_bf16(const uint16_t *p)
-{
-    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
-}
+/* The 16-bit operations AVX2 and AVX-512 spell alike: Q the qualifiers,
+ * PFX the names' prefix, V the float vector, VI the integer one, X the
+ * intrinsics' prefix, SI
+ * its integer vector suffix (si256, si512), HV the half-width integer
+ * vector and HLOAD / HSTORE its unaligned load and store; bf16_round gives
+ * the bits of v rounded to nearest even at bit 16 (NaN: the caller's). */
+#define XT_DEFINE_X86_H16(Q, PFX, V, VI, X, SI, HV, HLOAD, HSTORE)            \
+    Q V PFX##_load_f16(const uint16_t *p)                                     \
+    {                                                                         \
+        return X##_cvtph_ps(HLOAD((const HV *)p));                            \
+    }                                                                         \
+    Q void PFX##_store_f16(uint16_t *p, V v)                                  \
+    {                                                                         \
+        HSTORE((HV *)p, X##_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); \
+    }                                                                         \
+    Q V PFX##_load_bf16(const uint16_t *p)                                    \
+    {                                                                         \
+        return X##_cast##SI##_ps(X##_slli_epi32(X##_cvtepu16_epi32(HLOAD((const HV *)p)), 16)); \
+    }                                                                         \
+    Q VI PFX##_bf16_round(V v)                                                \
+    {                                                                         \
+        const VI x = X##_castps_##SI(v);                                      \
+        const VI lsb = X##_and_##SI(X##_srli_epi32(x, 16), X##_set1_epi32(1)); \
+        return X##_add_epi32(x, X##_add_epi32(lsb, X##_set1_epi32(0x7fff)));  \
+    }
+XT_DEFINE_X86_H16(XT_L2H, xv_avx2_f32, __m256, __m256i, _mm256, si256, __m128i,
+                  _mm_loadu_si128, _mm_storeu_si128)
 XT_L2H void xv_avx2_f32_store_bf16(uint16_t *p, __m256 v)
 {
     const __m256i x = _mm256_castps_si256(v);
-    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_add_epi32(x, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+    __m256i r = xv_avx2_f32_bf16_round(v);
     /* NaN: truncated with the quiet bit set, never rounded into inf */
     __m256i q = _mm256_or_si256(x, _mm256_set1_epi32(0x400000));
     r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(q),

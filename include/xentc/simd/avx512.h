@@ -70,7 +70,23 @@ XT_DEFINE_AVX512_LAYER(f32, float, __m512, __mmask16, 16, ps, __m512i)
 XT_DEFINE_AVX512_LAYER(f64, double, __m512d, __mmask8, 8, pd, __m256i)
 
 /* W x W transposes in place: r[i] lane j becomes r[j] lane i (unpacks
- * within 128-bit lanes, then two rounds of 128-bit lane shuffles). */
+ * within 128-bit lanes, then two rounds of 128-bit lane shuffles, SHUF of
+ * Q = W / 4 vectors apart, from in through tmp to out). */
+#define XT_AVX512_LANE_ROUNDS(SHUF, in, tmp, out, Q)                          \
+    do {                                                                      \
+        for (int i = 0; i < (Q); i++) {                                       \
+            tmp[i] = SHUF(in[i], in[i + (Q)], 0x88);                          \
+            tmp[i + (Q)] = SHUF(in[i], in[i + (Q)], 0xDD);                    \
+            tmp[i + 2 * (Q)] = SHUF(in[i + 2 * (Q)], in[i + 3 * (Q)], 0x88);  \
+            tmp[i + 3 * (Q)] = SHUF(in[i + 2 * (Q)], in[i + 3 * (Q)], 0xDD);  \
+        }                                                                     \
+        for (int i = 0; i < (Q); i++) {                                       \
+            out[i] = SHUF(tmp[i], tmp[i + 2 * (Q)], 0x88);                    \
+            out[i + (Q)] = SHUF(tmp[i + (Q)], tmp[i + 3 * (Q)], 0x88);        \
+            out[i + 2 * (Q)] = SHUF(tmp[i], tmp[i + 2 * (Q)], 0xDD);          \
+            out[i + 3 * (Q)] = SHUF(tmp[i + (Q)], tmp[i + 3 * (Q)], 0xDD);    \
+        }                                                                     \
+    } while (0)
 XT_L5 void xv_avx512_f32_transpose(__m512 *r)
 {
     __m512 t[16];
@@ -84,18 +100,7 @@ XT_L5 void xv_avx512_f32_transpose(__m512 *r)
         r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
         r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
     }
-    for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
-        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
-        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
-        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
-    }
+    XT_AVX512_LANE_ROUNDS(_mm512_shuffle_f32x4, r, t, r, 4);
 }
 XT_L5 void xv_avx512_f64_transpose(__m512d *r)
 {
@@ -104,18 +109,7 @@ XT_L5 void xv_avx512_f64_transpose(__m512d *r)
         t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
         t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
     }
-    for (int i = 0; i < 2; i++) {
-        u[i] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0x88);
-        u[i + 2] = _mm512_shuffle_f64x2(t[i], t[i + 2], 0xDD);
-        u[i + 4] = _mm512_shuffle_f64x2(t[i + 4], t[i + 6], 0x88);
-        u[i + 6] = _mm512_shuffle_f64x2(t[i + 4], t[i + 6], 0xDD);
-    }
-    for (int i = 0; i < 2; i++) {
-        r[i] = _mm512_shuffle_f64x2(u[i], u[i + 4], 0x88);
-        r[i + 2] = _mm512_shuffle_f64x2(u[i + 2], u[i + 6], 0x88);
-        r[i + 4] = _mm512_shuffle_f64x2(u[i], u[i + 4], 0xDD);
-        r[i + 6] = _mm512_shuffle_f64x2(u[i + 2], u[i + 6], 0xDD);
-    }
+    XT_AVX512_LANE_ROUNDS(_mm512_shuffle_f64x2, t, u, r, 2);
 }
 
 /* columns_plan / load_columns / store_columns (simd/common.h). A zmm
@@ -385,25 +379,12 @@ XT_L5 __m512d xv_avx512_f64_div_fast(__m512d a, __m512d b)
  * bits, so a 16-bit shift (AVX512_BF16's vcvtne2ps2bf16 would need a
  * subset this level does not check for). */
 #define XT_ATTR_H16_avx512 XT_AVX512
-XT_L5 __m512 xv_avx512_f32_load_f16(const uint16_t *p)
-{
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
-}
-XT_L5 void xv_avx512_f32_store_f16(uint16_t *p, __m512 v)
-{
-    _mm256_storeu_si256((__m256i *)p,
-                        _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-}
-XT_L5 __m512 xv_avx512_f32_load_bf16(const uint16_t *p)
-{
-    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
-}
+XT_DEFINE_X86_H16(XT_L5, xv_avx512_f32, __m512, __m512i, _mm512, si512, __m256i,
+                  _mm256_loadu_si256, _mm256_storeu_si256)
 XT_L5 void xv_avx512_f32_store_bf16(uint16_t *p, __m512 v)
 {
     const __m512i x = _mm512_castps_si512(v);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(x, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_add_epi32(x, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+    __m512i r = xv_avx512_f32_bf16_round(v);
     /* NaN: truncated with the quiet bit set, never rounded into inf */
     r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), x,
                              _mm512_set1_epi32(0x400000));

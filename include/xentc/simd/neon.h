@@ -145,28 +145,24 @@ XT_LN float64x2_t xv_neon_f64_pow2_keep(float64x2_t p, float64x2_t n, float64x2_
     return vreinterpretq_f64_u64(
         vandq_u64(keep, vreinterpretq_u64_f64(vmulq_f64(p, vreinterpretq_f64_s64(bits)))));
 }
-XT_LN float32x4_t xv_neon_f32_getexp(float32x4_t x)
-{
-    int32x4_t k = vsubq_s32(vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_f32(x), 23)),
-                            vdupq_n_s32(127));
-    return vcvtq_f32_s32(k);
-}
-XT_LN float32x4_t xv_neon_f32_getmant(float32x4_t x)
-{
-    uint32x4_t b = vandq_u32(vreinterpretq_u32_f32(x), vdupq_n_u32(0x007fffffU));
-    return vreinterpretq_f32_u32(vorrq_u32(b, vdupq_n_u32(0x3f800000U)));
-}
-XT_LN float64x2_t xv_neon_f64_getexp(float64x2_t x)
-{
-    int64x2_t k = vsubq_s64(vreinterpretq_s64_u64(vshrq_n_u64(vreinterpretq_u64_f64(x), 52)),
-                            vdupq_n_s64(1023));
-    return vcvtq_f64_s64(k);
-}
-XT_LN float64x2_t xv_neon_f64_getmant(float64x2_t x)
-{
-    uint64x2_t b = vandq_u64(vreinterpretq_u64_f64(x), vdupq_n_u64(0x000fffffffffffffULL));
-    return vreinterpretq_f64_u64(vorrq_u64(b, vdupq_n_u64(0x3ff0000000000000ULL)));
-}
+/* getexp / getmant of one element type from its bits: DT, vector V,
+ * suffixes S (f32/f64), U (u32/u64), I (s32/s64), the exponent shift,
+ * bias, mantissa mask and the bits of 1.0. */
+#define XT_DEFINE_NEON_EXPMANT(DT, V, S, U, I, SHIFT, BIAS, MANT, ONE)         \
+    XT_LN V xv_neon_##DT##_getexp(V x)                                        \
+    {                                                                         \
+        return vcvtq_##S##_##I(vsubq_##I(                                     \
+            vreinterpretq_##I##_##U(vshrq_n_##U(vreinterpretq_##U##_##S(x), SHIFT)), \
+            vdupq_n_##I(BIAS)));                                              \
+    }                                                                         \
+    XT_LN V xv_neon_##DT##_getmant(V x)                                       \
+    {                                                                         \
+        return vreinterpretq_##S##_##U(vorrq_##U(                             \
+            vandq_##U(vreinterpretq_##U##_##S(x), vdupq_n_##U(MANT)), vdupq_n_##U(ONE))); \
+    }
+XT_DEFINE_NEON_EXPMANT(f32, float32x4_t, f32, u32, s32, 23, 127, 0x007fffffU, 0x3f800000U)
+XT_DEFINE_NEON_EXPMANT(f64, float64x2_t, f64, u64, s64, 52, 1023, 0x000fffffffffffffULL,
+                       0x3ff0000000000000ULL)
 
 XT_LN float32x4_t xv_neon_f32_load_index(const long long *p)
 {
