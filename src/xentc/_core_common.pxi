@@ -148,9 +148,32 @@ cdef void _short_rows_parallel(const real[:, ::1] x, int mode, real *out,
                     parts + r0 if parts != NULL else NULL, NULL)
 
 
-cdef inline bint _grouped(Py_ssize_t ncols) noexcept nogil:
-    """Do rows of ncols elements go to the group kernels (algo/row_groups.h)?"""
-    return ncols <= XT_CE_FUSED_MAX_COLS and xt_have_rows()
+# Row bytes up to which the group kernels (algo/row_groups.h, ce_rows.h)
+# beat the per-row ones, by what they produce. Measured against the
+# per-row kernels of 8aaf73e, 1 thread, 2^22 elements (ms, float32 /
+# float64): log-sum-exp and the cross-entropy forward gain up to 2 KB rows
+# (512 float32 classes: 1.08 / 1.28, 256 float64: 3.8 / 3.7) and lose past
+# it (1000 float32 classes' forward 1.29 against 1.16, float64 3.6 against
+# 3.2); log_softmax, which writes each row after the whole group's sums,
+# gains at 512 B (128 float32 classes 2.0 against 2.2) and loses past it
+# (1000: 2.0 against 1.5); softmax and the gradient gain at every length up
+# to the kernels' 4096 classes (1000 float32 classes: 1.5 against 1.9, 1.65
+# against 1.9).
+cdef enum:
+    GROUP_REDUCE_BYTES = 2048
+    GROUP_LOG_SOFTMAX_BYTES = 512
+
+
+cdef inline bint _grouped(Py_ssize_t ncols, Py_ssize_t itemsize, int mode) noexcept nogil:
+    """Do rows of ncols elements go to the group kernels for mode
+    (XT_SHORT_LSE / _SOFTMAX / _LOG_SOFTMAX; the first also stands for the
+    cross-entropy forward)?"""
+    cdef Py_ssize_t limit = XT_CE_FUSED_MAX_COLS * itemsize
+    if mode == XT_SHORT_LSE:
+        limit = GROUP_REDUCE_BYTES
+    elif mode == XT_SHORT_LOG_SOFTMAX:
+        limit = GROUP_LOG_SOFTMAX_BYTES
+    return ncols <= XT_CE_FUSED_MAX_COLS and ncols * itemsize <= limit and xt_have_rows()
 
 
 cdef int _rows_grouped(const real[:, ::1] x, int mode, real *out,

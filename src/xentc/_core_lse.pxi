@@ -9,7 +9,7 @@ def lse_rows(const real[:, ::1] x, real[::1] out, int nthreads):
     _expect("lse_rows", "len(out)", out.shape[0], nrows)
     if nrows == 0:
         return
-    if _grouped(ncols):
+    if _grouped(ncols, sizeof(real), XT_SHORT_LSE):
         _rows_grouped(x, XT_SHORT_LSE, &out[0], nthreads)
         return
     if ncols <= XT_SHORT_MAX_COLS:

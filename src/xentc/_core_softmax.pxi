@@ -11,7 +11,7 @@ def softmax_rows(const real[:, ::1] x, real[:, ::1] out, bint take_log, int nthr
     _expect("softmax_rows", "out.shape[1]", out.shape[1], ncols)
     if nrows == 0:
         return
-    if _grouped(ncols):
+    if _grouped(ncols, sizeof(real), XT_SHORT_LOG_SOFTMAX if take_log else XT_SHORT_SOFTMAX):
         _rows_grouped(x, XT_SHORT_LOG_SOFTMAX if take_log else XT_SHORT_SOFTMAX,
                       &out[0, 0], nthreads)
         return
