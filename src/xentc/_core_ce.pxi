@@ -346,8 +346,9 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
     cdef xt_ce_stats *short_stats
 
     if (not prob_target and softcap <= 0.0 and not (need_wx and has_weight)
-            and _grouped(ncols, sizeof(real), XT_SHORT_SOFTMAX if want_grad else XT_SHORT_LSE)
-            and xt_have_ce_index()):
+            and _grouped(ncols, sizeof(real), XT_SHORT_LSE) and xt_have_ce_index()):
+        # (the forward's limit with or without a gradient: both must give
+        # the same loss bits, and past it the forward loses)
         return _ce_index_fused(x, target, grad, c, loss, nthreads)
 
     if ncols <= XT_SHORT_MAX_COLS and softcap <= 0.0:

@@ -156,9 +156,11 @@ cdef void _short_rows_parallel(const real[:, ::1] x, int mode, real *out,
 # it (1000 float32 classes' forward 1.29 against 1.16, float64 3.6 against
 # 3.2); log_softmax, which writes each row after the whole group's sums,
 # gains at 512 B (128 float32 classes 2.0 against 2.2) and loses past it
-# (1000: 2.0 against 1.5); softmax and the gradient gain at every length up
-# to the kernels' 4096 classes (1000 float32 classes: 1.5 against 1.9, 1.65
-# against 1.9).
+# (1000: 2.0 against 1.5); softmax gains at every length up to the
+# kernels' 4096 classes (1000 float32 classes: 1.5 against 1.9). The
+# cross-entropy gradient would too (1.65 against 1.9), but it takes the
+# forward's limit: a loss must have the same bits with or without its
+# gradient.
 cdef enum:
     GROUP_REDUCE_BYTES = 2048
     GROUP_LOG_SOFTMAX_BYTES = 512
