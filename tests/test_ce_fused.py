@@ -274,3 +274,21 @@ def test_probability_targets_and_weighted_smoothing(level, dtype):
             lg = xentc.cross_entropy(x, np.arange(nrows) % ncols, reduction="none",
                                      weight=w, label_smoothing=0.2)
         assert_close(lg, lw, NULP[dtype] * 4, np.broadcast_to(scale * 2, lw.shape))
+
+
+@pytest.mark.parametrize("level", SIMD_LEVELS)
+@pytest.mark.parametrize("ncols", [4, 40])
+def test_smoothing_with_extreme_logits(level, ncols):
+    # sum_c (x_c - max) in double: in float32, -3e38 - 3e38 overflows
+    # (fuzz seed 47, case 62439: an inf loss where the per-row path's is
+    # 1.1e38)
+    rng = np.random.default_rng(7)
+    x = rng.choice(np.array([-3e38, -1e38, 0.0, 1e38, 3e38], np.float32), (48, ncols))
+    target = rng.integers(0, ncols, 48)
+    for e in (0.5, 1.0):
+        with kernels("baseline"), np.errstate(all="ignore"):
+            want = xentc.cross_entropy(x, target, reduction="none", label_smoothing=e)
+        with kernels(level), np.errstate(all="ignore"):
+            got = xentc.cross_entropy(x, target, reduction="none", label_smoothing=e)
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+        np.testing.assert_allclose(got[np.isfinite(want)], want[np.isfinite(want)], rtol=1e-6)

@@ -292,7 +292,9 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_lane_sums)(
     if (smoothing)
         for (ptrdiff_t j = 0; j < C; j++)
             for (int k = 0; k < NW; k++)
-                g->sx[k] = XVD(add)(g->sx[k], XV(widen)(XV(sub)(v[j], g->m), k));
+                /* x - m in double: in T it overflows for extreme logits */
+                g->sx[k] = XVD(add)(g->sx[k],
+                                    XVD(sub)(XV(widen)(v[j], k), XV(widen)(g->m, k)));
 }
 
 /* The finish and outputs of the group from r0, from its vectors g and
