@@ -139,8 +139,6 @@ static inline double xt_ce_prob_loss(const xt_ce_options *o, const xt_ce_stats *
             s->wx = r[1];                                                     \
             s->wq = r[2];                                                     \
             s->wqx = r[3];                                                    \
-            if (!need_wx)                                                     \
-                s->w = s->wx = 0.0;                                           \
             return;                                                           \
         }                                                                     \
         if (need_wx) {                                                        \

@@ -499,9 +499,7 @@ cdef int _ce_index_fused(const real[:, ::1] x, const long long[::1] target,
         raise MemoryError("xentc: cannot allocate row flags")
     a.o = c.o
     a.grad_scale_all = c.grad_scale_all
-    # rows per task: a multiple of 16 (every layer's lane count divides
-    # it), so rows fall in the same groups whatever the threads
-    cdef Py_ssize_t task = _imax(16, FUSED_TASK_ELEMS // ncols // 16 * 16)
+    cdef Py_ssize_t task = _group_task_rows(ncols)
     try:
         with nogil, parallel(num_threads=nthreads):
             for t in prange((nrows + task - 1) // task, schedule="static"):

@@ -125,6 +125,13 @@ cdef enum:
     FUSED_TASK_ELEMS = 1 << 17
 
 
+cdef inline Py_ssize_t _group_task_rows(Py_ssize_t ncols) noexcept nogil:
+    """Rows per task of the group kernels: about FUSED_TASK_ELEMS elements,
+    a multiple of 16 (every layer's lane count divides it), so rows fall in
+    the same groups whatever the threads."""
+    return _imax(16, FUSED_TASK_ELEMS // ncols // 16 * 16)
+
+
 cdef inline void _short_rows(const real *x, Py_ssize_t nrows, Py_ssize_t ncols,
                              int mode, real *out, xt_lse_partial *parts,
                              double *lse) noexcept nogil:
@@ -186,7 +193,7 @@ cdef int _rows_grouped(const real[:, ::1] x, int mode, real *out,
     16 rows: the same groups whatever the threads); the rows they leave
     (special[i]: NaN, inf, no finite element) by the per-row kernels."""
     cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
-    cdef Py_ssize_t task = _imax(16, FUSED_TASK_ELEMS // ncols // 16 * 16)
+    cdef Py_ssize_t task = _group_task_rows(ncols)
     cdef Py_ssize_t t, r0, nb, r, i, nspecial
     cdef Py_ssize_t stride = 1 if mode == XT_SHORT_LSE else ncols
     cdef unsigned char *special = <unsigned char *> malloc(nrows)

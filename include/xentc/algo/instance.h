@@ -37,10 +37,6 @@
 #define XT_H16_NAME f16
 #define XT_TSPECIAL xt_special_block_f16
 #include "partial.h"
-#define XT_IN uint16_t
-#define XT_LD_TAIL(p, n, fill) XT_KI(load_tail)(p, n, fill)
-#define XT_LD(p) XT_H16_LOAD(p)
-#define XT_KI(name) XT_CAT3(xt_##name##_, XT_H16_NAME, XT_CAT(_, XT_ISA))
 #undef XT_H16_LOAD
 #undef XT_H16_NAME
 #undef XT_TSPECIAL
@@ -51,6 +47,10 @@
 #undef XT_H16_LOAD
 #undef XT_H16_NAME
 #undef XT_H16
+#undef XT_IN
+#undef XT_LD
+#undef XT_LD_TAIL
+#undef XT_KI
 #undef XT_ATTR
 #define XT_ATTR XT_CAT(XT_ATTR_, XT_ISA)
 #include "dtype_end.h"

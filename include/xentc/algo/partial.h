@@ -182,8 +182,8 @@ XT_ATTR static void XT_K(scale)(XT_T *out, ptrdiff_t n, double scale)
 
 XT_DEFINE_CHUNK_PARTIAL_X(XT_ATTR, XT_K(partial), XT_T, XT_TBLOCK, XT_K(max), XT_K(sumexp),
                           XT_TSPECIAL, XT_K(expscale))
-#endif
 #undef XT_IN
 #undef XT_LD
 #undef XT_LD_TAIL
 #undef XT_KI
+#endif

@@ -129,7 +129,8 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(rows_out)(
          * element: special) */
         ok &= XVD(all)(XVD(cmp_eq)(XVD(sub)(lse[k], lse[k]), XVD(zero)()));
         /* softmax's 1 / (count + rest), the sum the per-row kernels divide by */
-        inv[k] = XVD(div)(XVD(set1)(1.0), XVD(add)(XV(widen)(count, k), XV(widen)(rest, k)));
+        inv[k] = mode != XT_SHORT_SOFTMAX ? XVD(zero)()
+                 : XVD(div)(XVD(set1)(1.0), XVD(add)(XV(widen)(count, k), XV(widen)(rest, k)));
     }
     if (!ok) {
         memset(special + r0, 1, (size_t)n);
