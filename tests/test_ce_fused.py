@@ -24,10 +24,11 @@ SIMD_LEVELS = [lvl for lvl in _dispatch.available_levels() if lvl != "baseline"]
 DTYPES = [np.float32, np.float64]
 
 # Classes: every count through lane mode's limit (16) and past the widest
-# group (16 floats) twice; row mode's vector tails; the group-max limit
+# group (16 floats) twice; row mode's vector tails, taken as columns up to
+# 8 of them (40: 8 past 32; 41: 9, along the rows); the group-max limit
 # (16 KB of rows: 256 classes for float32 and float64 alike) and its
 # neighbours; the fused limit (4096) and one past it (the per-row path).
-CLASSES = list(range(1, 35)) + [63, 64, 65, 100, 255, 256, 257, 1000, 4096, 4097]
+CLASSES = list(range(1, 35)) + [40, 41, 48, 63, 64, 65, 100, 255, 256, 257, 1000, 4096, 4097]
 # Rows: around one and two groups of every level (4, 8, 16 lanes).
 ROWS = [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47]
 
@@ -126,16 +127,18 @@ SPECIALS = {"nan": np.nan, "+inf": np.inf, "-inf": -np.inf}
 @pytest.mark.parametrize("level", SIMD_LEVELS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("special", sorted(SPECIALS))
-@pytest.mark.parametrize("ncols", [2, 7, 16, 33])
+@pytest.mark.parametrize("ncols", [2, 7, 16, 33, 40])
 @pytest.mark.parametrize("in_place", [False, True], ids=["grad", "grad_in_place"])
-def test_special_value_in_every_lane(level, dtype, special, ncols, in_place):
-    # Block p of 16 rows holds the value in its row p (in column p mod C),
-    # so every lane of every group size meets it next to clean lanes; a
-    # row of -inf only, and a target whose logit is -inf, too.
+@pytest.mark.parametrize("from_end", [False, True], ids=["head", "tail"])
+def test_special_value_in_every_lane(level, dtype, special, ncols, in_place, from_end):
+    # Block p of 16 rows holds the value in its row p (in column p mod C,
+    # or counted from the row's end: row mode takes a row's last C mod W
+    # elements as columns), so every lane of every group size meets it next
+    # to clean lanes; a row of -inf only, and a target whose logit is -inf.
     x = make_rows(dtype, 16 * 16 + 5, ncols, seed=ncols)
     target = np.arange(x.shape[0]) % ncols
     for p in range(16):
-        x[16 * p + p, p % ncols] = SPECIALS[special]
+        x[16 * p + p, ncols - 1 - p % ncols if from_end else p % ncols] = SPECIALS[special]
     x[5] = -np.inf
     x[6, target[6]] = -np.inf
     compare(level, x, target, {}, in_place=in_place)
@@ -228,11 +231,12 @@ def test_reductions_every_class_and_row_count(level, dtype):
 @pytest.mark.parametrize("level", SIMD_LEVELS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("special", sorted(SPECIALS))
-@pytest.mark.parametrize("ncols", [2, 7, 16, 24, 33, 300])
-def test_reductions_special_value_in_every_lane(level, dtype, special, ncols):
+@pytest.mark.parametrize("ncols", [2, 7, 16, 24, 33, 40, 300])
+@pytest.mark.parametrize("from_end", [False, True], ids=["head", "tail"])
+def test_reductions_special_value_in_every_lane(level, dtype, special, ncols, from_end):
     x = make_rows(dtype, 16 * 16 + 5, ncols, seed=ncols)
     for p in range(16):
-        x[16 * p + p, p % ncols] = SPECIALS[special]
+        x[16 * p + p, ncols - 1 - p % ncols if from_end else p % ncols] = SPECIALS[special]
     x[5] = -np.inf
     compare_reductions(level, x)
     compare_reductions(level, x, in_place=True)

@@ -367,7 +367,7 @@ DEFINE_CHECK_CE(f64, double)
     }                                                                         \
     static void check_fused_##SUF(void)                                       \
     {                                                                         \
-        static const ptrdiff_t longer[] = {33, 64, 100, 300};                 \
+        static const ptrdiff_t longer[] = {33, 35, 38, 64, 100, 300};         \
         for (int opt = 0; opt < 4; opt++)                                     \
             for (ptrdiff_t nrows = 1; nrows <= 9; nrows++) {                  \
                 for (ptrdiff_t C = 1; C <= 20; C++)                           \

@@ -55,6 +55,9 @@ static const double xt_ce_ones[8] = {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
  * (algo/ce_rows.h): half of a 32 KB L1, so the rows are still there for
  * the sums. */
 #define XT_CE_GROUP_BYTES 16384
+/* row mode's tail columns (algo/row_groups.h): at most this many of a
+ * row's last C mod W elements go as columns */
+#define XT_ROW_TAIL_COLUMNS 8
 
 /* rows of at most this many classes take the fused kernels */
 #define XT_CE_FUSED_MAX_COLS 4096

@@ -20,14 +20,12 @@
  * lane of the long-row kernel sums at 1024 classes (algo/partial.h);
  * widening to double first took a fifth of the group's time at 8
  * classes. */
-XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(lane_stats)(XV(v) *v, ptrdiff_t C, XV(v) *m,
-                                                              XV(v) *count, XV(v) *rest,
-                                                              XV(v) *e)
+XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(lane_sums)(XV(v) *v, ptrdiff_t C, XV(v) vm,
+                                                             XV(v) *count, XV(v) *rest,
+                                                             XV(v) *e)
 {
     const XV(v) zero = XV(zero)(), one = XV(set1)((XT_T)1);
-    XV(v) vm = XV(set1)((XT_T)-INFINITY), c = zero, s = zero;
-    for (ptrdiff_t j = 0; j < C; j++)
-        vm = XV(max)(v[j], vm);
+    XV(v) c = *count, s = *rest;
     for (ptrdiff_t j = 0; j < C; j++) {
         XV(v) d = XV(sub)(v[j], vm);
         XV(m) eq = XV(cmp_eq)(d, zero);
@@ -37,9 +35,19 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(lane_stats)(XV(v) *v, ptrdiff_t
             e[j] = XV(select)(eq, one, ej);
         s = XV(add)(s, ej);
     }
-    *m = vm;
     *count = c;
     *rest = s;
+}
+XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(lane_stats)(XV(v) *v, ptrdiff_t C, XV(v) *m,
+                                                              XV(v) *count, XV(v) *rest,
+                                                              XV(v) *e)
+{
+    XV(v) vm = XV(set1)((XT_T)-INFINITY);
+    for (ptrdiff_t j = 0; j < C; j++)
+        vm = XV(max)(v[j], vm);
+    *m = vm;
+    *count = *rest = XV(zero)();
+    XT_K(lane_sums)(v, C, vm, count, rest, e);
 }
 
 /* Row mode's sums of one row: exp(x - m) over the row in T lanes with the
@@ -71,7 +79,14 @@ XT_ATTR XT_ALWAYS_INLINE static inline XV(v) XT_K(row_sums)(const XT_T *x, ptrdi
 /* Row mode: rows [r0, r0 + n) of C elements (n <= W) as lanes of m,
  * count and rest, the maxima also in mt[0:W); with out, each row's exps
  * in its row of out. Lanes past n: m 0, count 1, rest 0; rows whose max
- * is not finite: that max, count 1, rest 0 (the caller's special rows). */
+ * is not finite: that max, and count and rest that make them the caller's
+ * special rows.
+ *
+ * A row's last C mod W elements would take a vector of their own, mostly
+ * empty: rows of 33 classes are three float32 vectors. A whole group
+ * takes up to XT_ROW_TAIL_COLUMNS of them as columns instead (the layer's
+ * load_tile), vertically as in lane mode, and its rows' vectors are then
+ * all whole. */
 XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(row_stats)(const XT_T *x, ptrdiff_t r0, int n,
                                                              ptrdiff_t C, XT_T *out, XV(v) *m,
                                                              XV(v) *count, XV(v) *rest,
@@ -84,10 +99,21 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(row_stats)(const XT_T *x, ptrdi
      * the two passes; past that, each row's max just before its sums
      * (1000 classes ran 35% slower with the group's 64 KB read twice). */
     const int group_max = W * C * (ptrdiff_t)sizeof(XT_T) <= XT_CE_GROUP_BYTES;
+    const ptrdiff_t body = C / W * W, tail = C - body;
+    const int by_tile = group_max && n == W && body > 0 && tail > 0 &&
+                        tail <= XT_ROW_TAIL_COLUMNS;
+    const ptrdiff_t Cr = by_tile ? body : C; /* along the rows */
+    XV(v) tc[XV(lanes)];
     if (group_max) {
         for (int l = 0; l < W; l++)
-            part[l] = l < n ? XT_K(max_lanes)(x + (r0 + l) * C, C) : zero;
-        XV(store)(mt, XV(hmax_many)(part));
+            part[l] = l < n ? XT_K(max_lanes)(x + (r0 + l) * C, Cr) : zero;
+        XV(v) vm = XV(hmax_many)(part);
+        if (by_tile) {
+            XV(load_tile)(x + r0 * C + body, C, tail, tc);
+            for (ptrdiff_t j = 0; j < tail; j++)
+                vm = XV(max)(tc[j], vm);
+        }
+        XV(store)(mt, vm);
     }
     for (int l = 0; l < W; l++) {
         const XT_T *row = x + (r0 + l) * C;
@@ -96,12 +122,17 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(row_stats)(const XT_T *x, ptrdi
         part[l] = zero;
         cpart[l] = XV(set1)((XT_T)1);
         if (l < n && isfinite(mt[l]))
-            part[l] = XT_K(row_sums)(row, C, XV(set1)(mt[l]), &cpart[l],
+            part[l] = XT_K(row_sums)(row, Cr, XV(set1)(mt[l]), &cpart[l],
                                      out ? out + (r0 + l) * C : NULL);
     }
     *m = XV(load)(mt);
     *rest = XV(hsum_many)(part);
     *count = XV(hsum_many)(cpart);
+    if (by_tile) {
+        XT_K(lane_sums)(tc, tail, *m, count, rest, out ? tc : NULL);
+        if (out)
+            XV(store_tile)(out + r0 * C + body, C, tail, tc);
+    }
 }
 
 /* ---- log-sum-exp, softmax and log_softmax by groups ------------------- */

@@ -163,23 +163,41 @@ XT_L5 void xv_avx512_f64_transpose(__m512d *r)
                 plan->ok[u][q] = (M)k;                                        \
             }                                                                 \
     }                                                                         \
+    XT_L5 void xv_avx512_##DT##_load_tile(const T *p, ptrdiff_t stride,      \
+                                          ptrdiff_t nc, V *cols)              \
+    {                                                                         \
+        V tile[W];                                                            \
+        for (int r = 0; r < (W); r++)                                         \
+            tile[r] = nc == (W) ? _mm512_loadu_##S(p + r * stride)            \
+                                : _mm512_maskz_loadu_##S(                     \
+                                      xv_avx512_##DT##_tail(nc), p + r * stride); \
+        xv_avx512_##DT##_transpose(tile);                                     \
+        for (ptrdiff_t j = 0; j < nc; j++)                                    \
+            cols[j] = tile[j];                                                \
+    }                                                                         \
+    XT_L5 void xv_avx512_##DT##_store_tile(T *p, ptrdiff_t stride,            \
+                                           ptrdiff_t nc, const V *cols)       \
+    {                                                                         \
+        V tile[W];                                                            \
+        for (int j = 0; j < (W); j++)                                         \
+            tile[j] = j < nc ? cols[j] : _mm512_setzero_##S();                \
+        xv_avx512_##DT##_transpose(tile);                                     \
+        /* (a masked store where a plain one serves costs more) */            \
+        for (int r = 0; r < (W); r++)                                         \
+            if (nc == (W))                                                    \
+                _mm512_storeu_##S(p + r * stride, tile[r]);                   \
+            else                                                              \
+                _mm512_mask_storeu_##S(p + r * stride,                        \
+                                       xv_avx512_##DT##_tail(nc), tile[r]);   \
+    }                                                                         \
     XT_L5 void xv_avx512_##DT##_load_columns(const T *p, ptrdiff_t C,         \
                                              const xv_avx512_##DT##_cp *plan, \
                                              V *cols)                         \
     {                                                                         \
         if (C > (W) / 2) {                                                    \
-            for (ptrdiff_t t0 = 0; t0 < C; t0 += (W)) {                       \
-                ptrdiff_t nc = C - t0 < (W) ? C - t0 : (W);                   \
-                V tile[W];                                                    \
-                for (int r = 0; r < (W); r++)                                 \
-                    tile[r] = nc == (W) ? _mm512_loadu_##S(p + r * C + t0)    \
-                                        : _mm512_maskz_loadu_##S(             \
-                                              xv_avx512_##DT##_tail(nc),      \
-                                              p + r * C + t0);                \
-                xv_avx512_##DT##_transpose(tile);                             \
-                for (ptrdiff_t j = 0; j < nc; j++)                            \
-                    cols[t0 + j] = tile[j];                                   \
-            }                                                                 \
+            for (ptrdiff_t t0 = 0; t0 < C; t0 += (W))                         \
+                xv_avx512_##DT##_load_tile(p + t0, C, C - t0 < (W) ? C - t0 : (W), \
+                                           cols + t0);                        \
             return;                                                           \
         }                                                                     \
         V b[(W) / 2 + 1];                                                     \
@@ -201,20 +219,9 @@ XT_L5 void xv_avx512_f64_transpose(__m512d *r)
                                               const V *cols)                  \
     {                                                                         \
         if (C > (W) / 2) {                                                    \
-            for (ptrdiff_t t0 = 0; t0 < C; t0 += (W)) {                       \
-                ptrdiff_t nc = C - t0 < (W) ? C - t0 : (W);                   \
-                V tile[W];                                                    \
-                for (int j = 0; j < (W); j++)                                 \
-                    tile[j] = j < nc ? cols[t0 + j] : _mm512_setzero_##S();   \
-                xv_avx512_##DT##_transpose(tile);                             \
-                /* (a masked store where a plain one serves costs more)   */\
-                for (int r = 0; r < (W); r++)                                 \
-                    if (nc == (W))                                            \
-                        _mm512_storeu_##S(p + r * C + t0, tile[r]);           \
-                    else                                                      \
-                        _mm512_mask_storeu_##S(p + r * C + t0,                \
-                                               xv_avx512_##DT##_tail(nc), tile[r]); \
-            }                                                                 \
+            for (ptrdiff_t t0 = 0; t0 < C; t0 += (W))                         \
+                xv_avx512_##DT##_store_tile(p + t0, C, C - t0 < (W) ? C - t0 : (W), \
+                                            cols + t0);                       \
             return;                                                           \
         }                                                                     \
         V b[(W) / 2 + 1];                                                     \

@@ -50,6 +50,10 @@
  *                                      lanes rows of a block of W rows)
  *   store_columns(p, C, &plan, cols)   the inverse: the block's W C
  *                                      elements written from the columns
+ *   load_tile(p, stride, nc, cols)     cols[j], j < nc <= W: lanes p[j],
+ *                                      p[stride + j], ... (W rows' first
+ *                                      nc elements, rows stride apart)
+ *   store_tile(p, stride, nc, cols)    its inverse
  * simd/avx512.h has its own, by permutes of the block's vectors. */
 #define XT_COLUMNS_MAX 32
 #define XT_DEFINE_GATHER_COLUMNS(Q, PFX, T)                                   \
@@ -64,16 +68,29 @@
         for (ptrdiff_t j = 0; j < C; j++)                                     \
             cols[j] = PFX##_gather(p + j, *plan);                             \
     }                                                                         \
+    Q void PFX##_load_tile(const T *p, ptrdiff_t stride, ptrdiff_t nc,        \
+                           PFX##_v *cols)                                     \
+    {                                                                         \
+        PFX##_cp plan;                                                        \
+        PFX##_columns_plan(stride, &plan);                                    \
+        for (ptrdiff_t j = 0; j < nc; j++)                                    \
+            cols[j] = PFX##_gather(p + j, plan);                              \
+    }                                                                         \
+    Q void PFX##_store_tile(T *p, ptrdiff_t stride, ptrdiff_t nc,             \
+                            const PFX##_v *cols)                              \
+    {                                                                         \
+        T lane[PFX##_lanes];                                                  \
+        for (ptrdiff_t j = 0; j < nc; j++) {                                  \
+            PFX##_store(lane, cols[j]);                                       \
+            for (int r = 0; r < PFX##_lanes; r++)                             \
+                p[r * stride + j] = lane[r];                                  \
+        }                                                                     \
+    }                                                                         \
     Q void PFX##_store_columns(T *p, ptrdiff_t C, const PFX##_cp *plan,       \
                                const PFX##_v *cols)                           \
     {                                                                         \
-        T lane[PFX##_lanes];                                                  \
         (void)plan;                                                           \
-        for (ptrdiff_t j = 0; j < C; j++) {                                   \
-            PFX##_store(lane, cols[j]);                                       \
-            for (int r = 0; r < PFX##_lanes; r++)                             \
-                p[r * C + j] = lane[r];                                       \
-        }                                                                     \
+        PFX##_store_tile(p, C, C, cols);                                      \
     }
 
 /* Horizontal reductions of W vectors at once, for the layers without a
