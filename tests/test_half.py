@@ -429,3 +429,32 @@ def test_same_bits_for_any_thread_count(dtype):
         np.testing.assert_array_equal(grad.view(np.uint16), a[0][1].view(np.uint16))
     s = [xentc.softmax(x, axis=1, workers=w) for w in (1, 2)]
     np.testing.assert_array_equal(s[0].view(np.uint16), s[1].view(np.uint16))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids)
+@pytest.mark.parametrize("shape", [(1, 5), (37, 17), (300, 40), (3, 5000)])
+def test_plain_call_takes_the_fast_path_with_the_general_bits(dtype, shape, monkeypatch):
+    # The common call (C-contiguous 2-D logits, int64 targets, default
+    # options) runs _core.ce_plain_h16; the general path (int32 targets are
+    # not that call) must give the same bits, for 'mean' and 'sum'.
+    x = rows16(dtype, shape, 11)
+    t = np.arange(shape[0]) % shape[1]
+    calls = []
+    plain = _core.ce_plain_h16
+    monkeypatch.setattr(_core, "ce_plain_h16", lambda *a: calls.append(1) or plain(*a))
+    for reduction in ("mean", "sum"):
+        fast = xentc.cross_entropy(x, t, reduction=reduction)
+        general = xentc.cross_entropy(x, t.astype(np.int32), reduction=reduction)
+        assert fast.dtype == general.dtype == dtype
+        assert np.asarray(fast).view(np.uint16) == np.asarray(general).view(np.uint16)
+    assert len(calls) == 2
+    # an ignored target hands the call back to the general path
+    t2 = t.copy()
+    t2[0] = -100
+    want = xentc.cross_entropy(x, t2.astype(np.int32))
+    got = xentc.cross_entropy(x, t2)
+    assert np.asarray(got).view(np.uint16) == np.asarray(want).view(np.uint16)
+    # and a target out of range gets the general path's error
+    t2[0] = shape[1]
+    with pytest.raises(IndexError, match=r"Target \d+ is out of bounds at position \(0,\)"):
+        xentc.cross_entropy(x, t2)

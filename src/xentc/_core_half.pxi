@@ -63,6 +63,12 @@ def narrow_h16(const float[::1] x, int kind, uint16_t[::1] out):
         xt_h16_narrow(kind, &x[0], x.shape[0], &out[0])
 
 
+def narrow_f64_scalar(double x, int kind):
+    """narrow_f64 of one value: its 16 bits as an int."""
+    _check_kind("narrow_f64_scalar", kind)
+    return xt_h16_from_double(kind, x)
+
+
 def narrow_f64(const double[::1] x, int kind, uint16_t[::1] out):
     """out = x rounded once to 16 bits (nearest even, NaN kept): the
     results computed in double (log-sum-exp, losses) reach 16 bits here."""
@@ -219,10 +225,7 @@ def ce_rows_h16(const uint16_t[:, ::1] x, int kind, const long long[::1] target,
     double, the gradient (grad, 16-bit, may be x) as float32 rounded once.
     Probability targets come as float32 rows; a soft cap needs no scratch
     (the widened tile is capped in place)."""
-    cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1], t, r0
-    cdef Py_ssize_t tr = xt_h16_tile_rows(ncols)
-    cdef size_t wsb, extra
-    cdef char *ws
+    cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
     cdef _ce_call c
     _check_kind("ce_rows_h16", kind)
     if nthreads < 1:
@@ -250,15 +253,66 @@ def ce_rows_h16(const uint16_t[:, ::1] x, int kind, const long long[::1] target,
         _expect("ce_rows_h16", "grad.shape[1]", grad.shape[1], ncols)
     if nrows == 0:
         return
+    _ce_tiles_h16(&x[0, 0], nrows, ncols, kind,
+                  &target[0] if not c.prob_target else NULL,
+                  &target_prob[0, 0] if c.prob_target else NULL, &c, &loss[0],
+                  &grad[0, 0] if c.want_grad else NULL, nthreads)
+
+
+cdef int _ce_tiles_h16(const uint16_t *x, Py_ssize_t nrows, Py_ssize_t ncols, int kind,
+                       const long long *target, const float *target_prob, _ce_call *c,
+                       double *loss, uint16_t *grad, int nthreads) except -1:
+    """ce_rows_h16's work on nrows > 0 rows, tiles shared by the threads."""
+    cdef Py_ssize_t tr = xt_h16_tile_rows(ncols), t, r0
     # each thread: the workspace, then a float32 gradient tile
-    extra = _round64(xt_h16_tile_elems(ncols) * sizeof(float)) if c.want_grad else 0
-    wsb = xt_h16_workspace_bytes(ncols) + extra
-    ws = _workspaces(ncols, nthreads, extra)
+    cdef size_t extra = _round64(xt_h16_tile_elems(ncols) * sizeof(float)) if c.want_grad else 0
+    cdef size_t wsb = xt_h16_workspace_bytes(ncols) + extra
+    cdef char *ws = _workspaces(ncols, nthreads, extra)
     with nogil, parallel(num_threads=nthreads):
         for t in prange((nrows + tr - 1) // tr, schedule="static"):
             r0 = t * tr
-            _ce_tile_h16(kind, &x[r0, 0], _imin(tr, nrows - r0), r0,
-                         &target[0] if not c.prob_target else NULL,
-                         &target_prob[0, 0] if c.prob_target else NULL, &c, &loss[0],
-                         &grad[r0, 0] if c.want_grad else NULL, ws + threadid() * wsb)
+            _ce_tile_h16(kind, x + r0 * ncols, _imin(tr, nrows - r0), r0, target,
+                         target_prob, c, loss,
+                         grad + r0 * ncols if grad != NULL else NULL, ws + threadid() * wsb)
     free(ws)
+    return 0
+
+
+def ce_plain_h16(const uint16_t[:, ::1] x, int kind, const long long[::1] target,
+                 long long ignore_index, Py_ssize_t tile_rows, int nthreads):
+    """ce_plain (see there) of 16-bit logits x (their bits; kind as
+    ce_rows_h16): the sum of the losses with every option at its default,
+    or None when a target is ignore_index or out of range."""
+    cdef Py_ssize_t n = x.shape[0], start = 0, stop, first_bad = -1, nvalid
+    cdef double total = 0.0
+    cdef double *buf
+    cdef _ce_call c
+    _check_kind("ce_plain_h16", kind)
+    _expect("ce_plain_h16", "len(target)", target.shape[0], n)
+    if nthreads < 1 or tile_rows < 1:
+        raise ValueError(f"xentc._core.ce_plain_h16: nthreads is {nthreads} and tile_rows "
+                         f"{tile_rows}, expected >= 1")
+    c.o = _DEFAULT_OPTIONS.options(x.shape[1])
+    c.prob_target = False
+    c.want_grad = False
+    c.grad_scale = NULL
+    c.grad_scale_all = 0.0
+    with nogil:
+        nvalid = _scan_targets(target, x.shape[1], ignore_index, NULL, &first_bad)
+    if first_bad >= 0 or nvalid != n or n == 0:
+        return None
+    buf = <double *> malloc(_imin(n, tile_rows) * sizeof(double))
+    if buf == NULL:
+        raise MemoryError("xentc: cannot allocate per-sample losses")
+    try:
+        while start < n:
+            stop = _imin(n, start + tile_rows)
+            # the rows' losses at buf[r - start]: the kernel indexes loss and
+            # target by the tile's own rows
+            _ce_tiles_h16(&x[start, 0], stop - start, x.shape[1], kind, &target[start],
+                          NULL, &c, buf, NULL, nthreads)
+            total += _sum_doubles(buf, stop - start)
+            start = stop
+    finally:
+        free(buf)
+    return total

@@ -247,16 +247,18 @@ class _Problem:
 
 
 _I64 = np.dtype(np.int64)
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _NO_TARGETS = np.empty(0, np.int64)
 _DEFAULT_OPTIONS = _core.CEOptions()
 
 
 def _is_plain(logits, target, axis, weight, sample_weight, ignore_index, reduction,
-              label_smoothing, z_loss, softcap):
+              label_smoothing, z_loss, softcap, halves=False):
     """Is this the common call? 2-D aligned C-contiguous float32/float64
-    logits with classes on the last axis, 1-D int64 targets and every
-    option at its default. Its targets still need the scan (an ignored or
-    out-of-range one sends the call to the general path).
+    logits (with `halves`, float16/bfloat16 too) with classes on the last
+    axis, 1-D int64 targets and every option at its default. Its targets
+    still need the scan (an ignored or out-of-range one sends the call to
+    the general path).
 
     The fast paths for it skip the general set-up, which costs ~10 us warm
     but runs with cold caches: right after the previous call's kernel has
@@ -270,7 +272,7 @@ def _is_plain(logits, target, axis, weight, sample_weight, ignore_index, reducti
             or type(ignore_index) is not int
             or type(logits) is not np.ndarray or type(target) is not np.ndarray):
         return False
-    if logits.ndim != 2 or last_axis_rows(logits, axis) is None:
+    if logits.ndim != 2 or last_axis_rows(logits, axis, halves) is None:
         return False
     return (target.dtype is _I64 and target.shape == logits.shape[:1]
             and reduction in ("mean", "sum", "none")
@@ -349,11 +351,15 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, sample_weight=None,
                   z_loss=0.0, softcap=None, workers=None):
     if reduction != "none" and _is_plain(logits, target, axis, weight, sample_weight,
                                          ignore_index, reduction, label_smoothing,
-                                         z_loss, softcap):
+                                         z_loss, softcap, halves=True):
         # the common call in one kernel call: _Problem.loss's arithmetic
         n, c = logits.shape
-        total = _core.ce_plain(logits, target, ignore_index, _TILE_ROWS,
-                               row_threads(workers, n, c))
+        if logits.dtype is _F32 or logits.dtype is _F64:
+            total = _core.ce_plain(logits, target, ignore_index, _TILE_ROWS,
+                                   row_threads(workers, n, c))
+        else:
+            total = _core.ce_plain_h16(_half.bits(logits), _half.kind(logits.dtype), target,
+                                       ignore_index, _TILE_ROWS, row_threads(workers, n, c))
         if total is not None:
             return _finish(total, n, reduction, logits.dtype)
     resolve_workers(workers)

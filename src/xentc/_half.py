@@ -19,7 +19,9 @@ _KIND_F16, _KIND_BF16 = 0, 1
 
 def is_bfloat16(dtype):
     """ml_dtypes.bfloat16 (a 2-byte 'V'-kind dtype of that name)."""
-    return dtype.kind == "V" and dtype.itemsize == 2 and dtype.name == "bfloat16"
+    # the scalar type's name: dtype.name is a Python property (0.8 against
+    # 0.1 us, and a 16-bit call asks several times)
+    return dtype.kind == "V" and dtype.itemsize == 2 and dtype.type.__name__ == "bfloat16"
 
 
 def is_half(dtype):
@@ -59,6 +61,9 @@ def from_float64(values, dtype):
     """float64 `values` (array or scalar) in a 16-bit dtype, rounded once
     (ml_dtypes' float64 -> bfloat16 cast goes through float32 and can
     round twice); a NumPy scalar for a scalar."""
+    if type(values) is float:
+        # (one loss: 0.6 against 2.6 us the array way)
+        return np.uint16(_core.narrow_f64_scalar(values, kind(dtype))).view(dtype)
     v = np.asarray(values, dtype=np.float64)
     out = np.empty(v.shape, dtype)
     _core.narrow_f64(np.ascontiguousarray(v).reshape(-1), kind(dtype),

@@ -10,16 +10,18 @@ import math
 
 import numpy as np
 
+from . import _half
 
 # dtypes the fast paths take as they are (native byte order)
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
-def last_axis_rows(a, axis):
+def last_axis_rows(a, axis, halves=False):
     """`a` as (rows, last axis) for the fast paths: a view when `a` is a
-    non-empty, aligned, C-contiguous float32/float64 ndarray and `axis`
-    (an int) its last axis; None otherwise (the general path then takes
-    the call, with the same results).
+    non-empty, aligned, C-contiguous float32/float64 ndarray (with
+    `halves`, float16 and bfloat16 too) and `axis` (an int) its last axis;
+    None otherwise (the general path then takes the call, with the same
+    results).
 
     The general path's steps cost a few microseconds warm, but they run
     right after the kernel has streamed the array through the caches: on
@@ -30,7 +32,8 @@ def last_axis_rows(a, axis):
         return None
     # `is`: the builtin dtypes' instances (an equal but distinct dtype
     # object just takes the general path)
-    if not (a.dtype is _F32 or a.dtype is _F64) or a.ndim == 0 or a.size == 0:
+    if not (a.dtype is _F32 or a.dtype is _F64
+            or (halves and _half.is_half(a.dtype))) or a.ndim == 0 or a.size == 0:
         return None
     if axis != -1 and axis != a.ndim - 1:
         return None

@@ -31,24 +31,30 @@
 #define XT_IN uint16_t
 #define XT_LD_TAIL(p, n, fill) XT_KI(load_tail)(p, n, fill)
 #define XT_LD(p) XT_H16_LOAD(p)
+#define XT_LD2(p, a, b) XT_H16_LOAD2(p, a, b)
 #define XT_KI(name) XT_CAT3(xt_##name##_, XT_H16_NAME, XT_CAT(_, XT_ISA))
 #undef XT_TSPECIAL
 #define XT_H16_LOAD XV(load_f16)
+#define XT_H16_LOAD2 XV(load_f16_pair)
 #define XT_H16_NAME f16
 #define XT_TSPECIAL xt_special_block_f16
 #include "partial.h"
 #undef XT_H16_LOAD
+#undef XT_H16_LOAD2
 #undef XT_H16_NAME
 #undef XT_TSPECIAL
 #define XT_H16_LOAD XV(load_bf16)
+#define XT_H16_LOAD2 XV(load_bf16_pair)
 #define XT_H16_NAME bf16
 #define XT_TSPECIAL xt_special_block_bf16
 #include "partial.h"
 #undef XT_H16_LOAD
+#undef XT_H16_LOAD2
 #undef XT_H16_NAME
 #undef XT_H16
 #undef XT_IN
 #undef XT_LD
+#undef XT_LD2
 #undef XT_LD_TAIL
 #undef XT_KI
 #undef XT_ATTR

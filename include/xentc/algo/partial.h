@@ -11,8 +11,9 @@
  * in the hot loop and every row length takes the same arithmetic.
  *
  * The reductions (max, sumexp, partial) read their input through XT_LD /
- * XT_LD_TAIL from XT_IN elements, named by XT_KI: by default the element
- * type itself. algo/instance.h also instantiates them for float16 and
+ * XT_LD_TAIL / XT_LD2 (two vectors' worth, lanes in any order: bfloat16
+ * widens a pair in two operations instead of four) from XT_IN elements,
+ * named by XT_KI: by default the element type itself. algo/instance.h also instantiates them for float16 and
  * bfloat16 input (XT_H16: float32 arithmetic on the layer's widening
  * loads, kernels xt_partial_bf16_ISA, ...), the maps (out in T) only for
  * the element types.
@@ -34,6 +35,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline XV(v) XT_KI(load_tail)(const uint16_t *p,
 #else
 #define XT_IN XT_T
 #define XT_LD(p) XV(load)(p)
+#define XT_LD2(p, a, b) (*(a) = XV(load)(p), *(b) = XV(load)((p) + XV(lanes)))
 #define XT_LD_TAIL(p, n, fill) XV(load_tail)(p, n, fill)
 #define XT_KI(name) XT_K(name)
 #endif
@@ -48,10 +50,13 @@ XT_ATTR XT_ALWAYS_INLINE static inline XV(v) XT_KI(max_lanes)(const XT_IN *x, pt
     XV(v) m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
     ptrdiff_t i = 0;
     for (; i + 4 * W <= n; i += 4 * W) {
-        m0 = XV(max)(XT_LD(x + i), m0);
-        m1 = XV(max)(XT_LD(x + i + W), m1);
-        m2 = XV(max)(XT_LD(x + i + 2 * W), m2);
-        m3 = XV(max)(XT_LD(x + i + 3 * W), m3);
+        XV(v) a, b, c, d;
+        XT_LD2(x + i, &a, &b);
+        XT_LD2(x + i + 2 * W, &c, &d);
+        m0 = XV(max)(a, m0);
+        m1 = XV(max)(b, m1);
+        m2 = XV(max)(c, m2);
+        m3 = XV(max)(d, m3);
     }
     m0 = XV(max)(m2, m0);
     m1 = XV(max)(m3, m1);
@@ -101,7 +106,8 @@ XT_ATTR XT_ALWAYS_INLINE static inline double
     ptrdiff_t i = 0;
     for (; i + 2 * W <= n; i += 2 * W) {
         XT_PREFETCH_SPAN(x + i, 2 * W * (ptrdiff_t)sizeof(XT_T));
-        XV(v) v0 = XT_LD(x + i), v1 = XT_LD(x + i + W);
+        XV(v) v0, v1;
+        XT_LD2(x + i, &v0, &v1); /* 16-bit: in any order, and out NULL */
         XV(v) e0 = XT_K(exp)(XV(sub)(v0, vm)), e1 = XT_K(exp)(XV(sub)(v1, vm));
         if (out) {
             XV(store)(out + i, e0);
@@ -184,6 +190,7 @@ XT_DEFINE_CHUNK_PARTIAL_X(XT_ATTR, XT_K(partial), XT_T, XT_TBLOCK, XT_K(max), XT
                           XT_TSPECIAL, XT_K(expscale))
 #undef XT_IN
 #undef XT_LD
+#undef XT_LD2
 #undef XT_LD_TAIL
 #undef XT_KI
 #endif

@@ -36,6 +36,8 @@
  *   getexp getmant                  x = 2^getexp(x) getmant(x), getmant in
  *                                   [1, 2), for positive normal x
  *   load_f16 load_bf16 (f32)        W 16-bit values (uint16_t bits) widened
+ *   load_f16_pair load_bf16_pair    2W of them into two vectors, the lanes
+ *     (p, &a, &b) (f32)             in an order of the layer's choosing
  *   store_f16 store_bf16 (f32)      W lanes rounded to 16 bits, nearest
  *                                   even, NaN kept (half.h; their target
  *                                   attribute is XT_ATTR_H16_<ISA>)
@@ -297,6 +299,21 @@ XT_DEFINE_LANEWISE_MANY(XT_L2, xv_avx2_f64, double)
     Q V PFX##_load_bf16(const uint16_t *p)                                    \
     {                                                                         \
         return X##_cast##SI##_ps(X##_slli_epi32(X##_cvtepu16_epi32(HLOAD((const HV *)p)), 16)); \
+    }                                                                         \
+    /* 2W values in two vectors, in some lane order: here the even      \
+     * elements (a 32-bit lane's low half shifted up) and the odd ones     \
+     * (its high half, masked), two operations for what two load_bf16     \
+     * do in four; for reductions, where the order is free */            \
+    Q void PFX##_load_bf16_pair(const uint16_t *p, V *a, V *b)                \
+    {                                                                         \
+        const VI r = X##_loadu_##SI((const VI *)p);                           \
+        *a = X##_cast##SI##_ps(X##_slli_epi32(r, 16));                        \
+        *b = X##_cast##SI##_ps(X##_and_##SI(r, X##_set1_epi32((int)0xffff0000u))); \
+    }                                                                         \
+    Q void PFX##_load_f16_pair(const uint16_t *p, V *a, V *b)                 \
+    {                                                                         \
+        *a = PFX##_load_f16(p);                                               \
+        *b = PFX##_load_f16(p + sizeof(V) / sizeof(float));                   \
     }                                                                         \
     Q VI PFX##_bf16_round(V v)                                                \
     {                                                                         \

@@ -194,6 +194,18 @@ XT_LN float32x4_t xv_neon_f32_load_bf16(const uint16_t *p)
 {
     return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
 }
+XT_LN void xv_neon_f32_load_bf16_pair(const uint16_t *p, float32x4_t *a, float32x4_t *b)
+{
+    /* the even elements and the odd ones (simd/avx2.h) */
+    const uint32x4_t r = vreinterpretq_u32_u16(vld1q_u16(p));
+    *a = vreinterpretq_f32_u32(vshlq_n_u32(r, 16));
+    *b = vreinterpretq_f32_u32(vandq_u32(r, vdupq_n_u32(0xffff0000u)));
+}
+XT_LN void xv_neon_f32_load_f16_pair(const uint16_t *p, float32x4_t *a, float32x4_t *b)
+{
+    *a = xv_neon_f32_load_f16(p);
+    *b = xv_neon_f32_load_f16(p + 4);
+}
 XT_LN void xv_neon_f32_store_bf16(uint16_t *p, float32x4_t v)
 {
     const uint32x4_t x = vreinterpretq_u32_f32(v);
