@@ -102,6 +102,22 @@ def _tensor(a):
 # cross-entropy
 # --------------------------------------------------------------------------
 
+def _arguments(input, target, weight, ignore_index, reduction, label_smoothing, z_loss,
+               softcap):
+    """The tensors as arrays (views) and the keywords of xentc's functions."""
+    kw = dict(axis=1 if input.dim() >= 2 else 0,
+              weight=None if weight is None else _view(weight),
+              ignore_index=ignore_index, reduction=reduction,
+              label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap)
+    return _view(input), _view(target), kw
+
+
+def _loss(input, target, weight, *options):
+    """The loss alone, as a tensor."""
+    x, t, kw = _arguments(input, target, weight, *options)
+    return _tensor(_xentc_ce(x, t, **kw))
+
+
 class _CrossEntropy(torch.autograd.Function):
     """Forward: the fused kernel (loss and gradient); backward: the kept
     gradient times grad_output."""
@@ -109,20 +125,15 @@ class _CrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input, target, weight, ignore_index, reduction, label_smoothing,
                 z_loss, softcap):
-        kw = dict(axis=1 if input.dim() >= 2 else 0,
-                  weight=None if weight is None else _view(weight),
-                  ignore_index=ignore_index, reduction=reduction,
-                  label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap)
-        x, t = _view(input), _view(target)
         ctx.options = (ignore_index, reduction, label_smoothing, z_loss, softcap)
-        ctx.class_dim = kw["axis"]
-        if ctx.needs_input_grad[0]:
-            loss, grad = _xentc_ce_and_grad(x, t, **kw)
-            ctx.grad = _tensor(grad)
-            # (references, not copies: for a second backward only)
-            ctx.save_for_backward(input, target, weight)
-        else:
-            loss = _xentc_ce(x, t, **kw)
+        ctx.class_dim = 1 if input.dim() >= 2 else 0
+        if not ctx.needs_input_grad[0]:
+            return _loss(input, target, weight, *ctx.options)
+        x, t, kw = _arguments(input, target, weight, *ctx.options)
+        loss, grad = _xentc_ce_and_grad(x, t, **kw)
+        ctx.grad = _tensor(grad)
+        # (references, not copies: for a second backward only)
+        ctx.save_for_backward(input, target, weight)
         return _tensor(loss)
 
     @staticmethod
@@ -202,6 +213,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
               and isinstance(label_smoothing, (int, float)) and 0 <= label_smoothing <= 1)
     if not served:
         return _torch_cross_entropy(input, target, weight, *options)
+    if not (input.requires_grad and torch.is_grad_enabled()):
+        # no graph to record: the loss without autograd.Function's ~10 us
+        # a call (16x128256 float16: 0.255 against 0.236 ms for the array)
+        return _loss(input, target, weight, *options)
     return _CrossEntropy.apply(input, target, weight, *options)
 
 
