@@ -55,6 +55,12 @@ static const double xt_ce_ones[8] = {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
  * (algo/ce_rows.h): half of a 32 KB L1, so the rows are still there for
  * the sums. */
 #define XT_CE_GROUP_BYTES 16384
+/* Row mode keeps a group's exps in a scratch group below this size, and
+ * writes the gradient rows once from there (float32 forward+gradient, 1
+ * thread, 2^20 elements: 12-18% faster at 33-50 classes, 3-10% slower at
+ * 100-256, whose 6-16 KB of exps share L1 with the group's rows; 2
+ * threads, 2^23: +12% at 33, 0 at 50, -6% at 64 classes). */
+#define XT_CE_STASH_BYTES 4096
 /* Row mode's tail columns (algo/row_groups.h): a whole group's last
  * C mod W columns go as columns when there are at most this many (CE
  * forward, float32, 2 threads, N C = 2^23: 33 classes 2.8 -> 3.3 G/s,

@@ -436,15 +436,18 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
     XT_T mt[XV(lanes)], xyt[XV(lanes)];
     double sxt[XV(lanes)];
     XT_K(ce_rows) g;
-    /* The exps kept in the gradient rows; when those rows are the logits
-     * (a special row is redone from them by the caller), in a scratch
-     * group while one fits half of L1, else taken again from the logits
-     * (the linear layer's blocks are in place: float64, 50 classes, one
-     * exp per element instead of two). */
+    /* The exps kept in a scratch group while it is small (XT_CE_STASH_BYTES),
+     * and the gradient rows written once from it; else in the gradient
+     * rows, rescaled there; when those rows are the logits (a special row
+     * is redone from them by the caller), in the scratch group while one
+     * fits half of L1, else taken again from the logits (the linear
+     * layer's blocks are in place: float64, 50 classes, one exp per element
+     * instead of two). */
     XT_T stash[XT_CE_GROUP_BYTES / sizeof(XT_T)];
-    const int stashed = want_grad && in_place &&
-                        W * C * (ptrdiff_t)sizeof(XT_T) <= XT_CE_GROUP_BYTES;
-    XT_T *exps = !want_grad ? NULL : !in_place ? grad + r0 * C : stashed ? stash : NULL;
+    const ptrdiff_t bytes = W * C * (ptrdiff_t)sizeof(XT_T);
+    const int stashed = want_grad && (in_place ? bytes <= XT_CE_GROUP_BYTES
+                                               : bytes < XT_CE_STASH_BYTES);
+    XT_T *exps = !want_grad ? NULL : stashed ? stash : !in_place ? grad + r0 * C : NULL;
     XT_K(row_stats)(x + r0 * C, 0, n, C, exps, &g.m, &g.count, &g.rest, mt);
     for (int l = 0; l < W; l++) {
         const XT_T *row = x + (r0 + l) * C;
@@ -460,9 +463,13 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
     for (int k = 0; k < NW; k++)
         g.sx[k] = XVD(load)(sxt + k * WD);
     XT_K(ce_fin) f[NW];
-    if (!XT_K(ce_group)(a, gscale, r0, n, &g, want_grad, f, loss, special))
+    if (!XT_K(ce_group)(a, gscale, r0, n, &g, want_grad, f, loss, special)) {
+        /* row by row: the exps where XT_K(ce_emit) looks for them */
+        if (stashed && !in_place)
+            memcpy(grad + r0 * C, stash, (size_t)(n * C) * sizeof(XT_T));
         return XT_K(ce_group_by_row)(a, target, gscale, r0, n, g.m, f, NULL, in_place, loss,
                                      grad, special);
+    }
     if (!want_grad)
         return 0;
     double st[XV(lanes)], byt[XV(lanes)];
