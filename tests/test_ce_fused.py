@@ -23,12 +23,13 @@ from test_kernels_isa import NULP, assert_close, exp_scale, kernels, make_rows
 SIMD_LEVELS = [lvl for lvl in _dispatch.available_levels() if lvl != "baseline"]
 DTYPES = [np.float32, np.float64]
 
-# Classes: every count through lane mode's limit (16) and past the widest
-# group (16 floats) twice; row mode's vector tails, taken as columns up to
-# 8 of them (40: 8 past 32; 41: 9, along the rows); the group-max limit
+# Classes: every count through lane mode's limits (AVX2 20, AVX-512 32 and
+# 34 for float32) and past the widest group (16 floats) twice; row mode's
+# vector tails, taken as columns up to 8 of them (40: 8 past 32; 41: 9,
+# along the rows); the group-max limit
 # (16 KB of rows: 256 classes for float32 and float64 alike) and its
 # neighbours; the fused limit (4096) and one past it (the per-row path).
-CLASSES = list(range(1, 35)) + [40, 41, 48, 63, 64, 65, 100, 255, 256, 257, 1000, 4096, 4097]
+CLASSES = list(range(1, 36)) + [40, 41, 48, 63, 64, 65, 100, 255, 256, 257, 1000, 4096, 4097]
 # Rows: around one and two groups of every level (4, 8, 16 lanes).
 ROWS = [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47]
 

@@ -41,15 +41,16 @@ typedef struct {
  * as many as the widest vector has double lanes. */
 static const double xt_ce_ones[8] = {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
 
-/* Rows of at most this many classes take the fused kernel's lane mode
- * (one row per vector lane, algo/ce_rows.h), longer ones its row mode.
- * Measured crossovers (float32, AVX-512, 2 threads, the two builds run
- * alternately three times): forward, lane mode ahead up to 32 classes and
- * row mode from 40 (64 classes: 1.6-2.5 against 4.1-5.1 G/s); with a
- * gradient, lane mode ahead at 17-20 (1.3-1.5 against 0.9-1.1), even at
- * 24-28, row mode ahead at 32 (whose rows are two whole vectors). */
-#define XT_CE_LANE_MAX 32 /* <= XT_COLUMNS_MAX (simd/common.h) */
+/* Rows of at most a layer's lane_classes classes (its columns' cost sets
+ * it: simd/avx2.h, avx512.h, neon.h) take the group kernels' lane mode
+ * (one row per vector lane, algo/ce_rows.h) in the forward, longer ones
+ * row mode; with outputs (a gradient, softmax, log_softmax) at most
+ * XT_CE_LANE_MAX_GRAD of them. Measured (float32, AVX-512, 2 threads, the
+ * two builds run alternately three times): with a gradient, lane mode
+ * ahead at 17-20 classes (1.3-1.5 against 0.9-1.1 G/s), even at 24-28, row
+ * mode ahead at 32 (whose rows are two whole vectors). */
 #define XT_CE_LANE_MAX_GRAD 24
+#define XT_LANE_CLASSES_GRAD_OF(fwd) ((fwd) < XT_CE_LANE_MAX_GRAD ? (fwd) : XT_CE_LANE_MAX_GRAD)
 
 /* Groups of rows up to this size take their maxima together in row mode
  * (algo/ce_rows.h): half of a 32 KB L1, so the rows are still there for

@@ -216,7 +216,7 @@ XT_ATTR static ptrdiff_t XT_K(rows)(const XT_T *x, ptrdiff_t nrows, ptrdiff_t C,
      * exp like its forward, softmax's outputs like its gradient (softmax at
      * 28 and 32 classes: 2.1 and 3.2 G/s in row mode, 1.8-2.0 and 1.6 in
      * lane mode) */
-    if (C <= (mode == XT_SHORT_LSE ? XT_CE_LANE_MAX : XT_CE_LANE_MAX_GRAD) && nrows >= W) {
+    if (C <= (mode == XT_SHORT_LSE ? XV(lane_classes) : XT_LANE_CLASSES_GRAD_OF(XV(lane_classes))) && nrows >= W) {
         XV(v) v[XT_COLUMNS_MAX];
         XV(columns_plan)(C, &plan);
         for (; r0 + W <= nrows; r0 += W) {

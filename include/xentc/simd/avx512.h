@@ -261,6 +261,13 @@ XT_DEFINE_AVX512_COLUMNS(f32, float, __m512, __mmask16, 16, ps, int32_t, __m512i
 XT_DEFINE_AVX512_COLUMNS(f64, double, __m512d, __mmask8, 8, pd, int64_t, __m256i,
                          _mm256_mullo_epi32, _mm256_set1_epi32,
                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+/* Lane mode up to 32 classes, and float32 up to 34, whose columns past 32
+ * are one or two gathers (1 thread, 2^20 elements: CE forward at 33 and 34
+ * classes 1.9 -> 2.1 G/s, logsumexp 2.0 -> 2.3; float64 there, four 8x8
+ * tiles and a gather: even, logsumexp at 34 classes 10% slower). Row mode
+ * is ahead from 40 classes (float32, 64 classes: 4.1-5.1 against 1.6-2.5
+ * G/s, 2 threads). */
+enum { xv_avx512_f32_lane_classes = 34, xv_avx512_f64_lane_classes = 32 };
 
 /* hmax_many / hsum_many (simd/common.h) as a tree: each stage pairs the
  * vectors and halves the lanes each row holds, by two two-source permutes

@@ -55,7 +55,7 @@
  *                                      nc elements, rows stride apart)
  *   store_tile(p, stride, nc, cols)    its inverse
  * simd/avx512.h has its own, by permutes of the block's vectors. */
-#define XT_COLUMNS_MAX 32
+#define XT_COLUMNS_MAX 34 /* >= every layer's lane_classes */
 #define XT_DEFINE_GATHER_COLUMNS(Q, PFX, T)                                   \
     typedef PFX##_i PFX##_cp;                                                 \
     Q void PFX##_columns_plan(ptrdiff_t C, PFX##_cp *plan)                    \
