@@ -153,3 +153,35 @@ def test_plot_without_sweep_runs_the_same_sweep(tiny_sweep, no_isolated_peers, m
 def test_sweep_excludes_full(capsys):
     assert benchmark.main(["bench", "--sweep", "--full"]) == 2
     assert "exclude each other" in capsys.readouterr().err
+
+
+def test_passes_keep_each_implementations_best_time():
+    def row(xentc, jax, cpus):
+        return {"function": "cross_entropy", "shape": [4, 2], "dtype": "float32",
+                "times_s": {"xentc": xentc, "jax": jax},
+                "speedup": {"jax": jax / xentc}, "agrees": {"xentc": True, "jax": cpus > 0},
+                "other_cpus": cpus}
+    a, b = row(2.0, 3.0, 0.0), row(1.0, 4.0, 0.5)
+    best = sweep._best_of(a, b)
+    assert best["times_s"] == {"xentc": 1.0, "jax": 3.0}
+    assert best["speedup"] == {"jax": 3.0}
+    assert best["agrees"] == {"xentc": True, "jax": False}   # jax's kept time is a's
+    assert best["other_cpus"] == 0.5
+    assert a["times_s"] == {"xentc": 2.0, "jax": 3.0}         # the rows themselves unchanged
+
+
+def test_sweep_runs_every_pass(monkeypatch):
+    calls = []
+
+    def fake_run(shapes, dtypes, funcs, budget, threads, progress, retry, keys):
+        calls.append(len(calls))
+        t = 1.0 + len(calls)           # each pass slower: the first one's times stay
+        return [{"function": f, "shape": list(s), "dtype": d,
+                 "times_s": {k: t for k in keys}, "speedup": {}, "agrees": {},
+                 "other_cpus": None}
+                for s in shapes for d in dtypes for f in funcs]
+    monkeypatch.setattr(sweep, "run", fake_run)
+    panels = sweep.sweep(["cross_entropy"], ["float32"], 64, (2, 4), 0.001, 1,
+                         progress=False, passes=3)
+    assert len(calls) == 3
+    assert panels[0]["throughput"]["xentc"] == [64 / 2.0 / 1e9] * 2

@@ -14,7 +14,7 @@ from .registry import shape_str
 from .report import environment, format_bandwidth, format_sweep, format_table, header, plot
 from .runner import DEFAULT_BUDGET, FULL_BUDGET, QUICK_BUDGET, run
 from .sweep import (QUICK_SWEEP_CLASSES, QUICK_SWEEP_TOTAL, SWEEP_CLASSES, SWEEP_FUNCTIONS,
-                    SWEEP_KEYS, SWEEP_THREADS, SWEEP_TOTAL, sweep)
+                    SWEEP_KEYS, SWEEP_PASSES, SWEEP_THREADS, SWEEP_TOTAL, sweep)
 from .timing import (BANDWIDTH_SHAPE, DEFAULT_BANDWIDTH_SHAPE, QUICK_BANDWIDTH_SHAPE,
                      bandwidth)
 
@@ -59,7 +59,8 @@ def build_parser():
                         "forward and forward+gradient (--function picks others), xentc "
                         "against torch, JAX and NumPy, with xentc's throughput as a "
                         "fraction of its own at the largest C and over JAX's and "
-                        "torch's (about 2-3 minutes; --quick: a few C on smaller arrays)")
+                        f"torch's, each point the best of {SWEEP_PASSES} passes (about 3 "
+                        "minutes; --quick: one pass, a few C on smaller arrays)")
     b.add_argument("--plot", metavar="FILE.png",
                    help="draw the sweep's throughput against C (needs matplotlib); "
                         "without --sweep, the sweep runs after the table")
@@ -95,13 +96,18 @@ def _sweep_budget(args):
     return QUICK_BUDGET if args.quick else DEFAULT_BUDGET
 
 
+def _sweep_passes(args):
+    return 1 if args.quick else SWEEP_PASSES
+
+
 def _sweep(args, threads, title, progress):
     """Run, print and (with --plot) draw the sweep: its panels."""
     total, classes = ((QUICK_SWEEP_TOTAL, QUICK_SWEEP_CLASSES) if args.quick
                       else (SWEEP_TOTAL, SWEEP_CLASSES))
     budget = _sweep_budget(args)
     panels = sweep(args.function or list(SWEEP_FUNCTIONS), args.dtype or list(DTYPES),
-                   total, classes, budget, threads, progress, retry=not args.quick)
+                   total, classes, budget, threads, progress, retry=not args.quick,
+                   passes=_sweep_passes(args))
     print(format_sweep(panels, {REFERENCE: f"xentc {threads}T"}), flush=True)
     if args.plot:
         plot(panels, args.plot, title)
@@ -200,7 +206,7 @@ def bench_sweep(args):
     if args.json:
         _write_json(args.json, env,
                     {"mode": "sweep", "quick": args.quick, "budget_s": _sweep_budget(args),
-                     "threads": threads,
+                     "passes": _sweep_passes(args), "threads": threads,
                      "missing_peers": missing, "other_cpus": other_cpus,
                      "reference": REFERENCE, "keys": list(SWEEP_KEYS)},
                     sweep=panels)

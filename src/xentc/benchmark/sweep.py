@@ -51,6 +51,16 @@ SWEEP_KEYS = ("xentc", "torch", "jax", "numpy")
 RATIO_PEERS = ("jax", "torch")
 
 
+# Passes over all the points, each implementation keeping its best time of
+# each point: on this shared 2-core host one disturbance of a second or so
+# spoils every round of a point (best of up to 9 calls within 0.1 s): one
+# sweep gave xentc 1.49 G/s forward at 33 float32 classes where the same
+# build ran at 3.0 before and after, another 2.7 at 64 classes against 5.0.
+# A second pass, minutes later, rarely meets the same disturbance; all the
+# implementations get it alike.
+SWEEP_PASSES = 2
+
+
 # Issue 12's targets (float32, 2 threads), printed under the sweep's tables.
 TARGETS = ("issue 12's targets (float32, 2 threads): xentc at every C >= 8 at least 0.5 "
            "of its own throughput at the largest C (forward at C < 8: 0.25), at least "
@@ -67,7 +77,23 @@ def sweep_shapes(total, classes):
     return [(max(total // c, 1), c) for c in classes]
 
 
-def sweep(funcs, dtypes, total, classes, budget, threads, progress=True, retry=False):
+def _best_of(a, b):
+    """Row a with, per implementation, the faster of a's and b's time (and
+    that time's agreement); other_cpus the larger of the two."""
+    row = dict(a, times_s=dict(a["times_s"]), agrees=dict(a["agrees"]))
+    for key, t in b["times_s"].items():
+        if key not in row["times_s"] or t < row["times_s"][key]:
+            row["times_s"][key] = t
+            row["agrees"][key] = b["agrees"].get(key)
+    ref = row["times_s"][REFERENCE]
+    row["speedup"] = {key: t / ref for key, t in row["times_s"].items() if key != REFERENCE}
+    cpus = [c for c in (a["other_cpus"], b["other_cpus"]) if c is not None]
+    row["other_cpus"] = max(cpus) if cpus else None
+    return row
+
+
+def sweep(funcs, dtypes, total, classes, budget, threads, progress=True, retry=False,
+          passes=SWEEP_PASSES):
     """Time the sweep: one panel dict per (function, dtype).
 
     Parameters
@@ -84,6 +110,9 @@ def sweep(funcs, dtypes, total, classes, budget, threads, progress=True, retry=F
         Threads of xentc and of the isolated peers.
     progress, retry
         As in runner.run.
+    passes : int
+        Times every point is timed, in whole passes over the points; each
+        implementation keeps its best (SWEEP_PASSES says why).
 
     Returns
     -------
@@ -96,6 +125,10 @@ def sweep(funcs, dtypes, total, classes, budget, threads, progress=True, retry=F
     """
     shapes = sweep_shapes(total, classes)
     rows = run(shapes, dtypes, funcs, budget, threads, progress, retry=retry, keys=SWEEP_KEYS)
+    for _ in range(passes - 1):
+        again = run(shapes, dtypes, funcs, budget, threads, progress, retry=retry,
+                    keys=SWEEP_KEYS)
+        rows = [_best_of(a, b) for a, b in zip(rows, again)]
     by_case = {(r["function"], tuple(r["shape"]), r["dtype"]): r for r in rows}
     panels = []
     for func in funcs:
