@@ -149,6 +149,51 @@ def test_row_lengths_short_cached_and_split(ncols, dtype):
             rtol=tol(dtype)["rtol"], atol=1e-6 if dtype == np.float32 else 1e-13)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_split_rows_whose_chunks_differ(dtype):
+    # Rows of three chunks (65536, 65536, 8465): the gradient rescales each
+    # chunk's kept exps (taken relative to the chunk's own max) by
+    # exp(chunk max - row max). Chunks far below the row's max (their exps
+    # underflow relative to it), a chunk of -inf only, the max in the last
+    # chunk, +inf and NaN in one chunk: against the float64 reference, and
+    # ignored rows give 0.
+    chunk = xentc._core.chunk_size()
+    ncols = 2 * chunk + 8465
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((8, ncols))
+    x[0, :chunk] -= 120.0                 # exp(x - rowmax) below float32's range
+    x[1, chunk:2 * chunk] = -np.inf       # a chunk of -inf
+    x[2, -1] = 40.0                       # the max in the last chunk
+    x[3, :chunk] -= 700.0                 # below float64's range too
+    x[4, 5] = np.inf
+    x[5, chunk + 3] = np.nan
+    x[6] += 1e4                           # large logits
+    x = x.astype(dtype)
+    y = np.array([3, 0, ncols - 1, 2 * chunk + 7, 0, 4, 9, -100])
+    # (a loss of 1e-12 in row 2: float32's sum of 140000 tiny exps carries a
+    # relative error near 1e-4, hence an absolute tolerance too)
+    atol = 1e-6 if dtype == np.float32 else 1e-13
+    rows = [0, 2, 3, 4, 5, 6, 7]          # row 1 below: the reference takes no -inf
+    for kw in (dict(), dict(weight=rng.random(ncols) + 0.5, label_smoothing=0.1, z_loss=0.01)):
+        loss, grad = xentc.cross_entropy_and_grad(x, y, reduction="none", **kw)
+        want_loss = cross_entropy_ref(x[rows], y[rows], reduction="none", **kw)
+        want_grad = cross_entropy_grad_ref(x[rows], y[rows], reduction="none", **kw)
+        np.testing.assert_allclose(loss[rows], want_loss, rtol=tol(dtype)["rtol"], atol=atol)
+        np.testing.assert_allclose(grad[rows], want_grad, rtol=tol(dtype)["rtol"], atol=atol)
+        assert np.all(grad[7] == 0)
+        # and as a loss alone, the same values
+        np.testing.assert_allclose(xentc.cross_entropy(x, y, reduction="none", **kw), loss,
+                                   rtol=tol(dtype)["rtol"], atol=atol)
+    # the row with a chunk of -inf: the row without that chunk, and 0 there
+    loss, grad = xentc.cross_entropy_and_grad(x[1:2], y[1:2], reduction="none")
+    kept = np.r_[0:chunk, 2 * chunk:ncols]
+    want_grad = cross_entropy_grad_ref(x[1:2, kept], y[1:2], reduction="none")
+    np.testing.assert_allclose(loss, cross_entropy_ref(x[1:2, kept], y[1:2], reduction="none"),
+                               rtol=tol(dtype)["rtol"], atol=atol)
+    np.testing.assert_allclose(grad[:, kept], want_grad, rtol=tol(dtype)["rtol"], atol=atol)
+    assert np.all(grad[0, chunk:2 * chunk] == 0)
+
+
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32,
                                    np.uint32, np.int64, np.uint64])
 def test_any_integer_target_dtype(dtype):

@@ -244,6 +244,14 @@ cdef inline void _sums(const real *x, Py_ssize_t n, const double *w, const real 
         xt_ce_sums_f64(x, n, w, q, need_wx, shift, st)
 
 
+cdef inline int _partial_store(const real *x, Py_ssize_t n, real *out,
+                               xt_lse_partial *p) noexcept nogil:
+    if real is float:
+        return xt_partial_store_f32(x, n, out, p)
+    else:
+        return xt_partial_store_f64(x, n, out, p)
+
+
 cdef inline void _ce_row_in_cache(const xt_ce_options *o, const real *src, Py_ssize_t y,
                                   const real *q, int need_wx, double gs, real *grad,
                                   double *loss) noexcept nogil:
@@ -258,10 +266,7 @@ cdef inline void _ce_row_in_cache(const xt_ce_options *o, const real *src, Py_ss
     if grad == NULL or o.softcap > 0.0 or grad == src:
         st = _stats(src, o.nclasses, o.class_weight, q, need_wx)
     else:
-        if real is float:
-            stored = xt_partial_store_f32(src, o.nclasses, grad, &st.lse)
-        else:
-            stored = xt_partial_store_f64(src, o.nclasses, grad, &st.lse)
+        stored = _partial_store(src, o.nclasses, grad, &st.lse)
         _sums(src, o.nclasses, o.class_weight, q, need_wx, xt_ce_shift(st.lse), &st)
     _ce_row(o, &st, xt_ce_log_sum(st.lse), st.lse.max, src, y, q, gs, grad != NULL,
             grad, loss, stored)
@@ -419,11 +424,24 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
 
     # Long rows: stats of fixed chunks in parallel, merged per row in chunk
     # order (same bits for any thread count), then the gradient by chunks.
+    # With a gradient (no soft cap, grad apart from the logits) each chunk's
+    # exps relative to its own max are kept in grad as its stats are taken,
+    # and the gradient pass rescales them by exp(chunk max - row max) with
+    # the rest of the scale: one exp per element instead of two (float32
+    # 16x128256, 2 threads: 0.46 -> 0.35 ms).
+    cdef bint keep_exps = want_grad and softcap <= 0.0 and &grad[0, 0] != &x[0, 0]
+    cdef unsigned char *stored = NULL
+    cdef double *cmax = NULL
     parts = <xt_ce_stats *> malloc(nrows * nchunks * sizeof(xt_ce_stats))
     coefs = <_row_coefs *> malloc(nrows * sizeof(_row_coefs))
-    if parts == NULL or coefs == NULL:
+    if keep_exps:
+        stored = <unsigned char *> malloc(nrows * nchunks)
+        cmax = <double *> malloc(nrows * nchunks * sizeof(double))
+    if parts == NULL or coefs == NULL or (keep_exps and (stored == NULL or cmax == NULL)):
         free(parts)
         free(coefs)
+        free(stored)
+        free(cmax)
         raise MemoryError("xentc: cannot allocate cross-entropy partials")
     try:
         with nogil, parallel(num_threads=nthreads):
@@ -434,8 +452,14 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
                 n = _imin(XT_CHUNK, ncols - off)
                 src = _capped(&x[i, off], n, softcap, scr)
                 q = &target_prob[i, off] if prob_target else NULL
-                parts[t] = _stats(src, n, o.class_weight + off if has_weight else NULL,
-                                  q, need_wx)
+                if keep_exps:
+                    stored[t] = _partial_store(src, n, &grad[i, off], &parts[t].lse)
+                    cmax[t] = parts[t].lse.max
+                    _sums(src, n, o.class_weight + off if has_weight else NULL, q, need_wx,
+                          xt_ce_shift(parts[t].lse), &parts[t])
+                else:
+                    parts[t] = _stats(src, n, o.class_weight + off if has_weight else NULL,
+                                      q, need_wx)
         with nogil:
             for i in range(nrows):
                 st = parts[i * nchunks]
@@ -471,13 +495,25 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
                     continue
                 src = _capped(&x[i, off], n, softcap, scr)
                 q = &target_prob[i, off] if prob_target else NULL
-                _grad_slice(src, n, coefs[i].ls, coefs[i].rowmax, coefs[i].a, coefs[i].bq,
-                            coefs[i].bc, o.class_weight + off if has_weight else NULL,
-                            q, y - off if y >= 0 else -1, coefs[i].by,
-                            softcap, &grad[i, off])
+                if keep_exps and stored[t]:
+                    # exp(x - m_c) kept: (m_c, ls + rowmax - m_c) give the
+                    # same a p_j = exp(x - rowmax - ls) a
+                    _grad_slice(src, n, coefs[i].ls + (coefs[i].rowmax - cmax[t]), cmax[t],
+                                coefs[i].a, coefs[i].bq, coefs[i].bc,
+                                o.class_weight + off if has_weight else NULL,
+                                q, y - off if y >= 0 else -1, coefs[i].by,
+                                softcap, &grad[i, off], 1)
+                else:
+                    _grad_slice(src, n, coefs[i].ls, coefs[i].rowmax, coefs[i].a,
+                                coefs[i].bq, coefs[i].bc,
+                                o.class_weight + off if has_weight else NULL,
+                                q, y - off if y >= 0 else -1, coefs[i].by,
+                                softcap, &grad[i, off])
     finally:
         free(parts)
         free(coefs)
+        free(stored)
+        free(cmax)
     return 0
 
 
