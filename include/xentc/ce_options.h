@@ -50,7 +50,6 @@ static const double xt_ce_ones[8] = {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
  * ahead at 17-20 classes (1.3-1.5 against 0.9-1.1 G/s), even at 24-28, row
  * mode ahead at 32 (whose rows are two whole vectors). */
 #define XT_CE_LANE_MAX_GRAD 24
-#define XT_LANE_CLASSES_GRAD_OF(fwd) ((fwd) < XT_CE_LANE_MAX_GRAD ? (fwd) : XT_CE_LANE_MAX_GRAD)
 
 /* Groups of rows up to this size take their maxima together in row mode
  * (algo/ce_rows.h): half of a 32 KB L1, so the rows are still there for

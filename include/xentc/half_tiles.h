@@ -118,18 +118,15 @@ static inline void xt_h16_lse_tile(int kind, const uint16_t *x, ptrdiff_t nrows,
                                                   kind, x + r * C, C)));
         return;
     }
+    /* short rows: the short-row kernel's partials and lse - max, in double */
+    xt_lse_partial *parts = (xt_lse_partial *)((char *)workspace + xt_h16_round64(
+        (size_t)xt_h16_tile_elems(C) * sizeof(float)));
+    double *logsum = (double *)(parts + xt_h16_tile_rows(C));
     xt_h16_widen(kind, x, nrows * C, buf);
-    {
-        /* the short-row kernel's partials and lse - max, in double */
-        xt_lse_partial *parts = (xt_lse_partial *)((char *)workspace + xt_h16_round64(
-            (size_t)xt_h16_tile_elems(C) * sizeof(float)));
-        double *logsum = (double *)(parts + xt_h16_tile_rows(C));
-        xt_active->short_rows_f32(buf, nrows, C, XT_SHORT_PARTIALS, NULL, parts, logsum);
-        for (ptrdiff_t r = 0; r < nrows; r++) {
-            double lse = isnan(logsum[r]) ? xt_partial_lse(parts[r])
-                                          : parts[r].max + logsum[r];
-            out[r] = xt_h16_from_double(kind, lse);
-        }
+    xt_active->short_rows_f32(buf, nrows, C, XT_SHORT_PARTIALS, NULL, parts, logsum);
+    for (ptrdiff_t r = 0; r < nrows; r++) {
+        double lse = isnan(logsum[r]) ? xt_partial_lse(parts[r]) : parts[r].max + logsum[r];
+        out[r] = xt_h16_from_double(kind, lse);
     }
 }
 

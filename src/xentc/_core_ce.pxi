@@ -343,7 +343,8 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
     cdef const real *q = NULL
     cdef real *scr = NULL
     cdef xt_ce_stats st
-    cdef double x_y
+    cdef double x_y, shift, ls
+    cdef int have_exp
     cdef xt_ce_stats *parts
     cdef _row_coefs *coefs
     cdef xt_lse_partial *short_parts
@@ -495,20 +496,16 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
                     continue
                 src = _capped(&x[i, off], n, softcap, scr)
                 q = &target_prob[i, off] if prob_target else NULL
-                if keep_exps and stored[t]:
+                have_exp = keep_exps and stored[t]
+                shift, ls = coefs[i].rowmax, coefs[i].ls
+                if have_exp:
                     # exp(x - m_c) kept: (m_c, ls + rowmax - m_c) give the
                     # same a p_j = exp(x - rowmax - ls) a
-                    _grad_slice(src, n, coefs[i].ls + (coefs[i].rowmax - cmax[t]), cmax[t],
-                                coefs[i].a, coefs[i].bq, coefs[i].bc,
-                                o.class_weight + off if has_weight else NULL,
-                                q, y - off if y >= 0 else -1, coefs[i].by,
-                                softcap, &grad[i, off], 1)
-                else:
-                    _grad_slice(src, n, coefs[i].ls, coefs[i].rowmax, coefs[i].a,
-                                coefs[i].bq, coefs[i].bc,
-                                o.class_weight + off if has_weight else NULL,
-                                q, y - off if y >= 0 else -1, coefs[i].by,
-                                softcap, &grad[i, off])
+                    shift, ls = cmax[t], ls + (shift - cmax[t])
+                _grad_slice(src, n, ls, shift, coefs[i].a, coefs[i].bq, coefs[i].bc,
+                            o.class_weight + off if has_weight else NULL,
+                            q, y - off if y >= 0 else -1, coefs[i].by,
+                            softcap, &grad[i, off], have_exp)
     finally:
         free(parts)
         free(coefs)
@@ -634,6 +631,36 @@ def sum_losses(const double[::1] loss):
 # Placeholders for the arguments ce_plain's calls do not use.
 
 
+cdef int _plain_call(str hook, Py_ssize_t n, Py_ssize_t ncols, const long long[::1] target,
+                     long long ignore_index, Py_ssize_t tile_rows, int nthreads,
+                     _ce_call *c) except -1:
+    """ce_plain's checks and its call c (every option at its default, no
+    gradient): 1 when every target is a class index (the fast path's
+    case), 0 when one is ignore_index or out of range, or there are no
+    rows."""
+    cdef Py_ssize_t first_bad = -1, nvalid
+    _expect(hook, "len(target)", target.shape[0], n)
+    if nthreads < 1 or tile_rows < 1:
+        raise ValueError(f"xentc._core.{hook}: nthreads is {nthreads} and tile_rows "
+                         f"{tile_rows}, expected >= 1")
+    c.o = _DEFAULT_OPTIONS.options(ncols)
+    c.prob_target = False
+    c.want_grad = False
+    c.grad_scale = NULL
+    c.grad_scale_all = 0.0
+    with nogil:
+        nvalid = _scan_targets(target, ncols, ignore_index, NULL, &first_bad)
+    return first_bad < 0 and nvalid == n and n > 0
+
+
+cdef double *_tile_losses(Py_ssize_t n, Py_ssize_t tile_rows) except NULL:
+    """A buffer of one tile's per-sample losses (malloc'ed)."""
+    cdef double *buf = <double *> malloc(_imin(n, tile_rows) * sizeof(double))
+    if buf == NULL:
+        raise MemoryError("xentc: cannot allocate per-sample losses")
+    return buf
+
+
 def ce_plain(const real[:, ::1] x, const long long[::1] target, long long ignore_index,
              Py_ssize_t tile_rows, int nthreads):
     """Sum of the cross-entropy losses of logits rows x with class indices
@@ -646,26 +673,14 @@ def ce_plain(const real[:, ::1] x, const long long[::1] target, long long ignore
     is Python: that set-up runs with cold caches, right after the previous
     call's kernel streamed its logits through them.
     """
-    cdef Py_ssize_t n = x.shape[0], start = 0, stop, first_bad = -1, nvalid
+    cdef Py_ssize_t n = x.shape[0], start = 0, stop
     cdef double total = 0.0
     cdef double *buf
     cdef _ce_call c
-    _expect("ce_plain", "len(target)", target.shape[0], n)
-    c.o = _DEFAULT_OPTIONS.options(x.shape[1])
-    c.prob_target = False
-    c.want_grad = False
-    c.grad_scale = NULL
-    c.grad_scale_all = 0.0
-    if nthreads < 1 or tile_rows < 1:
-        raise ValueError(f"xentc._core.ce_plain: nthreads is {nthreads} and tile_rows "
-                         f"{tile_rows}, expected >= 1")
-    with nogil:
-        nvalid = _scan_targets(target, x.shape[1], ignore_index, NULL, &first_bad)
-    if first_bad >= 0 or nvalid != n or n == 0:
+    if not _plain_call("ce_plain", n, x.shape[1], target, ignore_index, tile_rows, nthreads,
+                       &c):
         return None
-    buf = <double *> malloc(_imin(n, tile_rows) * sizeof(double))
-    if buf == NULL:
-        raise MemoryError("xentc: cannot allocate per-sample losses")
+    buf = _tile_losses(n, tile_rows)
     try:
         while start < n:
             stop = _imin(n, start + tile_rows)

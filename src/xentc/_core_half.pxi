@@ -283,27 +283,15 @@ def ce_plain_h16(const uint16_t[:, ::1] x, int kind, const long long[::1] target
     """ce_plain (see there) of 16-bit logits x (their bits; kind as
     ce_rows_h16): the sum of the losses with every option at its default,
     or None when a target is ignore_index or out of range."""
-    cdef Py_ssize_t n = x.shape[0], start = 0, stop, first_bad = -1, nvalid
+    cdef Py_ssize_t n = x.shape[0], start = 0, stop
     cdef double total = 0.0
     cdef double *buf
     cdef _ce_call c
     _check_kind("ce_plain_h16", kind)
-    _expect("ce_plain_h16", "len(target)", target.shape[0], n)
-    if nthreads < 1 or tile_rows < 1:
-        raise ValueError(f"xentc._core.ce_plain_h16: nthreads is {nthreads} and tile_rows "
-                         f"{tile_rows}, expected >= 1")
-    c.o = _DEFAULT_OPTIONS.options(x.shape[1])
-    c.prob_target = False
-    c.want_grad = False
-    c.grad_scale = NULL
-    c.grad_scale_all = 0.0
-    with nogil:
-        nvalid = _scan_targets(target, x.shape[1], ignore_index, NULL, &first_bad)
-    if first_bad >= 0 or nvalid != n or n == 0:
+    if not _plain_call("ce_plain_h16", n, x.shape[1], target, ignore_index, tile_rows,
+                       nthreads, &c):
         return None
-    buf = <double *> malloc(_imin(n, tile_rows) * sizeof(double))
-    if buf == NULL:
-        raise MemoryError("xentc: cannot allocate per-sample losses")
+    buf = _tile_losses(n, tile_rows)
     try:
         while start < n:
             stop = _imin(n, start + tile_rows)

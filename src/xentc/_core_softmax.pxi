@@ -7,18 +7,17 @@ def softmax_rows(const real[:, ::1] x, real[:, ::1] out, bint take_log, int nthr
     cdef Py_ssize_t nchunks = (ncols + XT_CHUNK - 1) // XT_CHUNK
     cdef Py_ssize_t i, t, off, r0, r1, batch
     cdef xt_lse_partial *parts
+    cdef int mode = XT_SHORT_LOG_SOFTMAX if take_log else XT_SHORT_SOFTMAX
     _expect("softmax_rows", "out.shape[0]", out.shape[0], nrows)
     _expect("softmax_rows", "out.shape[1]", out.shape[1], ncols)
     if nrows == 0:
         return
-    if _grouped(ncols, sizeof(real), XT_SHORT_LOG_SOFTMAX if take_log else XT_SHORT_SOFTMAX):
-        _rows_grouped(x, XT_SHORT_LOG_SOFTMAX if take_log else XT_SHORT_SOFTMAX,
-                      &out[0, 0], nthreads)
+    if _grouped(ncols, sizeof(real), mode):
+        _rows_grouped(x, mode, &out[0, 0], nthreads)
         return
     if ncols <= XT_SHORT_MAX_COLS:
         with nogil:
-            _short_rows_parallel(x, XT_SHORT_LOG_SOFTMAX if take_log else XT_SHORT_SOFTMAX,
-                                 &out[0, 0], ncols, NULL, nthreads)
+            _short_rows_parallel(x, mode, &out[0, 0], ncols, NULL, nthreads)
         return
     if nchunks <= 1:
         # Rows that fit in cache: reduce and write while the row is there.

@@ -102,10 +102,15 @@ def _tensor(a):
 # cross-entropy
 # --------------------------------------------------------------------------
 
+def _class_dim(input):
+    """torch's class dimension: 1, or 0 for an input of one sample."""
+    return 1 if input.dim() >= 2 else 0
+
+
 def _arguments(input, target, weight, ignore_index, reduction, label_smoothing, z_loss,
                softcap):
     """The tensors as arrays (views) and the keywords of xentc's functions."""
-    kw = dict(axis=1 if input.dim() >= 2 else 0,
+    kw = dict(axis=_class_dim(input),
               weight=None if weight is None else _view(weight),
               ignore_index=ignore_index, reduction=reduction,
               label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap)
@@ -126,7 +131,7 @@ class _CrossEntropy(torch.autograd.Function):
     def forward(ctx, input, target, weight, ignore_index, reduction, label_smoothing,
                 z_loss, softcap):
         ctx.options = (ignore_index, reduction, label_smoothing, z_loss, softcap)
-        ctx.class_dim = 1 if input.dim() >= 2 else 0
+        ctx.class_dim = _class_dim(input)
         if not ctx.needs_input_grad[0]:
             return _loss(input, target, weight, *ctx.options)
         x, t, kw = _arguments(input, target, weight, *ctx.options)

@@ -12,7 +12,7 @@
  * (XT_K(lse_finish), in T lanes), the loss and the gradient's coefficients
  * in double, exp(-ls), the losses stored as vectors. The group's vectors
  * are made in one of two ways:
- *   lane mode (C <= the layer's lane_classes): the group's W C elements as C column
+ *   lane mode (XT_K(by_lanes)): the group's W C elements as C column
  *       vectors (the layer's load_columns), every step vertical, the
  *       gradient put back in rows by store_columns;
  *   row mode: each row by vectors along it (the long-row kernel's max and
@@ -500,7 +500,7 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
     enum { W = XV(lanes) };
     const ptrdiff_t C = a->o.nclasses;
     ptrdiff_t r0 = 0, nspecial = 0;
-    if (C <= (grad ? XT_LANE_CLASSES_GRAD_OF(XV(lane_classes)) : XV(lane_classes)) && nrows >= W)
+    if (XT_K(by_lanes)(C, grad != NULL) && nrows >= W)
         r0 = XT_K(ce_by_lane)(x, nrows, target, gscale, a, loss, grad, special, &nspecial);
     for (; r0 < nrows; r0 += W) {
         int n = nrows - r0 < W ? (int)(nrows - r0) : W;

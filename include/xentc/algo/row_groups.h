@@ -13,6 +13,15 @@
  * the threads.
  */
 
+/* Do rows of C classes take lane mode? Up to the layer's lane_classes,
+ * and with outputs (a gradient, softmax, log_softmax) up to
+ * XT_CE_LANE_MAX_GRAD of them (ce_options.h). */
+XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(by_lanes)(ptrdiff_t C, int outputs)
+{
+    const ptrdiff_t fwd = XV(lane_classes);
+    return C <= (outputs && XT_CE_LANE_MAX_GRAD < fwd ? XT_CE_LANE_MAX_GRAD : fwd);
+}
+
 /* Lane mode: from the columns v[0:C) of a group, its max m, count of
  * maxima and sum of the other exps rest; with e, the exps themselves (1 at
  * the maxima) in e[0:C) (e may be v). The others' exps are summed in T
@@ -216,7 +225,7 @@ XT_ATTR static ptrdiff_t XT_K(rows)(const XT_T *x, ptrdiff_t nrows, ptrdiff_t C,
      * exp like its forward, softmax's outputs like its gradient (softmax at
      * 28 and 32 classes: 2.1 and 3.2 G/s in row mode, 1.8-2.0 and 1.6 in
      * lane mode) */
-    if (C <= (mode == XT_SHORT_LSE ? XV(lane_classes) : XT_LANE_CLASSES_GRAD_OF(XV(lane_classes))) && nrows >= W) {
+    if (XT_K(by_lanes)(C, mode != XT_SHORT_LSE) && nrows >= W) {
         XV(v) v[XT_COLUMNS_MAX];
         XV(columns_plan)(C, &plan);
         for (; r0 + W <= nrows; r0 += W) {

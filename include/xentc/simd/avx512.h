@@ -123,7 +123,7 @@ XT_L5 void xv_avx512_f64_transpose(__m512d *r)
  *       W columns of the W rows, each row's tile one (masked) load: 80
  *       operations a 16 x 16 float tile, 0.3 an element.
  * IT is the index lane type (int32 for floats, int64 for doubles). */
-#define XT_DEFINE_AVX512_COLUMNS(DT, T, V, M, W, S, IT, GI, GMUL, GSET1, GIOTA) \
+#define XT_DEFINE_AVX512_COLUMNS(DT, T, V, M, W, S, IT)                       \
     typedef struct {                                                          \
         /* [j][q]: column j's lanes from block vectors 2q, 2q + 1 */         \
         __m512i idx[(W) / 2][(W) / 4];                                        \
@@ -167,9 +167,9 @@ XT_L5 void xv_avx512_f64_transpose(__m512d *r)
                                           ptrdiff_t nc, V *cols)              \
     {                                                                         \
         if (nc <= XT_AVX512_TILE_GATHER) {                                    \
-            const GI idx = GMUL(GIOTA, GSET1((int)stride));                   \
+            const xv_avx512_##DT##_i idx = xv_avx512_##DT##_gather_index(stride); \
             for (ptrdiff_t j = 0; j < nc; j++)                                \
-                cols[j] = _mm512_i32gather_##S(idx, p + j, sizeof(T));         \
+                cols[j] = xv_avx512_##DT##_gather(p + j, idx);                \
             return;                                                           \
         }                                                                     \
         V tile[W];                                                            \
@@ -185,7 +185,7 @@ XT_L5 void xv_avx512_f64_transpose(__m512d *r)
                                            ptrdiff_t nc, const V *cols)       \
     {                                                                         \
         if (nc <= XT_AVX512_TILE_GATHER) {                                    \
-            const GI idx = GMUL(GIOTA, GSET1((int)stride));                   \
+            const xv_avx512_##DT##_i idx = xv_avx512_##DT##_gather_index(stride); \
             for (ptrdiff_t j = 0; j < nc; j++)                                \
                 _mm512_i32scatter_##S(p + j, idx, cols[j], sizeof(T));         \
             return;                                                           \
@@ -255,12 +255,28 @@ XT_L5 void xv_avx512_f64_transpose(__m512d *r)
  * thread: CE forward at 33, 34, 49, 65 classes 4-6% faster, with the
  * gradient 5-9%; float64 at 33-50 classes 3-6%; 3 and 4 columns: even) */
 #define XT_AVX512_TILE_GATHER 2
-XT_DEFINE_AVX512_COLUMNS(f32, float, __m512, __mmask16, 16, ps, int32_t, __m512i,
-                         _mm512_mullo_epi32, _mm512_set1_epi32,
-                         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
-XT_DEFINE_AVX512_COLUMNS(f64, double, __m512d, __mmask8, 8, pd, int64_t, __m256i,
-                         _mm256_mullo_epi32, _mm256_set1_epi32,
-                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+/* gather_index(C), gather(p, i): lanes p[0], p[C], p[2C], ... */
+XT_L5 __m512i xv_avx512_f32_gather_index(ptrdiff_t C)
+{
+    return _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int)C));
+}
+XT_L5 __m512 xv_avx512_f32_gather(const float *p, __m512i i)
+{
+    return _mm512_i32gather_ps(i, p, 4);
+}
+XT_L5 __m256i xv_avx512_f64_gather_index(ptrdiff_t C)
+{
+    return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                              _mm256_set1_epi32((int)C));
+}
+XT_L5 __m512d xv_avx512_f64_gather(const double *p, __m256i i)
+{
+    return _mm512_i32gather_pd(i, p, 8);
+}
+XT_DEFINE_AVX512_COLUMNS(f32, float, __m512, __mmask16, 16, ps, int32_t)
+XT_DEFINE_AVX512_COLUMNS(f64, double, __m512d, __mmask8, 8, pd, int64_t)
 /* Lane mode up to 32 classes, and float32 up to 34, whose columns past 32
  * are one or two gathers (1 thread, 2^20 elements: CE forward at 33 and 34
  * classes 1.9 -> 2.1 G/s, logsumexp 2.0 -> 2.3; float64 there, four 8x8
@@ -366,28 +382,9 @@ XT_L5 __m512 xv_avx512_f32_div_fast(__m512 a, __m512 b)
     r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(b, r, _mm512_set1_ps(1.0f)), r);
     return _mm512_mul_ps(a, r);
 }
-XT_L5 __m512i xv_avx512_f32_gather_index(ptrdiff_t C)
-{
-    return _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32((int)C));
-}
-XT_L5 __m512 xv_avx512_f32_gather(const float *p, __m512i i)
-{
-    return _mm512_i32gather_ps(i, p, 4);
-}
 
 /* ---- float64 only ----------------------------------------------------- */
 XT_L5 double xv_avx512_f64_hsum(__m512d v) { return _mm512_reduce_add_pd(v); }
-XT_L5 __m256i xv_avx512_f64_gather_index(ptrdiff_t C)
-{
-    return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                              _mm256_set1_epi32((int)C));
-}
-XT_L5 __m512d xv_avx512_f64_gather(const double *p, __m256i i)
-{
-    return _mm512_i32gather_pd(i, p, 8);
-}
 XT_L5 __m512d xv_avx512_f64_widen(__m512d v, int k) { (void)k; return v; }
 XT_L5 __m512d xv_avx512_f64_narrow(const __m512d *d) { return d[0]; }
 XT_L5 __m512d xv_avx512_f64_getexp(__m512d x) { return _mm512_getexp_pd(x); }
