@@ -59,15 +59,18 @@ def rel(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
-@pytest.fixture(params=["sequential", "lanes"])
+@pytest.fixture(params=["sequential", "lanes", "lanes_numpy"])
 def small_blocks(monkeypatch, request):
     """Blocks of at most 7 rows (for C=101 float64) and 3-class accumulation
-    tiles, one after the other or in lanes: every path of the block loop on
+    tiles, one after the other or in lanes (in C with SciPy's BLAS, or by
+    NumPy's matmul as without SciPy): every path of the block loop on
     shapes that divide nothing."""
     monkeypatch.setattr(_linear, "_BUFFER_BYTES", 101 * 8 * 7)
     monkeypatch.setattr(_linear, "_MIN_ROWS", 1)
     monkeypatch.setattr(_linear, "_ACC_BYTES", 3 * 13 * 8)
-    lanes = request.param == "lanes"
+    if request.param == "lanes_numpy":
+        monkeypatch.setattr(_linear, "_GEMM", False)
+    lanes = request.param.startswith("lanes")
     monkeypatch.setattr(_linear, "_CACHE_BYTES", (1 << 30) if lanes else 0)
     monkeypatch.setattr(_linear, "_LANE_BYTES", (1 << 30) if lanes else 0)
     assert _linear._uses_lanes(53, 101, 13, 8) == lanes
@@ -108,6 +111,88 @@ def test_probability_targets(dtype, small_blocks):
         xentc.linear_cross_entropy(x, w, q, ignore_index=3)
 
 
+def test_probability_targets_in_c(small_blocks):
+    # probabilities C-contiguous in the input's dtype go to linear_blocks
+    # as they are (other layouts are converted block by block, above)
+    rng = np.random.default_rng(12)
+    n, d, c = 31, 13, 101
+    x, w, b, _ = make(rng, n, d, c, np.float64)
+    q = rng.random((n, c)) ** 3
+    q /= q.sum(1, keepdims=True)
+    want = explicit(x, w, b, q, label_smoothing=0.1, reduction="sum")
+    got = xentc.linear_cross_entropy_and_grad(x, w, q, linear_bias=b, label_smoothing=0.1,
+                                              reduction="sum")
+    for g, ref in zip(got, want):
+        assert rel(g, ref) < 1e-13
+
+
+def test_lanes_run_in_c_by_small_products(monkeypatch):
+    # The logistic-regression shape (C * D = 3200): lanes through
+    # _core.linear_blocks with SciPy's BLAS, blocks of at most
+    # _SMALL_GEMM // (C * D) rows; the same values as the NumPy lanes
+    assert _linear._gemm_ready(), "scipy.linalg.cython_blas's ?gemm not taken"
+    calls = []
+    real = _linear._core.linear_blocks
+
+    def spy(*args):
+        calls.append(args[9])           # rows
+        return real(*args)
+
+    rng = np.random.default_rng(13)
+    n, d, c = 6000, 64, 50
+    x, w, b, y = make(rng, n, d, c, np.float64)
+    w = np.asfortranarray(w)
+    monkeypatch.setattr(_linear._core, "linear_blocks", spy)
+    got = xentc.linear_cross_entropy_and_grad(x, w, y, linear_bias=b, input_grad=False)
+    assert calls and set(calls) == {300}          # 6000 rows in 20 blocks of <= 312
+    assert got[1] is None
+    monkeypatch.setattr(_linear, "_GEMM", False)
+    calls.clear()
+    numpy_lanes = xentc.linear_cross_entropy_and_grad(x, w, y, linear_bias=b,
+                                                      input_grad=False)
+    assert not calls
+    for g, ref in zip(got, numpy_lanes):
+        if ref is not None:
+            assert rel(g, ref) < 1e-14
+
+
+def test_linear_blocks_checks_its_arguments():
+    from xentc import _core
+    assert _linear._gemm_ready()
+    rng = np.random.default_rng(14)
+    x, w, b, y = make(rng, 10, 3, 4, np.float64)
+    wf = np.asfortranarray(w)
+    opts = _core.CEOptions()
+
+    def call(starts=(0, 5), rows=5, buf_rows=5, target=y, gw=np.empty((4, 3)), totals=2):
+        _core.linear_blocks(x, wf, b, target, None, opts, None, 1.0,
+                            np.asarray(starts, np.int64), rows, None, None, np.zeros(totals),
+                            np.empty((buf_rows, 4)), np.empty(5), None, None, gw, None)
+
+    call()
+    with pytest.raises(ValueError, match=r"starts\[1\] is 4, expected a multiple of rows"):
+        call(starts=(0, 4))
+    with pytest.raises(ValueError, match=r"starts\[0\] is 10"):
+        call(starts=(10,))
+    with pytest.raises(ValueError, match="rows is 6, expected 1 .. buf.shape"):
+        call(rows=6)
+    with pytest.raises(ValueError, match="len\\(target\\)"):
+        call(target=y[:9])
+    with pytest.raises(ValueError, match="grad_weight.shape"):
+        call(gw=np.empty((3, 3)))
+    with pytest.raises(ValueError, match="block_totals has no entry"):
+        call(totals=1)
+    caps = [__import__("scipy.linalg.cython_blas", fromlist=["x"]).__pyx_capi__[f]
+            for f in ("sgemm", "dgemm")]
+    _core.set_gemm(None, None)
+    try:
+        with pytest.raises(RuntimeError, match="no BLAS"):
+            call()
+    finally:
+        _core.set_gemm(*caps)
+    call()
+
+
 def test_blocks_are_even_and_bounded():
     # the cap in rows, evened out over the blocks; never 0 rows
     assert _linear._block_rows(2048, 32000, 4, 48 << 20) == 342
@@ -118,6 +203,11 @@ def test_blocks_are_even_and_bounded():
     # small C: cache-sized blocks, not one 80 MB block
     rows = _linear._block_rows(200000, 50, 8, None)
     assert _linear._MIN_ROWS <= rows and rows * 50 * 8 <= 2 * _linear._CACHE_BYTES
+    # in C with small products: at most 1e6 / (C * D) rows, evened out;
+    # unchanged when that would leave fewer than _MIN_GEMM_ROWS
+    assert _linear._gemm_rows(200000, rows, 50, 64) == 312
+    assert _linear._gemm_rows(6000, rows, 50, 64) == 300
+    assert _linear._gemm_rows(200000, rows, 1000, 64) == rows
 
 
 @pytest.mark.parametrize("lanes", [True, False])

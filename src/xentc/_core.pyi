@@ -128,3 +128,28 @@ def ce_rows_h16(
     grad: npt.NDArray[np.uint16] | None,
     nthreads: int,
 ) -> None: ...
+
+# Linear + cross-entropy lanes (_core_linear.pxi), with a BLAS from SciPy
+def set_gemm(sgemm: object | None, dgemm: object | None) -> None: ...
+def have_gemm() -> bool: ...
+def linear_blocks(
+    x: npt.NDArray[_Real],
+    w: npt.NDArray[_Real],
+    bias: npt.NDArray[_Real] | None,
+    target: npt.NDArray[np.int64] | None,
+    target_prob: npt.NDArray[_Real] | None,
+    options: CEOptions,
+    grad_scale: npt.NDArray[np.float64] | None,
+    grad_scale_all: float,
+    starts: npt.NDArray[np.int64],
+    rows: int,
+    per_sample: npt.NDArray[np.float64] | None,
+    sample_weight: npt.NDArray[np.float64] | None,
+    block_totals: npt.NDArray[np.float64],
+    buf: npt.NDArray[_Real],
+    losses: npt.NDArray[np.float64] | None,
+    scratch: npt.NDArray[_Real] | None,
+    grad_input: npt.NDArray[_Real] | None,
+    grad_weight: npt.NDArray[_Real] | None,
+    grad_bias: npt.NDArray[np.float64] | None,
+) -> None: ...

@@ -62,8 +62,11 @@ machine's core count, pin BLAS's threads:
 ``threadpoolctl.threadpool_limits(n, user_api="blas")`` around the call,
 or ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` before NumPy loads.
 """
+import ctypes
 import math
+import re
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 
@@ -101,22 +104,80 @@ _ACC_BYTES = 6 * _MiB
 _LANES = 4
 _LANE_BYTES = 4 * _MiB
 
+# Lanes with SciPy's BLAS (_core.linear_blocks, "Small C x D" above): blocks
+# of at most _SMALL_GEMM // (C * D) rows, when that leaves _MIN_GEMM_ROWS.
+# OpenBLAS (0.3.30-0.3.31 on this AVX-512 machine) multiplies products of
+# M * N * K <= 1e6 by its "small matrix" kernels, which skip packing the
+# operands: N=200000, D=64, C=50 float64 on one thread, products by blocks
+# of B rows, scipy's dgemm from C: forward 29.7 ms at B <= 312 against
+# 39.5 ms at B >= 320, grad_W 25 ms against 37 ms (41 ms at B = 5242, the
+# cache-sized blocks); NumPy's matmul gave the same step at the same B.
+_SMALL_GEMM = 1_000_000
+_MIN_GEMM_ROWS = 64
+# Whether lanes may run through _core.linear_blocks with SciPy's BLAS (None:
+# not looked for yet; see _gemm_ready). Tests set it False for the NumPy path.
+_GEMM = None
+
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# scipy.linalg.cython_blas's ?gemm: the Fortran interface, 32-bit integers
+_GEMM_SIGNATURE = re.compile(
+    r"void \(char \*, char \*, int \*, int \*, int \*, (\w+) \*, \1 \*, int \*, "
+    r"\1 \*, int \*, \1 \*, \1 \*, int \*\)")
+
+
+def _gemm_ready():
+    """Whether _core.linear_blocks has a BLAS: SciPy's, looked up once.
+    SciPy is optional; without it (or with a cython_blas whose ?gemm has
+    another signature) the lanes run NumPy's matmul from Python."""
+    global _GEMM
+    if _GEMM is None:
+        _GEMM = False
+        try:
+            from scipy.linalg import cython_blas
+            caps = [cython_blas.__pyx_capi__[f] for f in ("sgemm", "dgemm")]
+        except (ImportError, AttributeError, KeyError):
+            return False
+        names = [_capsule_name(cap) for cap in caps]
+        kinds = [_GEMM_SIGNATURE.fullmatch(nm) for nm in names]
+        if all(kinds) and kinds[0].group(1).endswith(("_s", "float")) \
+                and kinds[1].group(1).endswith(("_d", "double")):
+            _core.set_gemm(*caps)
+            _GEMM = True
+    return _GEMM
+
+
+def _capsule_name(capsule):
+    get = ctypes.pythonapi.PyCapsule_GetName
+    get.restype, get.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    name = get(capsule)
+    return "" if name is None else name.decode("ascii", "replace")
+
+
+def _even(n, rows):
+    """`rows` or fewer, the same for every block (N=2048 with a cap of 393
+    rows gives 6 blocks of 342, not 5 of 393 and one of 83); never 0."""
+    rows = min(max(n, 1), max(1, rows))
+    nblocks = -(-max(n, 1) // rows)
+    return -(-max(n, 1) // nblocks)
 
 
 def _block_rows(n, c, itemsize, buffer_bytes=None):
     """Rows per block: as many as fit the buffer cap, made even across the
-    blocks (N=2048 with a cap of 393 rows gives 6 blocks of 342, not 5 of
-    393 and one of 83)."""
+    blocks."""
     cap = _BUFFER_BYTES if buffer_bytes is None else buffer_bytes
     row = c * itemsize
     rows = max(1, cap // row)
     if buffer_bytes is None and _CACHE_BYTES // row >= _MIN_ROWS:
         # Small rows: cache-sized blocks (when that leaves _MIN_ROWS rows)
         rows = min(rows, _CACHE_BYTES // row)
-    rows = min(max(n, 1), rows)
-    nblocks = -(-max(n, 1) // rows)
-    return -(-max(n, 1) // nblocks)
+    return _even(n, rows)
+
+
+def _gemm_rows(n, rows, c, d):
+    """Rows per block of lanes through _core.linear_blocks: `rows`, or fewer
+    for OpenBLAS's small-matrix products (see _SMALL_GEMM)."""
+    small = _SMALL_GEMM // max(1, c * d)
+    return _even(n, small) if _MIN_GEMM_ROWS <= small < rows else rows
 
 
 def _uses_lanes(n, c, d, itemsize, buffer_bytes=None):
@@ -241,6 +302,14 @@ class _Linear:
         n, c, d = self.n, self.nclasses, self.nfeatures
         dt = self.dtype
         rows = _block_rows(n, c, dt.itemsize, buffer_bytes)
+        nlanes = _LANES if _uses_lanes(n, c, d, dt.itemsize, buffer_bytes) else 1
+        # Lanes run their blocks in C with SciPy's BLAS when they can (index
+        # targets, or probabilities already C-contiguous in the dtype: no
+        # block to convert), and then by smaller blocks (_SMALL_GEMM)
+        in_c = nlanes > 1 and _gemm_ready() and (
+            self.kind == "index" or (self.prob.dtype == dt and self.prob.flags.c_contiguous))
+        if in_c:
+            rows = _gemm_rows(n, rows, c, d)
         starts = list(range(0, n, rows))
         none = self.reduction == "none"
         self.per_sample = np.empty(n) if none else None
@@ -259,7 +328,6 @@ class _Linear:
             if n == 0:
                 gw[...] = 0      # (otherwise the first block writes it)
         self.gi = gi
-        nlanes = _LANES if _uses_lanes(n, c, d, dt.itemsize, buffer_bytes) else 1
         threads = min(nlanes, resolve_workers(self.workers) or _core.max_threads())
         lanes = [starts[k::nlanes] for k in range(nlanes)]
         lanes = [lane for lane in lanes if lane]
@@ -267,9 +335,15 @@ class _Linear:
         # arrays, added in lane order at the end (same bits for any threads)
         targets = [gw] + [np.empty((c, d), dt) if want_grad else None
                           for _ in lanes[1:]]
+        if in_c:
+            # W Fortran-contiguous: the products' fastest layout (a copy of
+            # at most _LANE_BYTES when W is C-contiguous)
+            run = partial(self._lane_in_c, np.asfortranarray(self.w))
+        else:
+            run = partial(self._lane, kernel_threads=1)
         if threads > 1 and len(lanes) > 1:
             with ThreadPoolExecutor(threads) as pool:
-                gbs = list(pool.map(self._lane, lanes, targets, [1] * len(lanes)))
+                gbs = list(pool.map(run, lanes, targets))
         else:
             # One block after the other: BLAS's threads, which spin for a
             # while after each product, hold the other cores while the
@@ -277,8 +351,9 @@ class _Linear:
             # thread: N=2048, D=512, C=32000 float32 took 1092 ms against
             # 1168 ms with a 2-thread team (the three products alone: 979 ms;
             # best of 4, load 1.8). An explicit `workers` is followed.
-            kernel_threads = 1 if self.workers is None else None
-            gbs = [self._lane(lane, t, kernel_threads) for lane, t in zip(lanes, targets)]
+            if not in_c:
+                run = partial(self._lane, kernel_threads=1 if self.workers is None else None)
+            gbs = [run(lane, t) for lane, t in zip(lanes, targets)]
         if none:
             loss = self.per_sample if self.sw is None else self.per_sample * self.sw
             loss = loss.astype(dt).reshape(self.sample_shape)
@@ -302,6 +377,26 @@ class _Linear:
                 gb = np.empty(c, dt)
             gb[...] = gb64
         return loss, (gi_out if input_grad else None), gw, gb
+
+    def _lane_in_c(self, wf, starts, gw):
+        """_lane in _core.linear_blocks (one thread, SciPy's BLAS); wf is W
+        Fortran-contiguous."""
+        c = self.nclasses
+        dt = self.dtype
+        want_grad = self.want_grad
+        gb64 = np.zeros(c) if want_grad and self.b is not None else None
+        index = self.index if self.kind == "index" else None
+        _core.linear_blocks(
+            self.x, wf, None if self.b is None else np.ascontiguousarray(self.b),
+            index, self.prob if index is None else None,
+            _core.CEOptions(self.weight, self.smoothing, self.z_loss, self.softcap),
+            self.scale if self.scale.size else None, self.scale_all,
+            np.asarray(starts, np.int64), self.rows, self.per_sample, self.sw,
+            self.block_totals, np.empty((self.rows, c), dt),
+            None if self.per_sample is not None else np.empty(self.rows),
+            np.empty((1, min(c, chunk_size())), dt) if self.softcap else None,
+            self.gi if want_grad else None, gw if want_grad else None, gb64)
+        return gb64
 
     def _lane(self, starts, gw, kernel_threads):
         """The blocks starting at `starts`, in order: losses into

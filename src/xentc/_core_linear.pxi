@@ -1,0 +1,205 @@
+# Linear + cross-entropy: one lane of row blocks of
+# xentc.linear_cross_entropy(_and_grad) without the interpreter between the
+# blocks (see _linear.py, "Small C x D").
+# (included by _core.pyx: one extension module, one dispatch table)
+#
+# The products go to a BLAS ?gemm found at run time (set_gemm, given
+# scipy.linalg.cython_blas's capsules by _linear.py): NumPy exposes no BLAS
+# to C, SciPy stays optional, and without it _linear.py runs the same
+# blocks through NumPy's matmul from Python.
+
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_GetName
+from libc.limits cimport INT_MAX
+from libc.string cimport memcpy
+
+# Fortran BLAS (column-major), 32-bit integers, as scipy.linalg.cython_blas
+ctypedef void (*_sgemm_t)(char *transa, char *transb, int *m, int *n, int *k,
+                          float *alpha, float *a, int *lda, float *b, int *ldb,
+                          float *beta, float *c, int *ldc) noexcept nogil
+ctypedef void (*_dgemm_t)(char *transa, char *transb, int *m, int *n, int *k,
+                          double *alpha, double *a, int *lda, double *b, int *ldb,
+                          double *beta, double *c, int *ldc) noexcept nogil
+
+cdef _sgemm_t _sgemm = NULL
+cdef _dgemm_t _dgemm = NULL
+
+
+def set_gemm(sgemm, dgemm):
+    """Use these BLAS sgemm and dgemm in linear_blocks: PyCapsules holding
+    Fortran-interface functions with 32-bit integers (the entries of
+    scipy.linalg.cython_blas.__pyx_capi__; the caller checks their
+    signatures). None and None forget them."""
+    global _sgemm, _dgemm
+    if sgemm is None and dgemm is None:
+        _sgemm, _dgemm = NULL, NULL
+        return
+    s = <_sgemm_t> PyCapsule_GetPointer(sgemm, PyCapsule_GetName(sgemm))
+    d = <_dgemm_t> PyCapsule_GetPointer(dgemm, PyCapsule_GetName(dgemm))
+    _sgemm, _dgemm = s, d
+
+
+def have_gemm():
+    """Whether set_gemm has given linear_blocks its BLAS."""
+    return _sgemm != NULL and _dgemm != NULL
+
+
+cdef inline void _gemm(char transa, char transb, int m, int n, int k, const real *a,
+                       int lda, const real *b, int ldb, real beta, real *c,
+                       int ldc) noexcept nogil:
+    """c = op(a) @ op(b) + beta c, column-major (BLAS's ?gemm, alpha 1)."""
+    cdef real one = 1
+    if real is float:
+        _sgemm(&transa, &transb, &m, &n, &k, &one, <float *> a, &lda, <float *> b, &ldb,
+               &beta, c, &ldc)
+    else:
+        _dgemm(&transa, &transb, &m, &n, &k, &one, <double *> a, &lda, <double *> b, &ldb,
+               &beta, c, &ldc)
+
+
+cdef int _fits_int(str what, Py_ssize_t v) except -1:
+    if v > INT_MAX:
+        raise ValueError(f"xentc._core.linear_blocks: {what} is {v}, more than BLAS's "
+                         f"32-bit integers hold")
+    return 0
+
+
+def linear_blocks(const real[:, ::1] x, const real[::1, :] w, const real[::1] bias,
+                  const long long[::1] target, const real[:, ::1] target_prob,
+                  CEOptions options not None, const double[::1] grad_scale,
+                  double grad_scale_all, const long long[::1] starts, Py_ssize_t rows,
+                  double[::1] per_sample, const double[::1] sample_weight,
+                  double[::1] block_totals, real[:, ::1] buf, double[::1] losses,
+                  real[:, ::1] scratch, real[:, ::1] grad_input,
+                  real[:, ::1] grad_weight, double[::1] grad_bias):
+    """The row blocks starting at `starts` (each `rows` rows, the last cut
+    at N), in order, on this thread.
+
+    Per block: the logits x[blk] @ w.T + bias into buf by BLAS, the row
+    kernels (as ce_rows, one thread) on them, and with grad_weight the
+    products of d loss / d logits.
+
+    Inputs: x (N, D); w (C, D), Fortran-contiguous (so that BLAS takes it
+    untransposed, the layout whose products were fastest); bias (C,) or
+    None; target (N,) class indices, validated by the caller (negative:
+    ignored), or target_prob (N, C); options; grad_scale (N,) or None and
+    grad_scale_all, as in ce_rows; sample_weight (N,) or None, applied to
+    the block sums only.
+
+    Outputs: per_sample (N,) gets the rows' losses (reduction 'none'),
+    or else block_totals[start // rows] gets each block's sum of losses
+    (times sample_weight) in sum_losses' order, losses (>= rows) being the
+    scratch for them. grad_input (N, D) or None gets G @ w for the blocks'
+    rows; grad_weight (C, D) or None (no gradient) is overwritten by the
+    first block's G.T @ x[blk] and the others are added; grad_bias (C,) or
+    None has each block's column sums of G added, in float64. buf (>= rows,
+    C) and scratch (a soft cap's row, as ce_rows with one thread) are
+    scratch.
+    """
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], ncols = w.shape[0]
+    cdef Py_ssize_t s, r, j, start, stop, b
+    cdef _ce_call c
+    cdef bint first = True, has_bias = bias is not None
+    cdef real beta
+    cdef double *loss
+    cdef const long long[::1] block_target = None
+    cdef const real[:, ::1] block_prob = None
+    cdef real[:, ::1] blk
+    cdef real[:, ::1] block_grad = None
+    if not have_gemm():
+        raise RuntimeError("xentc._core.linear_blocks: no BLAS given (set_gemm)")
+    _expect("linear_blocks", "w.shape[1]", w.shape[1], d)
+    _expect("linear_blocks", "buf.shape[1]", buf.shape[1], ncols)
+    if rows < 1 or buf.shape[0] < rows:
+        raise ValueError(f"xentc._core.linear_blocks: rows is {rows}, expected 1 .. "
+                         f"buf.shape[0] = {buf.shape[0]}")
+    _fits_int("the number of classes", ncols)
+    _fits_int("the number of features", d)
+    _fits_int("rows", rows)
+    if has_bias:
+        _expect("linear_blocks", "len(bias)", bias.shape[0], ncols)
+    c.o = options.options(ncols)
+    c.prob_target = target_prob is not None
+    c.want_grad = grad_weight is not None
+    c.grad_scale = NULL
+    c.grad_scale_all = grad_scale_all
+    if c.prob_target:
+        _expect("linear_blocks", "target_prob.shape[0]", target_prob.shape[0], n)
+        _expect("linear_blocks", "target_prob.shape[1]", target_prob.shape[1], ncols)
+    else:
+        if target is None:
+            raise ValueError("xentc._core.linear_blocks: target or target_prob is needed")
+        _expect("linear_blocks", "len(target)", target.shape[0], n)
+    if grad_scale is not None:
+        _expect("linear_blocks", "len(grad_scale)", grad_scale.shape[0], n)
+    if sample_weight is not None:
+        _expect("linear_blocks", "len(sample_weight)", sample_weight.shape[0], n)
+    if per_sample is not None:
+        _expect("linear_blocks", "len(per_sample)", per_sample.shape[0], n)
+    elif losses is None or losses.shape[0] < rows:
+        raise ValueError("xentc._core.linear_blocks: losses must hold `rows` values")
+    if c.o.softcap > 0.0:
+        if scratch is None:
+            raise ValueError("xentc._core.linear_blocks: a soft cap needs scratch")
+        _expect("linear_blocks", "scratch.shape[0]", scratch.shape[0], 1)
+        _expect("linear_blocks", "scratch.shape[1]", scratch.shape[1], _imin(ncols, XT_CHUNK))
+    if c.want_grad:
+        _expect("linear_blocks", "grad_weight.shape[0]", grad_weight.shape[0], ncols)
+        _expect("linear_blocks", "grad_weight.shape[1]", grad_weight.shape[1], d)
+        if grad_input is not None:
+            _expect("linear_blocks", "grad_input.shape[0]", grad_input.shape[0], n)
+            _expect("linear_blocks", "grad_input.shape[1]", grad_input.shape[1], d)
+        if grad_bias is not None:
+            _expect("linear_blocks", "len(grad_bias)", grad_bias.shape[0], ncols)
+    for s in range(starts.shape[0]):
+        start = starts[s]
+        if start < 0 or start >= n or start % rows:
+            raise ValueError(f"xentc._core.linear_blocks: starts[{s}] is {start}, expected "
+                             f"a multiple of rows ({rows}) in [0, {n})")
+        if per_sample is None and start // rows >= block_totals.shape[0]:
+            raise ValueError(f"xentc._core.linear_blocks: block_totals has no entry for "
+                             f"starts[{s}] = {start}")
+    for s in range(starts.shape[0]):
+        start = starts[s]
+        stop = _imin(n, start + rows)
+        b = stop - start
+        with nogil:
+            if has_bias:
+                # the bias as C's initial value (beta 1): no pass of its own
+                for r in range(b):
+                    memcpy(&buf[r, 0], &bias[0], ncols * sizeof(real))
+            # logits^T (C, b) = W (C, D) @ x[blk]^T (D, b), column-major
+            _gemm(c'N', c'N', <int> ncols, <int> b, <int> d, &w[0, 0], <int> ncols,
+                  &x[start, 0], <int> d, <real> (1 if has_bias else 0), &buf[0, 0],
+                  <int> ncols)
+        c.grad_scale = &grad_scale[start] if grad_scale is not None else NULL
+        loss = &per_sample[start] if per_sample is not None else &losses[0]
+        blk = buf[:b]
+        if c.prob_target:
+            block_prob = target_prob[start:stop]
+        else:
+            block_target = target[start:stop]
+        if c.want_grad:
+            block_grad = blk
+        _ce_rows_core(blk, block_target, block_prob, block_grad, scratch, &c, loss, 1)
+        if per_sample is None:
+            if sample_weight is not None:
+                for r in range(b):
+                    loss[r] *= sample_weight[start + r]
+            block_totals[start // rows] = _sum_doubles(loss, b)
+        if not c.want_grad:
+            continue
+        # buf now holds G = d loss / d logits of the block's rows
+        with nogil:
+            if grad_input is not None:
+                # grad_input[blk]^T (D, b) = W^T (D, C) @ G^T (C, b)
+                _gemm(c'T', c'N', <int> d, <int> b, <int> ncols, &w[0, 0], <int> ncols,
+                      &buf[0, 0], <int> ncols, <real> 0, &grad_input[start, 0], <int> d)
+            # grad_W^T (D, C) (+)= x[blk]^T (D, b) @ G (b, C)
+            beta = 0 if first else 1
+            _gemm(c'N', c'T', <int> d, <int> ncols, <int> b, &x[start, 0], <int> d,
+                  &buf[0, 0], <int> ncols, beta, &grad_weight[0, 0], <int> d)
+            if grad_bias is not None:
+                for r in range(b):
+                    for j in range(ncols):
+                        grad_bias[j] += buf[r, j]
+        first = False
