@@ -135,7 +135,7 @@ def test_lanes_run_in_c_by_small_products(monkeypatch):
     real = _linear._core.linear_blocks
 
     def spy(*args):
-        calls.append(args[9])           # rows
+        calls.append(args[10])           # rows
         return real(*args)
 
     rng = np.random.default_rng(13)
@@ -165,7 +165,7 @@ def test_linear_blocks_checks_its_arguments():
     opts = _core.CEOptions()
 
     def call(starts=(0, 5), rows=5, buf_rows=5, target=y, gw=np.empty((4, 3)), totals=2):
-        _core.linear_blocks(x, wf, b, target, None, opts, None, 1.0,
+        _core.linear_blocks(x, wf, None, b, target, None, opts, None, 1.0,
                             np.asarray(starts, np.int64), rows, None, None, np.zeros(totals),
                             np.empty((buf_rows, 4)), np.empty(5), None, None, gw, None)
 
@@ -234,6 +234,26 @@ def test_same_bits_for_any_workers(monkeypatch, lanes):
     # docstring says how to pin it): close, not equal.
     for a, b_ in zip(by_blas[1], by_blas[2]):
         assert rel(a, b_) < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_same_bits_for_any_workers_in_c(dtype):
+    # lanes through _core.linear_blocks (small products, SciPy's BLAS): the
+    # same bits for every workers value and BLAS thread count
+    rng = np.random.default_rng(15)
+    n, d, c = 12000, 64, 50
+    assert _linear._uses_lanes(n, c, d, np.dtype(dtype).itemsize)
+    assert _linear._gemm_rows(n, 6000, c, d) < 6000 and _linear._gemm_ready()
+    x, w, b, y = make(rng, n, d, c, dtype)
+    kw = dict(linear_bias=b, label_smoothing=0.1, sample_weight=rng.uniform(0, 2, n))
+    results = []
+    for blas in (1, 2):
+        with threadpool_limits(blas, user_api="blas"):
+            results += [xentc.linear_cross_entropy_and_grad(x, w, y, workers=workers, **kw)
+                        for workers in (1, 2, None)]
+    for r in results[1:]:
+        for a, b_ in zip(results[0], r):
+            np.testing.assert_array_equal(a, b_)
 
 
 def test_input_grad_false_and_out():

@@ -135,6 +135,7 @@ def have_gemm() -> bool: ...
 def linear_blocks(
     x: npt.NDArray[_Real],
     w: npt.NDArray[_Real],
+    w_c: npt.NDArray[_Real] | None,
     bias: npt.NDArray[_Real] | None,
     target: npt.NDArray[np.int64] | None,
     target_prob: npt.NDArray[_Real] | None,
