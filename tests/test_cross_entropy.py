@@ -515,6 +515,38 @@ def test_plain_fast_path_matches_general_path(dtype, reduction):
         assert fg.dtype == gg.dtype and fg.tobytes() == gg.tobytes()
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("where", [0, 70000, 99999])
+def test_many_targets_checked_in_parallel(workers, where):
+    # 100000 targets: the fast paths count them on `workers` threads
+    # (_count_class_indices, _expect_targets) and scan in order only for
+    # the error: the first bad or ignored position wherever it is
+    from xentc import _core
+    rng = np.random.default_rng(5)
+    n, c = 100000, 3
+    x = rng.standard_normal((n, c)).astype(np.float32)
+    y = rng.integers(0, c, n)
+    want = xentc.cross_entropy(x, y)
+    ignored = y.copy()
+    ignored[where] = -100
+    assert _core.ce_plain(x, ignored, -100, 1 << 18, workers) is None
+    assert _core.prepare_index_targets(ignored, c, -100, np.empty(0, np.int64),
+                                       workers) == (-1, n - 1)
+    ref = xentc.cross_entropy(np.delete(x, where, 0), np.delete(y, where), reduction="sum")
+    got = xentc.cross_entropy(x, ignored, reduction="sum", workers=workers)
+    assert abs(got - ref) <= 1e-5 * abs(ref)
+    bad = y.copy()
+    bad[where] = c
+    assert _core.prepare_index_targets(bad, c, -100, np.empty(0, np.int64),
+                                       workers) == (where, n - 1)
+    with pytest.raises(IndexError, match=f"Target 3 is out of bounds at position \\({where},\\)"):
+        xentc.cross_entropy(x, bad, workers=workers)
+    with pytest.raises(ValueError, match=f"target\\[{where}\\] is 3, expected < 3"):
+        _core.ce_rows(x, bad, None, _core.CEOptions(), None, 1.0, np.empty(n), None, None,
+                      workers)
+    assert xentc.cross_entropy(x, y, workers=workers) == want
+
+
 def test_plain_fast_path_declines_what_it_does_not_handle():
     from xentc import _cross_entropy
     x = RNG.standard_normal((6, 4))

@@ -76,7 +76,7 @@ def gather_rows(
 ) -> None: ...
 def prepare_index_targets(
     target: npt.NDArray[np.int64], nclasses: int, ignore_index: int,
-    out: npt.NDArray[np.int64],
+    out: npt.NDArray[np.int64], nthreads: int = 1,
 ) -> tuple[int, int]: ...
 def ce_partial_rows(
     x: npt.NDArray[_Real],

@@ -302,7 +302,7 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
         if target is None:
             raise ValueError("xentc._core.ce_rows: target or target_prob is needed")
         _expect("ce_rows", "len(target)", target.shape[0], nrows)
-        _expect_targets("ce_rows", target, ncols)
+        _expect_targets("ce_rows", target, ncols, nthreads)
     if grad_scale is not None:
         _expect("ce_rows", "len(grad_scale)", grad_scale.shape[0], nrows)
         if nrows:
@@ -586,19 +586,29 @@ cdef Py_ssize_t _scan_targets(const long long[::1] target, long long nclasses,
 
 
 def prepare_index_targets(const long long[::1] target, long long nclasses,
-                          long long ignore_index, long long[::1] out):
+                          long long ignore_index, long long[::1] out, int nthreads=1):
     """out = target with ignore_index as -1, in one pass; returns
     (position of the first target outside [0, nclasses) that is not
     ignore_index, or -1; the number of targets in [0, nclasses)).
     An empty out only scans: when every target is a class index the
-    caller can use target itself, with no N-sized copy."""
+    caller can use target itself, with no N-sized copy. Without an out,
+    many targets are counted on nthreads threads (see
+    _count_class_indices), and scanned in order only when some are not
+    class indices."""
     cdef Py_ssize_t n = target.shape[0], first_bad = -1, nvalid
     cdef bint write = out.shape[0] > 0
     if write or n == 0:
         _expect("prepare_index_targets", "len(out)", out.shape[0], n)
+    if nthreads < 1:
+        raise ValueError(f"xentc._core.prepare_index_targets: nthreads is {nthreads}, "
+                         "expected >= 1")
     with nogil:
-        nvalid = _scan_targets(target, nclasses, ignore_index,
-                               &out[0] if write else NULL, &first_bad)
+        nvalid = -1
+        if not write and nthreads > 1 and n >= _PARALLEL_SCAN_MIN:
+            nvalid = _count_class_indices(target, nclasses, ignore_index, nthreads)
+        if nvalid != n:
+            nvalid = _scan_targets(target, nclasses, ignore_index,
+                                   &out[0] if write else NULL, &first_bad)
     return first_bad, nvalid
 
 
@@ -638,7 +648,7 @@ cdef int _plain_call(str hook, Py_ssize_t n, Py_ssize_t ncols, const long long[:
     gradient): 1 when every target is a class index (the fast path's
     case), 0 when one is ignore_index or out of range, or there are no
     rows."""
-    cdef Py_ssize_t first_bad = -1, nvalid
+    cdef Py_ssize_t nvalid
     _expect(hook, "len(target)", target.shape[0], n)
     if nthreads < 1 or tile_rows < 1:
         raise ValueError(f"xentc._core.{hook}: nthreads is {nthreads} and tile_rows "
@@ -649,8 +659,11 @@ cdef int _plain_call(str hook, Py_ssize_t n, Py_ssize_t ncols, const long long[:
     c.grad_scale = NULL
     c.grad_scale_all = 0.0
     with nogil:
-        nvalid = _scan_targets(target, ncols, ignore_index, NULL, &first_bad)
-    return first_bad < 0 and nvalid == n and n > 0
+        nvalid = _count_class_indices(target, ncols, ignore_index,
+                                      nthreads if n >= _PARALLEL_SCAN_MIN else 1)
+    return nvalid == n and n > 0
+
+
 
 
 cdef double *_tile_losses(Py_ssize_t n, Py_ssize_t tile_rows) except NULL:
@@ -705,6 +718,6 @@ def gather_rows(const real[:, ::1] x, const long long[::1] target,
     cdef Py_ssize_t i, nrows = x.shape[0]
     _expect("gather_rows", "len(target)", target.shape[0], nrows)
     _expect("gather_rows", "len(out)", out.shape[0], nrows)
-    _expect_targets("gather_rows", target, x.shape[1])
+    _expect_targets("gather_rows", target, x.shape[1], nthreads)
     for i in prange(nrows, nogil=True, num_threads=nthreads, schedule="static"):
         out[i] = x[i, target[i]] if target[i] >= 0 else 0.0

@@ -82,17 +82,49 @@ cdef int _expect(str hook, str what, Py_ssize_t got, Py_ssize_t expected) except
     return 0
 
 
+cdef enum:
+    # Below this many targets _count_class_indices runs on one thread (a
+    # parallel region's start-up would cost more than the scan).
+    _PARALLEL_SCAN_MIN = 1 << 16
+
+
+cdef Py_ssize_t _count_class_indices(const long long[::1] target, long long nclasses,
+                                     long long ignore_index, int nthreads) noexcept nogil:
+    """The number of targets in [0, nclasses) that are not ignore_index, on
+    nthreads threads: ce_plain needs only whether that is all of them. On
+    one thread the scan left the other spinning in OpenMP's barrier: at 2
+    classes (4M int64 targets, float32, 2 threads) the serial scan was 9%
+    of the samples and OpenMP's spin 15%."""
+    cdef Py_ssize_t i, nvalid = 0
+    cdef long long t
+    for i in prange(target.shape[0], num_threads=nthreads, schedule="static"):
+        t = target[i]
+        if t != ignore_index and <unsigned long long> t < <unsigned long long> nclasses:
+            nvalid += 1
+    return nvalid
+
+
 cdef int _expect_targets(str hook, const long long[::1] target,
-                         Py_ssize_t ncols) except -1:
+                         Py_ssize_t ncols, int nthreads) except -1:
     """ValueError unless every class index is below the row length: the
     loops read the target's logit (and write its gradient) unchecked.
-    Negative targets are ignored rows."""
-    cdef Py_ssize_t i, bad = -1
+    Negative targets are ignored rows. Many targets are checked on nthreads
+    threads, as _count_class_indices, and scanned in order for the error
+    only when one is out of range (at 2 classes, 4M targets, the serial
+    scan was 4% of cross_entropy_and_grad's samples, and OpenMP's spin in
+    the other thread as much)."""
+    cdef Py_ssize_t i, bad = -1, nbad = 1, n = target.shape[0]
     with nogil:
-        for i in range(target.shape[0]):
-            if target[i] >= ncols:
-                bad = i
-                break
+        if nthreads > 1 and n >= _PARALLEL_SCAN_MIN:
+            nbad = 0
+            for i in prange(n, num_threads=nthreads, schedule="static"):
+                if target[i] >= ncols:
+                    nbad += 1
+        if nbad:
+            for i in range(n):
+                if target[i] >= ncols:
+                    bad = i
+                    break
     if bad >= 0:
         raise ValueError(f"xentc._core.{hook}: target[{bad}] is {target[bad]}, "
                          f"expected < {ncols} (the row length) or < 0")

@@ -242,7 +242,7 @@ def ce_rows_h16(const uint16_t[:, ::1] x, int kind, const long long[::1] target,
         if target is None:
             raise ValueError("xentc._core.ce_rows_h16: target or target_prob is needed")
         _expect("ce_rows_h16", "len(target)", target.shape[0], nrows)
-        _expect_targets("ce_rows_h16", target, ncols)
+        _expect_targets("ce_rows_h16", target, ncols, nthreads)
     if grad_scale is not None:
         _expect("ce_rows_h16", "len(grad_scale)", grad_scale.shape[0], nrows)
         if nrows:

@@ -281,15 +281,16 @@ def _is_plain(logits, target, axis, weight, sample_weight, ignore_index, reducti
 
 
 def _plain_problem(logits, target, axis, weight, sample_weight, ignore_index, reduction,
-                   label_smoothing, z_loss, softcap):
+                   label_smoothing, z_loss, softcap, workers=None):
     """_Problem.plain for the common call (_is_plain) whose targets are all
     class indices, or None for any other (which takes the general
     validation, with the same results)."""
     if not _is_plain(logits, target, axis, weight, sample_weight, ignore_index, reduction,
                      label_smoothing, z_loss, softcap):
         return None
-    first_bad, nvalid = _core.prepare_index_targets(target, logits.shape[1], ignore_index,
-                                                    _NO_TARGETS)
+    n, c = logits.shape
+    first_bad, nvalid = _core.prepare_index_targets(target, c, ignore_index, _NO_TARGETS,
+                                                    row_threads(workers, n, c))
     if first_bad >= 0 or nvalid != target.shape[0]:
         return None
     return _Problem.plain(logits, target, reduction)
@@ -364,7 +365,7 @@ def cross_entropy(logits, target, *, axis=-1, weight=None, sample_weight=None,
             return _finish(total, n, reduction, logits.dtype)
     resolve_workers(workers)
     prob = (_plain_problem(logits, target, axis, weight, sample_weight, ignore_index,
-                           reduction, label_smoothing, z_loss, softcap)
+                           reduction, label_smoothing, z_loss, softcap, workers)
             or _Problem("cross_entropy", logits, target, axis, weight, sample_weight,
                         ignore_index, reduction, label_smoothing, z_loss, softcap))
     return prob.loss(workers)
@@ -413,7 +414,7 @@ def cross_entropy_and_grad(logits, target, *, axis=-1, weight=None, sample_weigh
                            z_loss=0.0, softcap=None, workers=None, grad_out=None):
     resolve_workers(workers)
     prob = (_plain_problem(logits, target, axis, weight, sample_weight, ignore_index,
-                           reduction, label_smoothing, z_loss, softcap)
+                           reduction, label_smoothing, z_loss, softcap, workers)
             or _Problem("cross_entropy_and_grad", logits, target, axis, weight,
                         sample_weight, ignore_index, reduction, label_smoothing, z_loss,
                         softcap))
