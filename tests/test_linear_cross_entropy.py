@@ -59,7 +59,7 @@ def rel(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
-@pytest.fixture(params=["sequential", "lanes", "lanes_numpy"])
+@pytest.fixture(params=["sequential", "sequential_numpy", "lanes", "lanes_numpy"])
 def small_blocks(monkeypatch, request):
     """Blocks of at most 7 rows (for C=101 float64) and 3-class accumulation
     tiles, one after the other or in lanes (in C with SciPy's BLAS, or by
@@ -68,7 +68,7 @@ def small_blocks(monkeypatch, request):
     monkeypatch.setattr(_linear, "_BUFFER_BYTES", 101 * 8 * 7)
     monkeypatch.setattr(_linear, "_MIN_ROWS", 1)
     monkeypatch.setattr(_linear, "_ACC_BYTES", 3 * 13 * 8)
-    if request.param == "lanes_numpy":
+    if request.param.endswith("_numpy"):
         monkeypatch.setattr(_linear, "_GEMM", False)
     lanes = request.param.startswith("lanes")
     monkeypatch.setattr(_linear, "_CACHE_BYTES", (1 << 30) if lanes else 0)
@@ -182,6 +182,19 @@ def test_linear_blocks_checks_its_arguments():
         call(gw=np.empty((3, 3)))
     with pytest.raises(ValueError, match="block_totals has no entry"):
         call(totals=1)
+    with pytest.raises(ValueError, match="W is needed"):
+        _core.linear_blocks(x, None, None, b, y, None, opts, None, 1.0,
+                            np.zeros(1, np.int64), 5, None, None, np.zeros(2),
+                            np.empty((5, 4)), np.empty(5), None, None, None, None)
+    # W C-contiguous only: the forward product through BLAS's transpose
+    gw_f, gw_c = np.empty((4, 3)), np.empty((4, 3))
+    gi_f, gi_c = np.empty((10, 3)), np.empty((10, 3))
+    for wf_, wc_, gi, gw in [(wf, None, gi_f, gw_f), (None, w, gi_c, gw_c)]:
+        _core.linear_blocks(x, wf_, wc_, b, y, None, opts, None, 1.0,
+                            np.asarray((0, 5), np.int64), 5, None, None, np.zeros(2),
+                            np.empty((5, 4)), np.empty(5), None, gi, gw, None)
+    np.testing.assert_allclose(gw_c, gw_f, rtol=1e-14)
+    np.testing.assert_allclose(gi_c, gi_f, rtol=1e-14)
     caps = [__import__("scipy.linalg.cython_blas", fromlist=["x"]).__pyx_capi__[f]
             for f in ("sgemm", "dgemm")]
     _core.set_gemm(None, None)

@@ -112,8 +112,8 @@ def test_golden_covers_the_sweep():
     assert any(c["ignore_index"] != -100 for c in CASES)
 
 
-@pytest.fixture(params=["default", "small_blocks_sequential", "small_blocks_lanes",
-                        "small_blocks_lanes_numpy"])
+@pytest.fixture(params=["default", "small_blocks_sequential", "small_blocks_sequential_numpy",
+                        "small_blocks_lanes", "small_blocks_lanes_numpy"])
 def blocks(request, monkeypatch):
     if request.param != "default":
         # 3-row blocks at most for C <= 1000 and one row for the largest C;
@@ -124,7 +124,7 @@ def blocks(request, monkeypatch):
         monkeypatch.setattr(_linear, "_ACC_BYTES", 1 << 15)
         lanes = request.param.startswith("small_blocks_lanes")
         if request.param.endswith("_numpy"):
-            # the lanes by NumPy's matmul from Python, as without SciPy
+            # the blocks by NumPy's matmul from Python, as without SciPy
             monkeypatch.setattr(_linear, "_GEMM", False)
         monkeypatch.setattr(_linear, "_CACHE_BYTES", (1 << 30) if lanes else 0)
         monkeypatch.setattr(_linear, "_LANE_BYTES", (1 << 30) if lanes else 0)

@@ -134,7 +134,7 @@ def set_gemm(sgemm: object | None, dgemm: object | None) -> None: ...
 def have_gemm() -> bool: ...
 def linear_blocks(
     x: npt.NDArray[_Real],
-    w: npt.NDArray[_Real],
+    w_f: npt.NDArray[_Real] | None,
     w_c: npt.NDArray[_Real] | None,
     bias: npt.NDArray[_Real] | None,
     target: npt.NDArray[np.int64] | None,
@@ -153,4 +153,5 @@ def linear_blocks(
     grad_input: npt.NDArray[_Real] | None,
     grad_weight: npt.NDArray[_Real] | None,
     grad_bias: npt.NDArray[np.float64] | None,
+    nthreads: int = 1,
 ) -> None: ...

@@ -63,7 +63,7 @@ cdef int _fits_int(str what, Py_ssize_t v) except -1:
     return 0
 
 
-def linear_blocks(const real[:, ::1] x, const real[::1, :] w, const real[:, ::1] w_c,
+def linear_blocks(const real[:, ::1] x, const real[::1, :] w_f, const real[:, ::1] w_c,
                   const real[::1] bias,
                   const long long[::1] target, const real[:, ::1] target_prob,
                   CEOptions options not None, const double[::1] grad_scale,
@@ -71,7 +71,7 @@ def linear_blocks(const real[:, ::1] x, const real[::1, :] w, const real[:, ::1]
                   double[::1] per_sample, const double[::1] sample_weight,
                   double[::1] block_totals, real[:, ::1] buf, double[::1] losses,
                   real[:, ::1] scratch, real[:, ::1] grad_input,
-                  real[:, ::1] grad_weight, double[::1] grad_bias):
+                  real[:, ::1] grad_weight, double[::1] grad_bias, int nthreads=1):
     """The row blocks starting at `starts` (each `rows` rows, the last cut
     at N), in order, on this thread.
 
@@ -79,11 +79,11 @@ def linear_blocks(const real[:, ::1] x, const real[::1, :] w, const real[:, ::1]
     kernels (as ce_rows, one thread) on them, and with grad_weight the
     products of d loss / d logits.
 
-    Inputs: x (N, D); w (C, D) Fortran-contiguous and w_c, the same
-    C-contiguous (or None without grad_input): each product takes W in the
-    layout BLAS multiplies untransposed, since OpenBLAS's small-matrix
-    kernels take only some transposes (a product through a transposed W
-    was 1.3x slower, see _linear.py); bias (C,) or
+    Inputs: x (N, D); W (C, D) as w_f, Fortran-contiguous, or w_c,
+    C-contiguous, or both (None for the other): each product takes the
+    layout BLAS multiplies untransposed when it has it, since OpenBLAS's
+    small-matrix kernels take only some transposes (a product through a
+    transposed W was 1.3x slower, see _linear.py); bias (C,) or
     None; target (N,) class indices, validated by the caller (negative:
     ignored), or target_prob (N, C); options; grad_scale (N,) or None and
     grad_scale_all, as in ce_rows; sample_weight (N,) or None, applied to
@@ -99,7 +99,12 @@ def linear_blocks(const real[:, ::1] x, const real[::1, :] w, const real[:, ::1]
     C) and scratch (a soft cap's row, as ce_rows with one thread) are
     scratch.
     """
-    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], ncols = w.shape[0]
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], ncols
+    cdef bint have_f = w_f is not None, have_c = w_c is not None
+    cdef const real *wp_fwd
+    cdef const real *wp_gi
+    cdef char t_fwd, t_gi
+    cdef int ld_fwd, ld_gi
     cdef Py_ssize_t s, r, j, start, stop, b
     cdef _ce_call c
     cdef bint first = True, has_bias = bias is not None
@@ -111,7 +116,14 @@ def linear_blocks(const real[:, ::1] x, const real[::1, :] w, const real[:, ::1]
     cdef real[:, ::1] block_grad = None
     if not have_gemm():
         raise RuntimeError("xentc._core.linear_blocks: no BLAS given (set_gemm)")
-    _expect("linear_blocks", "w.shape[1]", w.shape[1], d)
+    if not have_f and not have_c:
+        raise ValueError("xentc._core.linear_blocks: W is needed (w_f or w_c)")
+    ncols = w_f.shape[0] if have_f else w_c.shape[0]
+    if have_f:
+        _expect("linear_blocks", "w_f.shape[1]", w_f.shape[1], d)
+    if have_c:
+        _expect("linear_blocks", "w_c.shape[0]", w_c.shape[0], ncols)
+        _expect("linear_blocks", "w_c.shape[1]", w_c.shape[1], d)
     _expect("linear_blocks", "buf.shape[1]", buf.shape[1], ncols)
     if rows < 1 or buf.shape[0] < rows:
         raise ValueError(f"xentc._core.linear_blocks: rows is {rows}, expected 1 .. "
@@ -141,19 +153,17 @@ def linear_blocks(const real[:, ::1] x, const real[::1, :] w, const real[:, ::1]
         _expect("linear_blocks", "len(per_sample)", per_sample.shape[0], n)
     elif losses is None or losses.shape[0] < rows:
         raise ValueError("xentc._core.linear_blocks: losses must hold `rows` values")
+    if nthreads < 1:
+        raise ValueError(f"xentc._core.linear_blocks: nthreads is {nthreads}, expected >= 1")
     if c.o.softcap > 0.0:
         if scratch is None:
             raise ValueError("xentc._core.linear_blocks: a soft cap needs scratch")
-        _expect("linear_blocks", "scratch.shape[0]", scratch.shape[0], 1)
+        _expect("linear_blocks", "scratch.shape[0]", scratch.shape[0], nthreads)
         _expect("linear_blocks", "scratch.shape[1]", scratch.shape[1], _imin(ncols, XT_CHUNK))
     if c.want_grad:
         _expect("linear_blocks", "grad_weight.shape[0]", grad_weight.shape[0], ncols)
         _expect("linear_blocks", "grad_weight.shape[1]", grad_weight.shape[1], d)
         if grad_input is not None:
-            if w_c is None:
-                raise ValueError("xentc._core.linear_blocks: grad_input needs w_c")
-            _expect("linear_blocks", "w_c.shape[0]", w_c.shape[0], ncols)
-            _expect("linear_blocks", "w_c.shape[1]", w_c.shape[1], d)
             _expect("linear_blocks", "grad_input.shape[0]", grad_input.shape[0], n)
             _expect("linear_blocks", "grad_input.shape[1]", grad_input.shape[1], d)
         if grad_bias is not None:
@@ -166,6 +176,15 @@ def linear_blocks(const real[:, ::1] x, const real[::1, :] w, const real[:, ::1]
         if per_sample is None and start // rows >= block_totals.shape[0]:
             raise ValueError(f"xentc._core.linear_blocks: block_totals has no entry for "
                              f"starts[{s}] = {start}")
+    if ncols == 0 or d == 0:
+        raise ValueError("xentc._core.linear_blocks: W has no classes or no features")
+    # logits^T (C, b) = W (C, D) @ x[blk]^T: W untransposed from w_f
+    wp_fwd, t_fwd, ld_fwd = (&w_f[0, 0], c'N', <int> ncols) if have_f else \
+        (&w_c[0, 0], c'T', <int> d)
+    # grad_input[blk]^T (D, b) = W^T (D, C) @ G^T (C, b): W^T untransposed
+    # from w_c
+    wp_gi, t_gi, ld_gi = (&w_c[0, 0], c'N', <int> d) if have_c else \
+        (&w_f[0, 0], c'T', <int> ncols)
     for s in range(starts.shape[0]):
         start = starts[s]
         stop = _imin(n, start + rows)
@@ -176,7 +195,7 @@ def linear_blocks(const real[:, ::1] x, const real[::1, :] w, const real[:, ::1]
                 for r in range(b):
                     memcpy(&buf[r, 0], &bias[0], ncols * sizeof(real))
             # logits^T (C, b) = W (C, D) @ x[blk]^T (D, b), column-major
-            _gemm(c'N', c'N', <int> ncols, <int> b, <int> d, &w[0, 0], <int> ncols,
+            _gemm(t_fwd, c'N', <int> ncols, <int> b, <int> d, wp_fwd, ld_fwd,
                   &x[start, 0], <int> d, <real> (1 if has_bias else 0), &buf[0, 0],
                   <int> ncols)
         c.grad_scale = &grad_scale[start] if grad_scale is not None else NULL
@@ -188,7 +207,7 @@ def linear_blocks(const real[:, ::1] x, const real[::1, :] w, const real[:, ::1]
             block_target = target[start:stop]
         if c.want_grad:
             block_grad = blk
-        _ce_rows_core(blk, block_target, block_prob, block_grad, scratch, &c, loss, 1)
+        _ce_rows_core(blk, block_target, block_prob, block_grad, scratch, &c, loss, nthreads)
         if per_sample is None:
             if sample_weight is not None:
                 for r in range(b):
@@ -200,7 +219,7 @@ def linear_blocks(const real[:, ::1] x, const real[::1, :] w, const real[:, ::1]
         with nogil:
             if grad_input is not None:
                 # grad_input[blk]^T (D, b) = W^T (D, C) @ G^T (C, b)
-                _gemm(c'N', c'N', <int> d, <int> b, <int> ncols, &w_c[0, 0], <int> d,
+                _gemm(t_gi, c'N', <int> d, <int> b, <int> ncols, wp_gi, ld_gi,
                       &buf[0, 0], <int> ncols, <real> 0, &grad_input[start, 0], <int> d)
             # grad_W^T (D, C) (+)= x[blk]^T (D, b) @ G (b, C)
             beta = 0 if first else 1

@@ -322,15 +322,19 @@ class _Linear:
         dt = self.dtype
         rows = _block_rows(n, c, dt.itemsize, buffer_bytes)
         nlanes = _LANES if _uses_lanes(n, c, d, dt.itemsize, buffer_bytes) else 1
-        # Lanes run their blocks in C with SciPy's BLAS when its products can
-        # be small-matrix ones (_SMALL_GEMM) and the targets need no
-        # conversion (class indices, or probabilities C-contiguous in the
-        # dtype). Larger products stay with NumPy's BLAS: 20000 x 256 ->
+        # The blocks run in C with SciPy's BLAS (_core.linear_blocks) when it
+        # is there, the targets need no conversion (class indices, or
+        # probabilities C-contiguous in the dtype) and either the blocks run
+        # one after the other (N=2048, D=512, C=32000 float32: 1179-1213 ms
+        # against 1236-1248 by NumPy's matmul; no accumulation tile, no add)
+        # or the lanes' products can be small-matrix ones (_SMALL_GEMM).
+        # Lanes of larger products stay with NumPy's BLAS: 20000 x 256 ->
         # 1000 float32 took 204 ms through SciPy's (OpenBLAS 0.3.30) against
         # 168 ms by NumPy's matmul lanes.
-        in_c = (nlanes > 1 and _gemm_rows(n, rows, c, d) < rows and _gemm_ready() and (
-            self.kind == "index" or (self.prob.dtype == dt and self.prob.flags.c_contiguous)))
-        if in_c:
+        in_c = d > 0 and (nlanes == 1 or _gemm_rows(n, rows, c, d) < rows) and (
+            self.kind == "index" or (self.prob.dtype == dt and self.prob.flags.c_contiguous)
+        ) and _gemm_ready()
+        if in_c and nlanes > 1:
             rows = _gemm_rows(n, rows, c, d)
         starts = list(range(0, n, rows))
         none = self.reduction == "none"
@@ -357,25 +361,32 @@ class _Linear:
         # arrays, added in lane order at the end (same bits for any threads)
         targets = [gw] + [np.empty((c, d), dt) if want_grad else None
                           for _ in lanes[1:]]
+        # One block after the other: BLAS's threads, which spin for a while
+        # after each product, hold the other cores while the kernels run, so
+        # by default (workers=None) the kernels take one thread: N=2048,
+        # D=512, C=32000 float32 took 1092 ms against 1168 ms with a
+        # 2-thread team (the three products alone: 979 ms; best of 4, load
+        # 1.8); in C 1179-1213 ms against 1257-1277. An explicit `workers`
+        # is followed. In lanes the kernels take one thread each.
+        kernel_threads = 1 if nlanes > 1 or self.workers is None else None
         if in_c:
-            # W Fortran-contiguous: the products' fastest layout (a copy of
-            # at most _LANE_BYTES when W is C-contiguous)
-            run = partial(self._lane_in_c, np.asfortranarray(self.w),
-                          np.ascontiguousarray(self.w) if input_grad else None)
+            if nlanes > 1:
+                # both layouts of W (a copy of at most _LANE_BYTES): each
+                # product takes the one its small-matrix kernel wants
+                wf = np.asfortranarray(self.w)
+                wc = np.ascontiguousarray(self.w) if input_grad else None
+            else:
+                # W as it is (no copy of a large W): BLAS transposes
+                wf = self.w if self.w.flags.f_contiguous else None
+                wc = None if wf is not None else self.w
+            run = partial(self._lane_in_c, wf, wc,
+                          kernel_threads=kernel_threads or row_threads(self.workers, rows, c))
         else:
-            run = partial(self._lane, kernel_threads=1)
+            run = partial(self._lane, kernel_threads=kernel_threads)
         if threads > 1 and len(lanes) > 1:
             with ThreadPoolExecutor(threads) as pool:
                 gbs = list(pool.map(run, lanes, targets))
         else:
-            # One block after the other: BLAS's threads, which spin for a
-            # while after each product, hold the other cores while the
-            # kernels run, so by default (workers=None) the kernels take one
-            # thread: N=2048, D=512, C=32000 float32 took 1092 ms against
-            # 1168 ms with a 2-thread team (the three products alone: 979 ms;
-            # best of 4, load 1.8). An explicit `workers` is followed.
-            if not in_c:
-                run = partial(self._lane, kernel_threads=1 if self.workers is None else None)
             gbs = [run(lane, t) for lane, t in zip(lanes, targets)]
         if none:
             loss = self.per_sample if self.sw is None else self.per_sample * self.sw
@@ -401,9 +412,9 @@ class _Linear:
             gb[...] = gb64
         return loss, (gi_out if input_grad else None), gw, gb
 
-    def _lane_in_c(self, wf, wc, starts, gw):
-        """_lane in _core.linear_blocks (one thread, SciPy's BLAS); wf is W
-        Fortran-contiguous, wc C-contiguous (for grad_input)."""
+    def _lane_in_c(self, wf, wc, starts, gw, kernel_threads):
+        """_lane in _core.linear_blocks (SciPy's BLAS); wf is W
+        Fortran-contiguous, wc C-contiguous (either may be None)."""
         c = self.nclasses
         dt = self.dtype
         want_grad = self.want_grad
@@ -417,8 +428,8 @@ class _Linear:
             np.asarray(starts, np.int64), self.rows, self.per_sample, self.sw,
             self.block_totals, np.empty((self.rows, c), dt),
             None if self.per_sample is not None else np.empty(self.rows),
-            np.empty((1, min(c, chunk_size())), dt) if self.softcap else None,
-            self.gi if want_grad else None, gw if want_grad else None, gb64)
+            np.empty((kernel_threads, min(c, chunk_size())), dt) if self.softcap else None,
+            self.gi if want_grad else None, gw if want_grad else None, gb64, kernel_threads)
         return gb64
 
     def _lane(self, starts, gw, kernel_threads):
