@@ -5,8 +5,9 @@ and its gradients without the (N, C) logits.
 Design: blocks of rows, each with its whole class range at once
 ----------------------------------------------------------------
 The rows are cut into blocks of ``B`` rows. For each block one reused
-(B, C) buffer receives the logits ``X_blk @ W.T (+ b)`` from NumPy's matmul
-(BLAS), the C kernels (``_core.ce_rows``, the same ones as
+(B, C) buffer receives the logits ``X_blk @ W.T (+ b)`` from BLAS (SciPy's
+``cython_blas`` from a compiled loop when SciPy is installed, else NumPy's
+matmul from Python; see "In C" below), the C kernels (``_core.ce_rows``, the same ones as
 :func:`xentc.cross_entropy_and_grad`) turn it in place into the block's
 per-row losses and ``d loss / d logits`` (``G``), and BLAS consumes ``G``:
 ``grad_input[blk] = G @ W``, ``grad_W += G.T @ X_blk``, ``grad_b +=
@@ -16,8 +17,9 @@ statistics pass over class tiles, then recomputed tiles for the gradient),
 which could not meet the speed target (see below).
 
 Extra memory is the (B, C) buffer (at most ``_BUFFER_BYTES``, or one row
-when a single row is larger), a (tile, D) scratch for accumulating
-``grad_W`` (``_ACC_BYTES``), and O(B + C) vectors, whatever N is. ``B``
+when a single row is larger), without SciPy a (tile, D) scratch for
+accumulating ``grad_W`` (``_ACC_BYTES``), and O(B + C) vectors, whatever N
+is. ``B``
 depends only on the shapes and dtype, never on ``workers`` or the BLAS
 thread count, so the blocks and the order of every sum are fixed.
 
@@ -31,10 +33,16 @@ machine was shared, load 1.4-2.4, so only large differences count):
   of the whole arrays. Small blocks lose BLAS efficiency, and every block
   reads and writes all of grad_W (C x D) once more to accumulate it
   (0.03 s in total for B=256 with a NumPy add, 0.017 s for B=512).
-- accumulating grad_W through scipy's BLAS ``sgemm(beta=1)`` (no scratch):
-  1.44-1.87 s against 1.05-1.27 s for NumPy matmul into a 2 MB scratch tile
-  plus an add; scipy's own OpenBLAS build is slower here. So large products
-  go to NumPy's matmul.
+- accumulating grad_W through scipy's BLAS ``sgemm(beta=1)`` (no scratch)
+  from Python, the other products by NumPy's: 1.44-1.87 s against
+  1.05-1.27 s for NumPy matmul into a 2 MB scratch tile plus an add (two
+  OpenBLAS builds' thread pools then share the two cores). All three
+  products by SciPy's BLAS from the compiled loop: the same time as NumPy's
+  (1089-1098 against 1096-1103 ms, alternating processes), with no tile.
+
+In C. With SciPy, the blocks run in one compiled loop
+(``_core.linear_blocks``): one after the other for large C x D, W in the
+layout it comes in; in lanes for small C x D, as follows.
 
 Small C x D (logistic regression). The lanes below run their blocks in C
 (``_core.linear_blocks``), with the products by SciPy's BLAS (the ?gemm of
@@ -568,8 +576,8 @@ _PARAMS_DOC = """
 
 _MEMORY_DOC = """
     Memory: the logits are computed for blocks of rows into one reused
-    buffer of at most 48 MiB (or one row of C, if larger), plus a 6 MiB
-    scratch tile and O(C) vectors: never the (N, C) logits.
+    buffer of at most 48 MiB (or one row of C, if larger), plus (without
+    SciPy) a 6 MiB scratch tile and O(C) vectors: never the (N, C) logits.
 """
 
 
