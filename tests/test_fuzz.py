@@ -53,7 +53,8 @@ CLEAN_ERRORS = (TypeError, ValueError, IndexError, AxisError, MemoryError, Overf
 
 FUNCTIONS = ("logsumexp", "softmax", "log_softmax", "cross_entropy",
              "cross_entropy_and_grad", "nll_loss", "log_loss", "kl_div",
-             "lse_partial", "cross_entropy_partial")
+             "lse_partial", "cross_entropy_partial", "linear_cross_entropy",
+             "linear_cross_entropy_and_grad")
 
 
 # =========================================================== random sources
@@ -373,6 +374,8 @@ def draw_spec(src, func):
         return spec_lse_partial(src)
     if func == "cross_entropy_partial":
         return spec_ce_partial(src)
+    if func.startswith("linear_"):
+        return spec_linear(src, func)
     return spec_kl(src)
 
 
@@ -424,6 +427,184 @@ def spec_ce_partial(src):
     return dict(func="cross_entropy_partial", x=x, kw=kw,
                 splits=_draw_splits(src, shape[ax]), order=src.choice(["left", "pairs"]),
                 reduction=src.choice(["mean", "sum", "none"]))
+
+
+LINEAR_FAULTS = ["input_dtype", "weight_dtype", "weight_shape", "bias_shape",
+                 "target_values", "target_shape", "label_smoothing", "workers", "out"]
+# The paths of the block loop a linear case can take (tests set the same
+# knobs): the default blocks; blocks of a few rows one after the other or
+# in lanes; each in C with SciPy's BLAS or by NumPy's matmul.
+LINEAR_BLOCKS = ["default", "tiny", "tiny_lanes"]
+
+
+def spec_linear(src, func):
+    """xentc.linear_cross_entropy(_and_grad): shapes around the blocks and
+    lanes, every option, W in any layout, index or probability targets;
+    a few invalid arguments."""
+    fault = src.choice([None, None, None, None] + LINEAR_FAULTS)
+    dtype = src.choice(["float64", "float32"])
+    n = src.choice([0, 1, 2, 7, 33, 130, 400, 1300])
+    d = src.choice([1, 3, 13, 64])
+    c = src.choice([1, 2, 5, 50, 101, 300])
+    lead = src.choice([(n,), (n,), (2, n // 2)])
+    x = draw_array(src, lead + (d,), [dtype] if fault != "input_dtype"
+                   else ["float16", "int64", "complex128", "bool"],
+                   ["normal", "ties"])
+    wshape = (c, d) if fault != "weight_shape" else src.choice([(c, d + 1), (c,), (c, d, 1)])
+    w = draw_array(src, wshape, [dtype] if fault != "weight_dtype"
+                   else [d_ for d_ in ("float64", "float32") if d_ != dtype] + ["int32"],
+                   ["normal"])
+    kw = {}
+    if src.integer(0, 1) or fault == "bias_shape":
+        kw["linear_bias"] = draw_array(src, (c,) if fault != "bias_shape" else (c + 1,),
+                                       [dtype], ["normal"])
+    ignore = src.choice([-100, -100, 0, -1])
+    if src.integer(0, 3) or fault in ("target_values", "target_shape"):
+        tshape = lead if fault != "target_shape" else lead + (1,)
+        styles = ["valid", "ignore"] if fault != "target_values" else ["oob", "extreme"]
+        kw["target"] = draw_array(src, tshape, ["int64", "int32", "uint8"] if c <= 255
+                                  else ["int64", "int32"], styles, role="target",
+                                  classes=c, ignore=ignore)
+        kw["ignore_index"] = ignore
+    else:
+        kw["target"] = draw_array(src, lead + (c,), [dtype, "float64"],
+                                  ["probs", "onehot"], role="prob", axis=-1)
+    if src.integer(0, 2) == 0:
+        kw["weight"] = draw_array(src, (c,), ["float64", dtype], ["weights"], role="w")
+    if src.integer(0, 2) == 0:
+        kw["sample_weight"] = draw_array(src, lead, ["float64"], ["weights"], role="w")
+    kw["label_smoothing"] = src.choice([0.0, 0.0, 0.1, 1.0] if fault != "label_smoothing"
+                                       else [1.5, -0.1, math.nan])
+    kw["z_loss"] = src.choice([0.0, 0.0, 1e-3])
+    kw["softcap"] = src.choice([None, None, 4.0])
+    kw["reduction"] = src.choice(["mean", "sum", "none"])
+    kw["workers"] = draw_workers(src) if fault == "workers" else src.choice([None, 1, 2])
+    spec = dict(func=func, x=x, w=w, kw=kw, blocks=src.choice(LINEAR_BLOCKS),
+                numpy_blas=bool(src.integer(0, 1)))
+    if func.endswith("_and_grad"):
+        spec["input_grad"] = bool(src.integer(0, 3))
+        spec["out"] = src.choice([None, None, "given", "wrong"] if fault != "out"
+                                 else ["wrong"])
+    return spec
+
+
+def _linear_reference(x, w, kw, input_grad):
+    """(loss, grad_input, grad_W, grad_b): the logits in float64, then
+    cross_entropy_and_grad (checked against torch's goldens elsewhere) and
+    the chain rule, in float64."""
+    x64 = np.asarray(x, np.float64)
+    w64 = np.asarray(w, np.float64)
+    d = x64.shape[-1]
+    b = kw.get("linear_bias")
+    logits = x64.reshape(-1, d) @ w64.T + (0.0 if b is None else np.asarray(b, np.float64))
+    lead = x64.shape[:-1]
+    logits = logits.reshape(lead + (w64.shape[0],))
+    target = np.asarray(kw["target"])
+    if target.dtype.kind == "f":
+        target = target.astype(np.float64)
+    ce_kw = {k: v for k, v in kw.items() if k not in ("linear_bias", "target")}
+    loss, g = xentc.cross_entropy_and_grad(logits, target, **ce_kw)
+    g = g.reshape(-1, w64.shape[0])
+    gi = (g @ w64).reshape(x64.shape) if input_grad else None
+    return loss, gi, g.T @ x64.reshape(-1, d), (None if b is None else g.sum(0))
+
+
+def _linear_error(x, w, kw):
+    """Why the call must raise (None when the arguments are valid), from the
+    documented rules: float32/float64 input; W and bias in its dtype, of
+    shape (C, D) and (C,)."""
+    xa, wa = np.asarray(x), np.asarray(w)
+    if xa.dtype not in (np.float32, np.float64):
+        return "input not float32/float64"
+    if wa.dtype != xa.dtype:
+        return "linear_weight's dtype"
+    if wa.ndim != 2 or xa.ndim == 0 or wa.shape[1] != xa.shape[-1]:
+        return "linear_weight's shape"
+    b = kw.get("linear_bias")
+    if b is not None and (np.asarray(b).dtype != xa.dtype or np.shape(b) != (wa.shape[0],)):
+        return "linear_bias"
+    return _workers_error(kw.get("workers"))
+
+
+def check_linear(spec):
+    from xentc import _linear
+    func = spec["func"]
+    grad = func.endswith("_and_grad")
+    xb, wb = build_array(spec["x"]), build_array(spec["w"])
+    owners = list(xb.owners) + list(wb.owners)
+    kwargs = {}
+    for key, value in spec["kw"].items():
+        if isinstance(value, dict) and "array" in value:
+            b = build_array(value)
+            owners += b.owners
+            kwargs[key] = b.obj
+        else:
+            kwargs[key] = value
+    x, w = xb.obj, wb.obj
+    input_grad = spec.get("input_grad", True)
+    reason = _linear_error(x, w, kwargs)
+    want = None
+    if reason is None:
+        kind, want = _outcome(_linear_reference, _copy(x), _copy(w),
+                              {k: _copy(v) for k, v in kwargs.items()}, input_grad)
+        if kind != "ok":
+            reason = f"the composition raised {want!r}"
+    call_kw = dict(kwargs)
+    outs = None
+    if grad:
+        call_kw["input_grad"] = input_grad
+        if spec.get("out") is not None and reason is None:
+            xa, wa = np.asarray(x), np.asarray(w)
+            right = spec["out"] == "given"
+            outs = (np.empty(xa.shape, xa.dtype) if input_grad else None,
+                    np.empty(wa.shape if right else wa.shape[::-1], xa.dtype),
+                    np.empty(wa.shape[0], xa.dtype) if "linear_bias" in kwargs else None)
+            call_kw["out"] = outs
+            if not right and wa.shape[0] != wa.shape[1]:
+                reason = "out[1] has the wrong shape"
+    fn = getattr(xentc, func)
+    knobs = {}
+    if spec["blocks"] != "default":
+        knobs = dict(_BUFFER_BYTES=24000, _MIN_ROWS=1, _ACC_BYTES=1 << 12,
+                     _CACHE_BYTES=(1 << 30) if spec["blocks"] == "tiny_lanes" else 0,
+                     _LANE_BYTES=(1 << 30) if spec["blocks"] == "tiny_lanes" else 0)
+    if spec["numpy_blas"]:
+        knobs["_GEMM"] = False
+    saved = {k: getattr(_linear, k) for k in knobs}
+    try:
+        for k, v in knobs.items():
+            setattr(_linear, k, v)
+        result, raised = _guarded_call(owners, lambda: fn(x, w, **call_kw))
+    finally:
+        for k, v in saved.items():
+            setattr(_linear, k, v)
+    if raised is not None:
+        assert reason is not None, f"{func} raised {type(raised).__name__}: {raised} on valid input"
+        return "raised"
+    assert reason is None, f"{func} returned a result although it must raise ({reason})"
+    dt = np.asarray(x).dtype
+    got = result if grad else (result, None, None, None)
+    tol = 5e-5 if dt == np.float32 else 1e-11
+    names = ("loss", "grad_input", "grad_linear_weight", "grad_linear_bias")
+    for k, (g, r, name) in enumerate(zip(got, want, names)):
+        if not grad and k > 0:
+            break
+        if r is None:
+            assert g is None, f"{func}: {name} is not None"
+            continue
+        g = np.asarray(g)
+        assert g.dtype == dt, f"{func}: {name} has dtype {g.dtype}, expected {dt}"
+        assert g.shape == np.shape(r), f"{func}: {name} has shape {g.shape}, expected {np.shape(r)}"
+        if outs is not None and k > 0 and outs[k - 1] is not None:
+            assert g is outs[k - 1] or np.shares_memory(g, outs[k - 1]), f"{func}: {name} not in out"
+        r = np.asarray(r, np.float64)
+        g = g.astype(np.float64)
+        nan = np.isnan(r)
+        np.testing.assert_array_equal(np.isnan(g), nan, err_msg=f"{func}: {name}'s NaNs")
+        scale = max(float(np.max(np.abs(r[~nan]), initial=0.0)), 1.0)
+        err = float(np.max(np.abs(g - r)[~nan], initial=0.0))
+        assert err <= tol * scale, f"{func}: {name} off by {err:.3g} (scale {scale:.3g})"
+    return "ok"
 
 
 # ============================================================ building
@@ -1377,6 +1558,8 @@ def check(spec):
     func = spec["func"]
     if func in ("lse_partial", "cross_entropy_partial"):
         return check_partial(spec)
+    if func.startswith("linear_"):
+        return check_linear(spec)
     fn, args, kwargs, owners, out = build(spec)
     before = [owner_bytes(o) for o in owners]
     allowed = [footprint(o, out) if out is not None else None for o in owners]
@@ -1627,7 +1810,8 @@ def _check_ce_partial(spec, x, xa, kwargs, owners):
 # same specs for as long as one wants.
 EXAMPLES = {"logsumexp": 300, "softmax": 200, "log_softmax": 200, "cross_entropy": 250,
             "cross_entropy_and_grad": 250, "nll_loss": 150, "log_loss": 150, "kl_div": 150,
-            "lse_partial": 150, "cross_entropy_partial": 150}
+            "lse_partial": 150, "cross_entropy_partial": 150, "linear_cross_entropy": 100,
+            "linear_cross_entropy_and_grad": 150}
 
 
 @pytest.mark.parametrize("func", [
@@ -1662,6 +1846,18 @@ CE_SPEC = {"func": "cross_entropy_and_grad",
                                          "classes": 6, "ignore": -100}}}
 
 
+LINEAR_SPEC = {"func": "linear_cross_entropy_and_grad",
+               "x": {"array": "data", "shape": (40, 13), "dtype": "float32", "style": "normal",
+                     "layout": "c", "seed": 4},
+               "w": {"array": "data", "shape": (50, 13), "dtype": "float32", "style": "normal",
+                     "layout": "f", "seed": 5},
+               "kw": {"target": {"array": "target", "shape": (40,), "dtype": "int64",
+                                 "style": "ignore", "layout": "c", "seed": 6, "classes": 50,
+                                 "ignore": -100},
+                      "ignore_index": -100, "label_smoothing": 0.1, "reduction": "mean"},
+               "blocks": "tiny_lanes", "numpy_blas": False, "input_grad": True, "out": None}
+
+
 def _broken(name, how):
     real = getattr(xentc, name)
 
@@ -1680,13 +1876,15 @@ def _broken(name, how):
     return fn
 
 
-@pytest.mark.parametrize("spec", [SOFTMAX_SPEC, CE_SPEC], ids=["softmax", "ce_grad"])
+@pytest.mark.parametrize("spec", [SOFTMAX_SPEC, CE_SPEC, LINEAR_SPEC],
+                         ids=["softmax", "ce_grad", "linear_grad"])
 def test_check_passes_the_real_functions(spec):
     assert check(spec) == "ok"
 
 
 @pytest.mark.parametrize("how", ["raise", "value", "scribble"])
-@pytest.mark.parametrize("spec", [SOFTMAX_SPEC, CE_SPEC], ids=["softmax", "ce_grad"])
+@pytest.mark.parametrize("spec", [SOFTMAX_SPEC, CE_SPEC, LINEAR_SPEC],
+                         ids=["softmax", "ce_grad", "linear_grad"])
 def test_check_catches_planted_bugs(monkeypatch, spec, how):
     """A wrong value, an error on valid input, a write next to the input."""
     if how == "scribble" and spec["x"]["layout"] != "strided":
