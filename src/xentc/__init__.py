@@ -18,6 +18,7 @@ from ._cross_entropy import (
 )
 from ._linear import linear_cross_entropy, linear_cross_entropy_and_grad
 from ._logsumexp import log_softmax, logsumexp, softmax
+from ._outputs import set_output_cache
 from ._partials import CEPartial, LSEPartial, cross_entropy_partial, lse_partial
 
 try:
@@ -39,6 +40,7 @@ __all__ = [
     "linear_cross_entropy",
     "linear_cross_entropy_and_grad",
     "show_config",
+    "set_output_cache",
     "lse_partial",
     "LSEPartial",
     "cross_entropy_partial",

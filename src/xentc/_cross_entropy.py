@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import _core, _half, _targets
+from . import _core, _half, _outputs, _targets
 from ._array_api import same_namespace
 from ._layout import Rows, last_axis_rows
 from ._logsumexp import logsumexp, softmax
@@ -428,7 +428,7 @@ def cross_entropy_and_grad(logits, target, *, axis=-1, weight=None, sample_weigh
             and np.may_share_memory(direct, prob.prob)):
         # the kernels read probability targets while writing the gradient
         direct = None
-    buf = np.empty_like(rows.data) if direct is None else direct
+    buf = _outputs.empty_like(rows.data) if direct is None else direct
     if (prob.reduction == "mean" and prob.denom == 0 and prob.kind == "index"
             and prob.nvalid):
         # the rare zero denominator: copy the logits before the kernels

@@ -1,7 +1,7 @@
 """logsumexp, softmax and log_softmax: drop-ins for scipy.special's."""
 import numpy as np
 
-from . import _core, _half, _numpy_path
+from . import _core, _half, _numpy_path, _outputs
 from ._array_api import same_namespace
 from ._layout import Rows, last_axis_rows
 from ._validation import (
@@ -59,7 +59,7 @@ def _softmax_last_axis(x, axis, workers, take_log):
     if rows is None:
         return None
     nrows, ncols = rows.shape
-    out = np.empty(x.shape, x.dtype)
+    out = _outputs.empty(x.shape, x.dtype)
     _core.softmax_rows(rows, out.reshape(nrows, ncols), take_log,
                        row_threads(workers, nrows, ncols))
     return out
@@ -253,7 +253,7 @@ def _softmax_impl(x, axis, out, workers, take_log):
     rows = Rows(x, axes, dtype if half else _KERNEL_DTYPE[dtype])
     nthreads = row_threads(workers, rows.nrows, rows.ncols)
     direct = None if out is None else rows.direct_output(out)
-    res = np.empty_like(rows.data) if direct is None else direct
+    res = _outputs.empty_like(rows.data) if direct is None else direct
     if half:
         # 16-bit: read as such, the float32 results rounded once
         _core.softmax_rows_h16(_half.bits(rows.data), _half.kind(dtype), _half.bits(res),
