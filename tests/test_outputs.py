@@ -82,6 +82,15 @@ def test_bounds():
     del arrays
     gc.collect()
     assert _outputs._held() == 2 * (8 << 20)      # at most two of a size
+    # a new size makes room by dropping the least recently given back
+    other = (1024, 2560)                          # 10 MiB
+    xentc.set_output_cache(20 << 20)
+    assert _outputs._held() <= 20 << 20
+    b = _outputs.empty(other, np.float32)
+    del b
+    gc.collect()
+    assert len(_outputs._free[10 << 20]) == 1 and _outputs._held() <= 20 << 20
+    xentc.set_output_cache(256 << 20)
     assert xentc.set_output_cache(0) == 256 << 20
     assert _outputs._held() == 0
     a = _outputs.empty(BIG, np.float32)
