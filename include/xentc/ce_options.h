@@ -41,15 +41,9 @@ typedef struct {
  * as many as the widest vector has double lanes. */
 static const double xt_ce_ones[8] = {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
 
-/* Rows of at most a layer's lane_classes classes (its columns' cost sets
- * it: simd/avx2.h, avx512.h, neon.h) take the group kernels' lane mode
- * (one row per vector lane, algo/ce_rows.h) in the forward, longer ones
- * row mode; with outputs (a gradient, softmax, log_softmax) at most
- * XT_CE_LANE_MAX_GRAD of them. Measured (float32, AVX-512, 2 threads, the
- * two builds run alternately three times): with a gradient, lane mode
- * ahead at 17-20 classes (1.3-1.5 against 0.9-1.1 G/s), even at 24-28, row
- * mode ahead at 32 (whose rows are two whole vectors). */
-#define XT_CE_LANE_MAX_GRAD 24
+/* What a lane-mode group of the row kernels writes back, which sets how far
+ * lane mode goes (algo/row_groups.h, XT_K(by_lanes)). */
+enum { XT_LANES_NONE, XT_LANES_OUT /* softmax, log_softmax */, XT_LANES_GRAD };
 
 /* Groups of rows up to this size take their maxima together in row mode
  * (algo/ce_rows.h): half of a 32 KB L1, so the rows are still there for

@@ -500,7 +500,7 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
     enum { W = XV(lanes) };
     const ptrdiff_t C = a->o.nclasses;
     ptrdiff_t r0 = 0, nspecial = 0;
-    if (XT_K(by_lanes)(C, grad != NULL) && nrows >= W)
+    if (XT_K(by_lanes)(C, grad != NULL ? XT_LANES_GRAD : XT_LANES_NONE) && nrows >= W)
         r0 = XT_K(ce_by_lane)(x, nrows, target, gscale, a, loss, grad, special, &nspecial);
     for (; r0 < nrows; r0 += W) {
         int n = nrows - r0 < W ? (int)(nrows - r0) : W;

@@ -14,12 +14,14 @@
  */
 
 /* Do rows of C classes take lane mode? Up to the layer's lane_classes,
- * and with outputs (a gradient, softmax, log_softmax) up to
- * XT_CE_LANE_MAX_GRAD of them (ce_options.h). */
+ * lane_classes_out or lane_classes_grad as `outputs` says (the columns'
+ * cost in each direction sets them: simd/avx2.h, avx512.h, neon.h). */
 XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(by_lanes)(ptrdiff_t C, int outputs)
 {
-    const ptrdiff_t fwd = XV(lane_classes);
-    return C <= (outputs && XT_CE_LANE_MAX_GRAD < fwd ? XT_CE_LANE_MAX_GRAD : fwd);
+    const ptrdiff_t limit = outputs == XT_LANES_GRAD  ? (ptrdiff_t)XV(lane_classes_grad)
+                            : outputs == XT_LANES_OUT ? (ptrdiff_t)XV(lane_classes_out)
+                                                      : (ptrdiff_t)XV(lane_classes);
+    return C <= limit;
 }
 
 /* Lane mode: from the columns v[0:C) of a group, its max m, count of
@@ -221,11 +223,10 @@ XT_ATTR static ptrdiff_t XT_K(rows)(const XT_T *x, ptrdiff_t nrows, ptrdiff_t C,
     const int in_place = (const void *)out == (const void *)x;
     ptrdiff_t r0 = 0, nspecial = 0;
     XV(cp) plan;
-    /* lane mode as far as the cross-entropy's (ce_options.h): the log-sum-
-     * exp like its forward, softmax's outputs like its gradient (softmax at
-     * 28 and 32 classes: 2.1 and 3.2 G/s in row mode, 1.8-2.0 and 1.6 in
-     * lane mode) */
-    if (XT_K(by_lanes)(C, mode != XT_SHORT_LSE) && nrows >= W) {
+    /* lane mode as far as the layer's lane_classes for the log-sum-exp,
+     * lane_classes_out for softmax's outputs (float32 softmax at 28 and 32
+     * classes: 2.1 and 3.2 G/s in row mode, 1.8-2.0 and 1.6 in lane mode) */
+    if (XT_K(by_lanes)(C, mode != XT_SHORT_LSE ? XT_LANES_OUT : XT_LANES_NONE) && nrows >= W) {
         XV(v) v[XT_COLUMNS_MAX];
         XV(columns_plan)(C, &plan);
         for (; r0 + W <= nrows; r0 += W) {

@@ -32,6 +32,9 @@
  *                                   the group kernels' lane mode
  *                                   (algo/ce_rows.h), its columns by
  *                                   load_columns (simd/common.h)
+ *   lane_classes_out,               the same with outputs put back by
+ *   lane_classes_grad (constants)   store_columns: softmax/log_softmax,
+ *                                   a gradient
  *   load_index(p)                   W int64 integers of int32 range as T
  *   widen(v, k)                     f32: half k of v as doubles (k = 0, 1);
  *                                   f64: v
@@ -167,7 +170,8 @@ XT_DEFINE_GATHER_COLUMNS(XT_L2, xv_avx2_f32, float)
  * at 21-22, 1.0 against 1.08), and even from 20 float64 ones (at 32: 0.62
  * against 0.56); with outputs, from 21 (24 float32 classes: gradient 0.88
  * against 0.67, softmax 1.15 against 0.83). */
-enum { xv_avx2_f32_lane_classes = 20 };
+enum { xv_avx2_f32_lane_classes = 20, xv_avx2_f32_lane_classes_out = 20,
+       xv_avx2_f32_lane_classes_grad = 20 };
 XT_L2 __m256 xv_avx2_f32_getexp(__m256 x)
 {
     __m256i k = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_castps_si256(x), 23),
@@ -244,7 +248,8 @@ XT_L2 __m256d xv_avx2_f64_gather(const double *p, __m128i i)
     return _mm256_i32gather_pd(p, i, 8);
 }
 XT_DEFINE_GATHER_COLUMNS(XT_L2, xv_avx2_f64, double)
-enum { xv_avx2_f64_lane_classes = 20 };
+enum { xv_avx2_f64_lane_classes = 20, xv_avx2_f64_lane_classes_out = 20,
+       xv_avx2_f64_lane_classes_grad = 20 };
 XT_L2 __m256d xv_avx2_f64_widen(__m256d v, int k) { (void)k; return v; }
 XT_L2 __m256d xv_avx2_f64_narrow(const __m256d *d) { return d[0]; }
 /* exponent as a double, through the 1.5 * 2^52 mantissa trick (AVX2 has

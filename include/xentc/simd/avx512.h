@@ -277,13 +277,25 @@ XT_L5 __m512d xv_avx512_f64_gather(const double *p, __m256i i)
 }
 XT_DEFINE_AVX512_COLUMNS(f32, float, __m512, __mmask16, 16, ps, int32_t)
 XT_DEFINE_AVX512_COLUMNS(f64, double, __m512d, __mmask8, 8, pd, int64_t)
-/* Lane mode up to 32 classes, and float32 up to 34, whose columns past 32
+/* Lane mode in the forward up to 34 float32 classes, whose columns past 32
  * are one or two gathers (1 thread, 2^20 elements: CE forward at 33 and 34
- * classes 1.9 -> 2.1 G/s, logsumexp 2.0 -> 2.3; float64 there, four 8x8
- * tiles and a gather: even, logsumexp at 34 classes 10% slower). Row mode
- * is ahead from 40 classes (float32, 64 classes: 4.1-5.1 against 1.6-2.5
- * G/s, 2 threads). */
-enum { xv_avx512_f32_lane_classes = 34, xv_avx512_f64_lane_classes = 32 };
+ * classes 1.9 -> 2.1 G/s, logsumexp 2.0 -> 2.3); row mode is ahead from 40
+ * classes (64 classes: 4.1-5.1 against 1.6-2.5 G/s, 2 threads). float64 up
+ * to 26 classes: CE forward, 2 threads, N C = 2^23, the two builds run
+ * alternately 5 times, lane mode against row mode: 1.50 against 1.25 G/s
+ * at 18, 1.48 against 1.33 at 22, even at 24-26, behind at 28-32 (1.42
+ * against 1.49 at 28, 1.23 against 1.77 at 32, whose rows are four whole
+ * vectors).
+ * With outputs, whose columns go back by store_columns: float32 up to 24
+ * classes (with a gradient lane mode ahead at 17-20, 1.3-1.5 against
+ * 0.9-1.1 G/s, even at 24-28, row mode ahead at 32). float64 softmax and
+ * log_softmax up to 22 (softmax, 2 threads, 2^23, 4 alternating runs:
+ * 1.08-1.21 against 0.91-1.04 G/s at 18-22, 1.01-1.06 against 1.24-1.28
+ * at 24), a gradient up to 16 (forward+gradient at 18-24 classes
+ * 0.71-0.81 against 0.91-1.10 G/s in row mode, the runs above). */
+enum { xv_avx512_f32_lane_classes = 34, xv_avx512_f64_lane_classes = 26,
+       xv_avx512_f32_lane_classes_out = 24, xv_avx512_f64_lane_classes_out = 22,
+       xv_avx512_f32_lane_classes_grad = 24, xv_avx512_f64_lane_classes_grad = 16 };
 
 /* hmax_many / hsum_many (simd/common.h) as a tree: each stage pairs the
  * vectors and halves the lanes each row holds, by two two-source permutes
