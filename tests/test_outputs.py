@@ -128,6 +128,14 @@ def test_results_do_not_depend_on_the_cache(dtype):
         assert xentc.log_softmax(x, axis=1).tobytes() == want_ls.tobytes()
 
 
+def test_default_bound():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", "import xentc; print(xentc.set_output_cache(0))"],
+                         capture_output=True, text=True, check=True).stdout
+    assert int(out) == 64 << 20
+
+
 def test_threads_share_the_cache_safely():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((1024, 1100)).astype(np.float32)

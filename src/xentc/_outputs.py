@@ -17,7 +17,7 @@ through a handle object that is the base of the array and of every view of
 it (NumPy collapses chains of views to the first base that is not an
 ndarray); when the last of them dies, a ``weakref.finalize`` on the handle
 hands the block back. At most ``_PER_SIZE`` blocks of one size are kept, and at most
-``set_output_cache``'s bytes in all (default 256 MiB; 0 turns it off),
+``set_output_cache``'s bytes in all (default 64 MiB; 0 turns it off),
 the sizes given back least recently dropped first.
 Blocks are handed out whole, never while an array still uses them. The
 arrays are ordinary writeable, aligned, C-contiguous ndarrays, but they do
@@ -36,7 +36,12 @@ _MIN_BYTES = 4 << 20
 # A loop holds at most two results of one shape at a time: the one it has
 # and the one being made (the name is rebound after the call returns).
 _PER_SIZE = 2
-_max_bytes = 256 << 20
+# 64 MiB: two float32 outputs of 2^23 elements, or one in float64. The main
+# job (`python -m xentc bench`, farm-bench, one run each against the build
+# without the cache) peaked at 1262 MiB against 1056 with 256 MiB, at 1107
+# against 1070 with 64, in the same time (34.6-35.4 s against 34.4-34.9):
+# its shapes each come back a few times and no more.
+_max_bytes = 64 << 20
 # nbytes -> owner blocks (1-D uint8 arrays) no array uses; changed only by
 # list.append/list.pop and dict.setdefault, single operations under the GIL
 # (a finalizer may run in any thread, and inside a garbage collection
@@ -57,7 +62,7 @@ def set_output_cache(max_bytes):
     Parameters
     ----------
     max_bytes : int
-        The most memory the cache holds (default 256 MiB); 0 turns it off
+        The most memory the cache holds (default 64 MiB); 0 turns it off
         and frees what it holds.
 
     Returns
