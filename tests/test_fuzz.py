@@ -562,14 +562,7 @@ def check_linear(spec):
     grad = func.endswith("_and_grad")
     xb, wb = build_array(spec["x"]), build_array(spec["w"])
     owners = list(xb.owners) + list(wb.owners)
-    kwargs = {}
-    for key, value in spec["kw"].items():
-        if isinstance(value, dict) and "array" in value:
-            b = build_array(value)
-            owners += b.owners
-            kwargs[key] = b.obj
-        else:
-            kwargs[key] = value
+    kwargs = build_kwargs(spec["kw"], owners)
     x, w = xb.obj, wb.obj
     input_grad = spec.get("input_grad", True)
     reason = _linear_error(x, w, kwargs)
@@ -821,6 +814,20 @@ def lay_out(values, layout, rng):
         return Built(arr, [buf])
     arr = np.ascontiguousarray(values) if values.ndim else values.copy()
     return Built(arr, [arr])
+
+
+def build_kwargs(kw_spec, owners):
+    """The keyword arguments of a spec: array specs built (their buffers
+    appended to owners), other values as they are."""
+    kwargs = {}
+    for key, value in kw_spec.items():
+        if isinstance(value, dict) and "array" in value:
+            b = build_array(value)
+            owners += b.owners
+            kwargs[key] = b.obj
+        else:
+            kwargs[key] = value
+    return kwargs
 
 
 def build_array(spec):
@@ -1725,14 +1732,7 @@ def check_partial(spec):
     func = spec["func"]
     xb = build_array(spec["x"])
     x, owners = xb.obj, list(xb.owners)
-    kwargs = {}
-    for key, value in spec["kw"].items():
-        if isinstance(value, dict) and "array" in value:
-            b = build_array(value)
-            owners += b.owners
-            kwargs[key] = b.obj
-        else:
-            kwargs[key] = value
+    kwargs = build_kwargs(spec["kw"], owners)
     xa = np.asarray(x)
     if func == "lse_partial":
         return _check_lse_partial(spec, x, xa, kwargs, owners)
