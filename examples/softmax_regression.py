@@ -63,9 +63,10 @@ def fit(X, y, n_classes=None, C=1.0, tol=1e-4, max_iter=100, workers=None, blas_
         BLAS threads during the fit, set with threadpoolctl (installed with
         scikit-learn); None leaves them. With small C the products are small
         and xentc's lanes are the parallelism: BLAS threads on top of them
-        oversubscribe the cores (measured per evaluation, N=200000, D=64,
-        C=50, 2 cores: BLAS 1 thread + 2 lanes 63 ms; BLAS 2 threads + 2
-        lanes 110 ms; BLAS 2 threads + 1 lane 93 ms).
+        oversubscribe the cores (N=200000, D=64, C=50, 2 cores, the whole
+        fit: BLAS pinned to 1 thread 2.08 s, BLAS threads as they are 3.39
+        s; per evaluation with the earlier NumPy-matmul lanes: BLAS 1
+        thread + 2 lanes 63 ms, 2 threads + 2 lanes 110 ms).
 
     Returns
     -------

@@ -604,7 +604,7 @@ def prepare_index_targets(const long long[::1] target, long long nclasses,
                          "expected >= 1")
     with nogil:
         nvalid = -1
-        if not write and nthreads > 1 and n >= _PARALLEL_SCAN_MIN:
+        if not write and _scan_threads(n, nthreads) > 1:
             nvalid = _count_class_indices(target, nclasses, ignore_index, nthreads)
         if nvalid != n:
             nvalid = _scan_targets(target, nclasses, ignore_index,
@@ -659,11 +659,8 @@ cdef int _plain_call(str hook, Py_ssize_t n, Py_ssize_t ncols, const long long[:
     c.grad_scale = NULL
     c.grad_scale_all = 0.0
     with nogil:
-        nvalid = _count_class_indices(target, ncols, ignore_index,
-                                      nthreads if n >= _PARALLEL_SCAN_MIN else 1)
+        nvalid = _count_class_indices(target, ncols, ignore_index, nthreads)
     return nvalid == n and n > 0
-
-
 
 
 cdef double *_tile_losses(Py_ssize_t n, Py_ssize_t tile_rows) except NULL:

@@ -88,16 +88,22 @@ cdef enum:
     _PARALLEL_SCAN_MIN = 1 << 16
 
 
+cdef inline int _scan_threads(Py_ssize_t n, int nthreads) noexcept nogil:
+    """Threads for a scan of n targets: one below _PARALLEL_SCAN_MIN."""
+    return nthreads if n >= _PARALLEL_SCAN_MIN else 1
+
+
 cdef Py_ssize_t _count_class_indices(const long long[::1] target, long long nclasses,
                                      long long ignore_index, int nthreads) noexcept nogil:
     """The number of targets in [0, nclasses) that are not ignore_index, on
-    nthreads threads: ce_plain needs only whether that is all of them. On
+    nthreads threads (one for few targets): ce_plain needs only whether that is all of them. On
     one thread the scan left the other spinning in OpenMP's barrier: at 2
     classes (4M int64 targets, float32, 2 threads) the serial scan was 9%
     of the samples and OpenMP's spin 15%."""
     cdef Py_ssize_t i, nvalid = 0
     cdef long long t
-    for i in prange(target.shape[0], num_threads=nthreads, schedule="static"):
+    for i in prange(target.shape[0], num_threads=_scan_threads(target.shape[0], nthreads),
+                    schedule="static"):
         t = target[i]
         if t != ignore_index and <unsigned long long> t < <unsigned long long> nclasses:
             nvalid += 1
@@ -115,7 +121,7 @@ cdef int _expect_targets(str hook, const long long[::1] target,
     the other thread as much)."""
     cdef Py_ssize_t i, bad = -1, nbad = 1, n = target.shape[0]
     with nogil:
-        if nthreads > 1 and n >= _PARALLEL_SCAN_MIN:
+        if _scan_threads(n, nthreads) > 1:
             nbad = 0
             for i in prange(n, num_threads=nthreads, schedule="static"):
                 if target[i] >= ncols:

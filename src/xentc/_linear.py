@@ -70,8 +70,9 @@ kernels a large share of the time, the blocks are dealt to ``_LANES`` lanes
 run by up to ``workers`` Python threads (the GIL is released in the
 products and the kernels), each lane with its own buffer and grad_W and
 single-threaded kernels, and BLAS is best pinned to one thread by the
-caller. Per call, N=200000, D=64, C=50 float64, 2 cores (best of 9, load
-about 2 from another user): BLAS 1 thread + 2 lanes 63 ms; BLAS 2 threads
+caller. Per call with the NumPy-matmul lanes (before the lanes ran in C),
+N=200000, D=64, C=50 float64, 2 cores (best of 9, load about 2 from
+another user): BLAS 1 thread + 2 lanes 63 ms; BLAS 2 threads
 + 2 lanes 110 ms; BLAS 2 threads + 1 lane 93 ms; BLAS 1 thread + 1 lane
 119 ms; the same call with one (N, C) block and 2-thread kernels 112 ms.
 
