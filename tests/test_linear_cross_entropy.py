@@ -209,8 +209,11 @@ def test_linear_blocks_checks_its_arguments():
 def test_blocks_are_even_and_bounded():
     # the cap in rows, evened out over the blocks; never 0 rows
     assert _linear._block_rows(2048, 32000, 4, 48 << 20) == 342
-    assert _linear._block_rows(2048, 32000, 4) == 342      # the default cap: 48 MiB
+    assert _linear._block_rows(2048, 32000, 4) == 410      # the default cap: 51 MiB
     assert _linear._block_rows(4096, 128256, 4, None) * 128256 * 4 <= _linear._BUFFER_BYTES
+    # issue 13's memory case stays within 64 MB (10^6 bytes) by the design's
+    # bound, with the NumPy path's scratch tile counted
+    assert _linear._memory_bound(4096, 128256, 256, 4) <= 64e6
     assert _linear._block_rows(10, 10**9, 4, None) == 1
     assert _linear._block_rows(0, 5, 8, None) == 1
     # small C: cache-sized blocks, not one 80 MB block

@@ -107,11 +107,15 @@ __all__ = ["linear_cross_entropy", "linear_cross_entropy_and_grad"]
 
 _MiB = 1 << 20
 # Cap on the (B, C) logits buffer. The issue's case N=4096, D=256,
-# C=128256 float32 must stay within 64 MB above the inputs and outputs:
-# 48 MiB of logits (98 rows) leaves room for the grad_W scratch and the
-# vectors. Larger blocks are faster for large C (fewer passes over grad_W,
-# better-shaped products; see the module docstring).
-_BUFFER_BYTES = 48 * _MiB
+# C=128256 float32 must stay within 64 MB (10^6 bytes) above the inputs and
+# outputs: 51 MiB of logits (103 rows) with the grad_W scratch and the
+# vectors is 63.3 MB by _memory_bound, the largest whole MiB under 64 MB.
+# Larger blocks are faster for large C, since every block streams all of W
+# through BLAS's packing twice: N=2048, D=512, C=32000 float32, the three
+# products alone by blocks, alternating processes, 4 rounds: 6 blocks of
+# 342 rows (48 MiB) 1135-1163 ms, 5 of 410 (this cap) 1125-1143, 4 of 512
+# 1087-1097, whole arrays 1007-1015.
+_BUFFER_BYTES = 51 * _MiB
 # Below this the blocks are sized for the caches instead: many rows of a
 # small class count (logistic regression: C=50) fit a buffer that stays in
 # L2/L3 between its product, the kernels and the two products reading it.
@@ -121,7 +125,7 @@ _MIN_ROWS = 256
 # Scratch for one tile of grad_W's accumulation (a class tile x D). Each
 # tile is one multi-threaded BLAS call, whose threads meet at barriers:
 # fewer, larger tiles (6 MiB: 11 per block for C=32000, D=512, against 32 of
-# 2 MiB) cost less when other processes share the cores; 48 MiB of logits +
+# 2 MiB) cost less when other processes share the cores; 51 MiB of logits +
 # 6 MiB keeps the N=4096, D=256, C=128256 case under 64 MB.
 _ACC_BYTES = 6 * _MiB
 # Small C x D (logistic regression): the blocks are dealt to _LANES lanes
@@ -577,7 +581,7 @@ _PARAMS_DOC = """
 
 _MEMORY_DOC = """
     Memory: the logits are computed for blocks of rows into one reused
-    buffer of at most 48 MiB (or one row of C, if larger), plus (without
+    buffer of at most 51 MiB (or one row of C, if larger), plus (without
     SciPy) a 6 MiB scratch tile and O(C) vectors: never the (N, C) logits.
 """
 
