@@ -357,7 +357,9 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
     }
     const XV(m) valid = XV(cmp_ge)(g->y, zero);
     const XV(v) vscale = XV(narrow)(scale);
-    XV(v) v[XT_COLUMNS_MAX];
+    /* the gradient's columns over the exps, in place: a separate array
+     * on the stack can sit 4 KB apart from the exps, and then its stores
+     * hold up the next column's load (4K aliasing) */
     for (ptrdiff_t j = 0; j < C; j++) {
         XV(v) gj = XV(mul)(cols[j], vscale);
         if (smoothing) { /* rounded to T in between, as the per-row map does */
@@ -366,9 +368,9 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
                 h[k] = XVD(sub)(XV(widen)(gj, k), bc[k]);
             gj = XV(narrow)(h);
         }
-        v[j] = XV(select)(valid, gj, zero);
+        cols[j] = XV(select)(valid, gj, zero);
     }
-    XV(store_columns)(grad + r0 * C, C, plan, v);
+    XV(store_columns)(grad + r0 * C, C, plan, cols);
     return 0;
 }
 

@@ -112,6 +112,13 @@ XT_L5 void xv_avx512_f64_transpose(__m512d *r)
     XT_AVX512_LANE_ROUNDS(_mm512_shuffle_f64x2, t, u, r, 2);
 }
 
+/* v passes through an empty asm (no instruction): a loop of vector copies
+ * is then not turned into memcpy, which GCC emits as rep movsq, whose
+ * 8-byte stores the zmm loads that follow cannot forward from (perf,
+ * float32 forward+gradient, 2^23 elements: rep movsq and the loads waiting
+ * on it took 11% of the kernel's samples at 8 classes, 4% at 10). */
+#define XT_AVX512_OPAQUE(v) __asm__("" : "+v"(v))
+
 /* columns_plan / load_columns / store_columns (simd/common.h). A zmm
  * gather costs about one cycle an element on AMD Zen 4 (perf: 44% of the
  * float32 short-row kernel at 32 classes); here two ways instead:
@@ -178,8 +185,16 @@ XT_L5 void xv_avx512_f64_transpose(__m512d *r)
                                 : _mm512_maskz_loadu_##S(                     \
                                       xv_avx512_##DT##_tail(nc), p + r * stride); \
         xv_avx512_##DT##_transpose(tile);                                     \
-        for (ptrdiff_t j = 0; j < nc; j++)                                    \
-            cols[j] = tile[j];                                                \
+        if (nc == (W)) {                                                      \
+            for (int j = 0; j < (W); j++)                                     \
+                cols[j] = tile[j];                                            \
+            return;                                                           \
+        }                                                                     \
+        for (ptrdiff_t j = 0; j < nc; j++) {                                  \
+            V t = tile[j];                                                    \
+            XT_AVX512_OPAQUE(t);                                              \
+            cols[j] = t;                                                      \
+        }                                                                     \
     }                                                                         \
     XT_L5 void xv_avx512_##DT##_store_tile(T *p, ptrdiff_t stride,            \
                                            ptrdiff_t nc, const V *cols)       \
@@ -191,8 +206,11 @@ XT_L5 void xv_avx512_f64_transpose(__m512d *r)
             return;                                                           \
         }                                                                     \
         V tile[W];                                                            \
-        for (int j = 0; j < (W); j++)                                         \
-            tile[j] = j < nc ? cols[j] : _mm512_setzero_##S();                \
+        for (int j = 0; j < (W); j++) {                                       \
+            V t = j < nc ? cols[j] : _mm512_setzero_##S();                    \
+            XT_AVX512_OPAQUE(t);                                              \
+            tile[j] = t;                                                      \
+        }                                                                     \
         xv_avx512_##DT##_transpose(tile);                                     \
         /* (a masked store where a plain one serves costs more) */            \
         for (int r = 0; r < (W); r++)                                         \
@@ -213,8 +231,11 @@ XT_L5 void xv_avx512_f64_transpose(__m512d *r)
             return;                                                           \
         }                                                                     \
         V b[(W) / 2 + 1];                                                     \
-        for (ptrdiff_t v = 0; v < C; v++)                                     \
-            b[v] = _mm512_loadu_##S(p + v * (W));                             \
+        for (ptrdiff_t v = 0; v < C; v++) {                                   \
+            V t = _mm512_loadu_##S(p + v * (W));                              \
+            XT_AVX512_OPAQUE(t);                                              \
+            b[v] = t;                                                         \
+        }                                                                     \
         b[C] = b[C - 1]; /* never selected: the pair of an odd last vector */ \
         for (ptrdiff_t j = 0; j < C; j++) {                                   \
             V c = _mm512_permutex2var_##S(b[0], plan->idx[j][0], b[1]);       \
@@ -236,17 +257,19 @@ XT_L5 void xv_avx512_f64_transpose(__m512d *r)
                                             cols + t0);                       \
             return;                                                           \
         }                                                                     \
-        V b[(W) / 2 + 1];                                                     \
-        for (ptrdiff_t j = 0; j < C; j++)                                     \
-            b[j] = cols[j];                                                   \
-        b[C] = b[C - 1];                                                      \
+        /* cols read in place, the pair of an odd last column being itself \
+         * (never selected): a copy into a padded array compiled to rep movsq,  \
+         * whose stores the vector loads after it could not forward from       \
+         * (perf, float32 forward+gradient at 8 classes: 11% of the kernel's   \
+         * samples on the copy and the loads waiting for it) */               \
         for (ptrdiff_t u = 0; u < C; u++) {                                   \
-            V c = _mm512_permutex2var_##S(b[0], plan->oidx[u][0], b[1]);      \
+            V c = _mm512_permutex2var_##S(cols[0], plan->oidx[u][0],          \
+                                          cols[C > 1 ? 1 : 0]);               \
             for (ptrdiff_t q = 1; 2 * q < C; q++)                             \
-                c = _mm512_mask_mov_##S(c, plan->ok[u][q],                    \
-                                        _mm512_permutex2var_##S(b[2 * q],     \
-                                                                plan->oidx[u][q], \
-                                                                b[2 * q + 1])); \
+                c = _mm512_mask_mov_##S(                                      \
+                    c, plan->ok[u][q],                                        \
+                    _mm512_permutex2var_##S(cols[2 * q], plan->oidx[u][q],    \
+                                            cols[2 * q + 1 < C ? 2 * q + 1 : 2 * q])); \
             _mm512_storeu_##S(p + u * (W), c);                                \
         }                                                                     \
     }
