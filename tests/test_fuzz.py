@@ -480,7 +480,10 @@ def spec_linear(src, func):
     kw["reduction"] = src.choice(["mean", "sum", "none"])
     kw["workers"] = draw_workers(src) if fault == "workers" else src.choice([None, 1, 2])
     spec = dict(func=func, x=x, w=w, kw=kw, blocks=src.choice(LINEAR_BLOCKS),
-                numpy_blas=bool(src.integer(0, 1)))
+                numpy_blas=bool(src.integer(0, 1)),
+                # blocks one after the other in C: products split into parts
+                # (the default with SciPy's OpenBLAS) or threaded by BLAS
+                blas_split=bool(src.integer(0, 1)))
     if func.endswith("_and_grad"):
         spec["input_grad"] = bool(src.integer(0, 3))
         spec["out"] = src.choice([None, None, "given", "wrong"] if fault != "out"
@@ -599,6 +602,8 @@ def check_linear(spec):
                      _LANE_BYTES=(1 << 30) if spec["blocks"] == "tiny_lanes" else 0)
     if spec["numpy_blas"]:
         knobs["_GEMM"] = False
+    if not spec.get("blas_split", True):
+        knobs["_SPLIT"] = False
     saved = {k: getattr(_linear, k) for k in knobs}
     try:
         for k, v in knobs.items():

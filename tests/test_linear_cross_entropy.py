@@ -12,7 +12,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import xentc
-from xentc import _linear
+from xentc import _blas_threads, _core, _linear
 
 OPTIONS = {
     "plain": {},
@@ -59,17 +59,22 @@ def rel(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
-@pytest.fixture(params=["sequential", "sequential_numpy", "lanes", "lanes_numpy"])
+@pytest.fixture(params=["sequential", "sequential_blas", "sequential_numpy", "lanes",
+                        "lanes_numpy"])
 def small_blocks(monkeypatch, request):
     """Blocks of at most 7 rows (for C=101 float64) and 3-class accumulation
-    tiles, one after the other or in lanes (in C with SciPy's BLAS, or by
+    tiles, one after the other or in lanes (in C with SciPy's BLAS, the
+    products split into fixed parts or, _blas, threaded by BLAS; or by
     NumPy's matmul as without SciPy): every path of the block loop on
-    shapes that divide nothing."""
+    shapes that divide nothing (101 classes: parts of 64 and 37, and
+    empty ones)."""
     monkeypatch.setattr(_linear, "_BUFFER_BYTES", 101 * 8 * 7)
     monkeypatch.setattr(_linear, "_MIN_ROWS", 1)
     monkeypatch.setattr(_linear, "_ACC_BYTES", 3 * 13 * 8)
     if request.param.endswith("_numpy"):
         monkeypatch.setattr(_linear, "_GEMM", False)
+    if request.param.endswith("_blas"):
+        monkeypatch.setattr(_linear, "_SPLIT", False)
     lanes = request.param.startswith("lanes")
     monkeypatch.setattr(_linear, "_CACHE_BYTES", (1 << 30) if lanes else 0)
     monkeypatch.setattr(_linear, "_LANE_BYTES", (1 << 30) if lanes else 0)
@@ -226,12 +231,14 @@ def test_blocks_are_even_and_bounded():
     assert _linear._gemm_rows(200000, rows, 1000, 64) == rows
 
 
-@pytest.mark.parametrize("lanes", [True, False])
-def test_same_bits_for_any_workers(monkeypatch, lanes):
+@pytest.mark.parametrize("lanes, split", [(True, True), (False, True), (False, False)])
+def test_same_bits_for_any_workers(monkeypatch, lanes, split):
     # several blocks, each large enough for the kernels to use threads; in
-    # lanes (Python threads) or one after the other (OpenMP in the kernels)
+    # lanes (Python threads) or one after the other (OpenMP in the kernels;
+    # the products split into fixed parts, or threaded by BLAS)
     monkeypatch.setattr(_linear, "_BUFFER_BYTES", 160 * 3000 * 4)
     monkeypatch.setattr(_linear, "_LANE_BYTES", (4 << 20) if lanes else 0)
+    monkeypatch.setattr(_linear, "_SPLIT", split)
     assert _linear._uses_lanes(700, 3000, 64, 4) == lanes
     rng = np.random.default_rng(3)
     x, w, b, y = make(rng, 700, 64, 3000, np.float32)
@@ -247,9 +254,14 @@ def test_same_bits_for_any_workers(monkeypatch, lanes):
         by_blas[blas] = results[0]
     # OpenBLAS's single-threaded product is not always the same bits as its
     # threaded one (here for grad_input = G @ W, K = 3000; the module
-    # docstring says how to pin it): close, not equal.
+    # docstring says how to pin it): close, not equal. Split into fixed
+    # parts, with SciPy's OpenBLAS set to one thread for the call, the bits
+    # do not depend on the BLAS thread count either.
     for a, b_ in zip(by_blas[1], by_blas[2]):
-        assert rel(a, b_) < 1e-6
+        if split and not lanes and _blas_threads.available():
+            np.testing.assert_array_equal(a, b_)
+        else:
+            assert rel(a, b_) < 1e-6
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -479,3 +491,71 @@ def test_against_torch_live(n, d, c, opts):
     got = xentc.linear_cross_entropy_and_grad(x, w, y, linear_bias=b, **kw)
     for g, ref in zip(got, want):
         assert rel(g, ref) < 1e-12
+
+
+# ------------------------------------------- products split over xentc's threads
+def test_split_products_found_and_used(monkeypatch):
+    # SciPy's wheels ship the OpenBLAS whose thread count _blas_threads sets;
+    # the blocks one after the other then split their products into parts
+    scipy = pytest.importorskip("scipy")
+    if "openblas" not in str(scipy.show_config(mode="dicts")).lower():
+        pytest.skip("SciPy is built on another BLAS")
+    assert _blas_threads.available()
+    calls = []
+    real = _core.linear_blocks
+
+    def spy(*args):
+        calls.append((args[21], None if args[22] is None else args[22].shape))
+        return real(*args)
+
+    monkeypatch.setattr(_core, "linear_blocks", spy)
+    rng = np.random.default_rng(20)
+    x, w, b, y = make(rng, 300, 600, 2000, np.float32)
+    assert not _linear._uses_lanes(300, 2000, 600, 4)
+    xentc.linear_cross_entropy_and_grad(x, w, y, linear_bias=b)
+    rows = _linear._block_rows(300, 2000, 4)
+    assert calls == [(_linear._PARTS, (_linear._PARTS, rows, 600))]
+    calls.clear()
+    xentc.linear_cross_entropy(x, w, y)
+    assert calls == [(_linear._PARTS, None)]
+
+
+def test_split_restores_blas_threads(monkeypatch):
+    if not _blas_threads.available():
+        pytest.skip("SciPy's OpenBLAS not found")
+    rng = np.random.default_rng(21)
+    x, w, b, y = make(rng, 100, 600, 2000, np.float64)
+    for blas in (1, 2, 3):
+        with threadpool_limits(blas, user_api="blas"):
+            before = _blas_threads.threads()
+            xentc.linear_cross_entropy_and_grad(x, w, y, linear_bias=b)
+            assert _blas_threads.threads() == before
+    # also when the call fails inside
+    before = _blas_threads.threads()
+
+    def boom(*args):
+        assert _blas_threads.threads() == 1      # one BLAS thread during the call
+        raise MemoryError("planted")
+
+    monkeypatch.setattr(_core, "linear_blocks", boom)
+    with pytest.raises(MemoryError, match="planted"):
+        xentc.linear_cross_entropy_and_grad(x, w, y)
+    assert _blas_threads.threads() == before
+
+
+def test_split_concurrent_calls():
+    # calls from several Python threads at once: each result as when alone,
+    # and OpenBLAS's thread count back once the last one is done
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(22)
+    problems = [make(rng, 150, 300, 3000 + 64 * k, np.float32) for k in range(4)]
+    alone = [xentc.linear_cross_entropy_and_grad(x, w, y, linear_bias=b)
+             for x, w, b, y in problems]
+    before = _blas_threads.threads()
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda p: xentc.linear_cross_entropy_and_grad(
+            p[0], p[1], p[3], linear_bias=p[2]), problems * 3))
+    for k, got in enumerate(together):
+        for a, b_ in zip(got, alone[k % 4]):
+            np.testing.assert_array_equal(a, b_)
+    assert _blas_threads.threads() == before

@@ -154,4 +154,6 @@ def linear_blocks(
     grad_weight: npt.NDArray[_Real] | None,
     grad_bias: npt.NDArray[np.float64] | None,
     nthreads: int = 1,
+    parts: int = 1,
+    gi_parts: npt.NDArray[_Real] | None = None,
 ) -> None: ...

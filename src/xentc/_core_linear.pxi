@@ -56,6 +56,81 @@ cdef inline void _gemm(char transa, char transb, int m, int n, int k, const real
                &beta, c, &ldc)
 
 
+cdef inline void _part(Py_ssize_t n, int parts, Py_ssize_t k, Py_ssize_t *lo,
+                       Py_ssize_t *hi) noexcept nogil:
+    """[lo, hi): part k of `parts` of range(n), in multiples of 64; the last
+    parts may be empty."""
+    cdef Py_ssize_t step = (n + parts - 1) // parts
+    step = (step + 63) // 64 * 64
+    lo[0] = _imin(n, k * step)
+    hi[0] = _imin(n, lo[0] + step)
+
+
+cdef void _forward_part(Py_ssize_t k, int parts, Py_ssize_t ncols, Py_ssize_t b,
+                        Py_ssize_t d, bint have_f, const real *wp, char t_w, int ld_w,
+                        const real *xb, const real *bias, real *buf) noexcept nogil:
+    """Part k of the block's logits: classes [c0, c1) of logits^T (C, b) =
+    W (C, D) @ x[blk]^T (D, b), the bias as gemm's initial value (beta 1:
+    no pass of its own)."""
+    cdef Py_ssize_t c0, c1, r
+    _part(ncols, parts, k, &c0, &c1)
+    if c1 <= c0:
+        return
+    if bias != NULL:
+        for r in range(b):
+            memcpy(&buf[r * ncols + c0], &bias[c0], (c1 - c0) * sizeof(real))
+    # W's rows c0.. : c0 elements on when W is column-major (w_f), c0 rows
+    # of D when it is row-major (w_c, transposed by BLAS)
+    _gemm(t_w, c'N', <int> (c1 - c0), <int> b, <int> d, wp + (c0 if have_f else c0 * d),
+          ld_w, xb, <int> d, <real> (1 if bias != NULL else 0), buf + c0, <int> ncols)
+
+
+cdef void _gradient_part(Py_ssize_t k, int parts, Py_ssize_t ncols, Py_ssize_t b,
+                         Py_ssize_t d, bint have_c, const real *wp, char t_w, int ld_w,
+                         const real *xb, const real *buf, real *gi, real *gw, real beta,
+                         double *gb) noexcept nogil:
+    """Part k (classes [c0, c1)) of the block's gradient products, G (b, C)
+    in buf: gi (b, D) = G[:, c0:c1] @ W[c0:c1] (gi^T = W^T[:, c0:c1] @
+    G^T[c0:c1], column-major), grad_W^T[:, c0:c1] (+)= x[blk]^T @ G[:, c0:c1]
+    and grad_b[c0:c1] += G's column sums (float64). With parts = 1, gi is
+    grad_input[blk] itself."""
+    cdef Py_ssize_t c0, c1, r, j
+    _part(ncols, parts, k, &c0, &c1)
+    if c1 <= c0:
+        return
+    if gi != NULL:
+        # W^T's columns c0.. : c0 columns of D on when W^T is column-major
+        # (w_c), c0 elements when W is (w_f, transposed by BLAS)
+        _gemm(t_w, c'N', <int> d, <int> b, <int> (c1 - c0), wp + (c0 * d if have_c else c0),
+              ld_w, buf + c0, <int> ncols, <real> 0, gi, <int> d)
+    _gemm(c'N', c'T', <int> d, <int> (c1 - c0), <int> b, xb, <int> d, buf + c0, <int> ncols,
+          beta, gw + c0 * d, <int> d)
+    if gb != NULL:
+        for r in range(b):
+            for j in range(c0, c1):
+                gb[j] += buf[r * ncols + j]
+
+
+cdef void _sum_parts(const real *gi_parts, int parts, Py_ssize_t part_stride, Py_ssize_t r,
+                     Py_ssize_t d, Py_ssize_t ncols, real *out) noexcept nogil:
+    """out[:] = row r of the non-empty parts' products, added in part
+    order (the same bits whatever thread adds them)."""
+    cdef Py_ssize_t k, j, c0, c1
+    cdef const real *src
+    cdef bint first = True
+    for k in range(parts):
+        _part(ncols, parts, k, &c0, &c1)
+        if c1 <= c0:
+            break
+        src = gi_parts + k * part_stride + r * d
+        if first:
+            memcpy(out, src, d * sizeof(real))
+            first = False
+        else:
+            for j in range(d):
+                out[j] = out[j] + src[j]
+
+
 cdef int _fits_int(str what, Py_ssize_t v) except -1:
     if v > INT_MAX:
         raise ValueError(f"xentc._core.linear_blocks: {what} is {v}, more than BLAS's "
@@ -71,7 +146,8 @@ def linear_blocks(const real[:, ::1] x, const real[::1, :] w_f, const real[:, ::
                   double[::1] per_sample, const double[::1] sample_weight,
                   double[::1] block_totals, real[:, ::1] buf, double[::1] losses,
                   real[:, ::1] scratch, real[:, ::1] grad_input,
-                  real[:, ::1] grad_weight, double[::1] grad_bias, int nthreads=1):
+                  real[:, ::1] grad_weight, double[::1] grad_bias, int nthreads=1,
+                  int parts=1, real[:, :, ::1] gi_parts=None):
     """The row blocks starting at `starts` (each `rows` rows, the last cut
     at N), in order, on this thread.
 
@@ -98,6 +174,13 @@ def linear_blocks(const real[:, ::1] x, const real[::1, :] w_f, const real[:, ::
     None has each block's column sums of G added, in float64. buf (>= rows,
     C) and scratch (a soft cap's row, as ce_rows with one thread) are
     scratch.
+
+    parts > 1: each product is split into `parts` fixed parts of the
+    classes (the logits, grad_W, grad_b; grad_input as the sum of the parts'
+    products G[:, part] @ W[part], in part order, through gi_parts
+    (parts, >= rows, D)), run by `nthreads` OpenMP threads each calling BLAS,
+    which the caller has set to one thread. The bits depend on `parts`, not
+    on the threads. parts = 1: one BLAS call per product, threaded by BLAS.
     """
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], ncols
     cdef bint have_f = w_f is not None, have_c = w_c is not None
@@ -105,7 +188,7 @@ def linear_blocks(const real[:, ::1] x, const real[::1, :] w_f, const real[:, ::
     cdef const real *wp_gi
     cdef char t_fwd, t_gi
     cdef int ld_fwd, ld_gi
-    cdef Py_ssize_t s, r, j, start, stop, b
+    cdef Py_ssize_t s, r, j, k, start, stop, b
     cdef _ce_call c
     cdef bint first = True, has_bias = bias is not None
     cdef real beta
@@ -153,8 +236,13 @@ def linear_blocks(const real[:, ::1] x, const real[::1, :] w_f, const real[:, ::
         _expect("linear_blocks", "len(per_sample)", per_sample.shape[0], n)
     elif losses is None or losses.shape[0] < rows:
         raise ValueError("xentc._core.linear_blocks: losses must hold `rows` values")
-    if nthreads < 1:
-        raise ValueError(f"xentc._core.linear_blocks: nthreads is {nthreads}, expected >= 1")
+    if nthreads < 1 or parts < 1:
+        raise ValueError(f"xentc._core.linear_blocks: nthreads is {nthreads} and parts "
+                         f"{parts}, expected >= 1")
+    if parts > 1 and grad_input is not None and grad_weight is not None:
+        if gi_parts is None or gi_parts.shape[0] < parts or gi_parts.shape[1] < rows:
+            raise ValueError("xentc._core.linear_blocks: gi_parts must hold (parts, rows, D)")
+        _expect("linear_blocks", "gi_parts.shape[2]", gi_parts.shape[2], x.shape[1])
     if c.o.softcap > 0.0:
         if scratch is None:
             raise ValueError("xentc._core.linear_blocks: a soft cap needs scratch")
@@ -189,15 +277,14 @@ def linear_blocks(const real[:, ::1] x, const real[::1, :] w_f, const real[:, ::
         start = starts[s]
         stop = _imin(n, start + rows)
         b = stop - start
-        with nogil:
-            if has_bias:
-                # the bias as C's initial value (beta 1): no pass of its own
-                for r in range(b):
-                    memcpy(&buf[r, 0], &bias[0], ncols * sizeof(real))
-            # logits^T (C, b) = W (C, D) @ x[blk]^T (D, b), column-major
-            _gemm(t_fwd, c'N', <int> ncols, <int> b, <int> d, wp_fwd, ld_fwd,
-                  &x[start, 0], <int> d, <real> (1 if has_bias else 0), &buf[0, 0],
-                  <int> ncols)
+        if parts > 1:
+            for k in prange(parts, nogil=True, num_threads=nthreads, schedule="dynamic"):
+                _forward_part(k, parts, ncols, b, d, have_f, wp_fwd, t_fwd, ld_fwd,
+                              &x[start, 0], &bias[0] if has_bias else NULL, &buf[0, 0])
+        else:
+            with nogil:
+                _forward_part(0, 1, ncols, b, d, have_f, wp_fwd, t_fwd, ld_fwd,
+                              &x[start, 0], &bias[0] if has_bias else NULL, &buf[0, 0])
         c.grad_scale = &grad_scale[start] if grad_scale is not None else NULL
         loss = &per_sample[start] if per_sample is not None else &losses[0]
         blk = buf[:b]
@@ -216,17 +303,23 @@ def linear_blocks(const real[:, ::1] x, const real[::1, :] w_f, const real[:, ::
         if not c.want_grad:
             continue
         # buf now holds G = d loss / d logits of the block's rows
-        with nogil:
+        beta = 0 if first else 1
+        if parts > 1:
+            for k in prange(parts, nogil=True, num_threads=nthreads, schedule="dynamic"):
+                _gradient_part(k, parts, ncols, b, d, have_c, wp_gi, t_gi, ld_gi,
+                               &x[start, 0], &buf[0, 0],
+                               &gi_parts[k, 0, 0] if grad_input is not None else NULL,
+                               &grad_weight[0, 0], beta,
+                               &grad_bias[0] if grad_bias is not None else NULL)
             if grad_input is not None:
-                # grad_input[blk]^T (D, b) = W^T (D, C) @ G^T (C, b)
-                _gemm(t_gi, c'N', <int> d, <int> b, <int> ncols, wp_gi, ld_gi,
-                      &buf[0, 0], <int> ncols, <real> 0, &grad_input[start, 0], <int> d)
-            # grad_W^T (D, C) (+)= x[blk]^T (D, b) @ G (b, C)
-            beta = 0 if first else 1
-            _gemm(c'N', c'T', <int> d, <int> ncols, <int> b, &x[start, 0], <int> d,
-                  &buf[0, 0], <int> ncols, beta, &grad_weight[0, 0], <int> d)
-            if grad_bias is not None:
-                for r in range(b):
-                    for j in range(ncols):
-                        grad_bias[j] += buf[r, j]
+                for r in prange(b, nogil=True, num_threads=nthreads, schedule="static"):
+                    _sum_parts(&gi_parts[0, 0, 0], parts, gi_parts.shape[1] * d, r, d,
+                               ncols, &grad_input[start + r, 0])
+        else:
+            with nogil:
+                _gradient_part(0, 1, ncols, b, d, have_c, wp_gi, t_gi, ld_gi,
+                               &x[start, 0], &buf[0, 0],
+                               &grad_input[start, 0] if grad_input is not None else NULL,
+                               &grad_weight[0, 0], beta,
+                               &grad_bias[0] if grad_bias is not None else NULL)
         first = False

@@ -98,7 +98,7 @@ from functools import partial
 
 import numpy as np
 
-from . import _core, _targets
+from . import _blas_threads, _core, _targets
 from ._cross_entropy import _finish
 from ._layout import kernel_array
 from ._validation import check_out, chunk_size, resolve_workers, row_threads
@@ -149,6 +149,20 @@ _MIN_GEMM_ROWS = 64
 # Whether lanes may run through _core.linear_blocks with SciPy's BLAS (None:
 # not looked for yet; see _gemm_ready). Tests set it False for the NumPy path.
 _GEMM = None
+# Blocks one after the other in C, with SciPy's OpenBLAS found
+# (_blas_threads): each product in _PARTS fixed parts of the classes, run by
+# xentc's threads (up to `workers`) with OpenBLAS at one thread, grad_input
+# the sum of the parts' products in part order; the kernels take the same
+# threads, no BLAS thread spinning beside them. The parts are fixed, so the
+# bits depend on neither `workers` nor the BLAS thread count (a product
+# split differently can round differently: OpenBLAS picks its kernels by
+# size). N=2048, D=512, C=32000 float32, 2 threads, alternating processes,
+# 3 rounds: 1056-1074 ms split (prototype) against 1083-1094 through
+# OpenBLAS's threads, torch's linear_cross_entropy 1344-1351. More parts
+# than threads serve machines with more cores, up to _PARTS. Tests set
+# _SPLIT False for the products threaded by BLAS.
+_PARTS = 8
+_SPLIT = True
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 # scipy.linalg.cython_blas's ?gemm: the Fortran interface, 32-bit integers
@@ -223,12 +237,15 @@ def _uses_lanes(n, c, d, itemsize, buffer_bytes=None):
 def _memory_bound(n, c, d, itemsize, prob_target=False, buffer_bytes=None):
     """An upper bound on the bytes a call allocates besides its outputs (and
     the one copy of a non-contiguous input or W): per lane the (B, C)
-    buffer, grad_W's accumulation tile, and (lanes after the first) their
-    own grad_W; O(B + C) vectors; a (B, C) converted block of probability
+    buffer, grad_W's accumulation tile (NumPy's products) or grad_input's
+    parts (split products, one lane), and (lanes after the first) their own
+    grad_W; O(B + C) vectors; a (B, C) converted block of probability
     targets."""
     rows = _block_rows(n, c, itemsize, buffer_bytes)
     lanes = _LANES if _uses_lanes(n, c, d, itemsize, buffer_bytes) else 1
     acc = min(c, max(1, _ACC_BYTES // max(1, d * itemsize))) * d * itemsize
+    if lanes == 1:
+        acc = max(acc, _PARTS * rows * d * itemsize)
     per_lane = rows * c * itemsize * (2 if prob_target else 1) + acc + 16 * (rows + c)
     return lanes * per_lane + (lanes - 1) * c * d * itemsize + 16 * (n + c)
 
@@ -384,6 +401,10 @@ class _Linear:
         # explicit `workers` is followed. In lanes the kernels take one
         # thread each.
         kernel_threads = 1 if nlanes > 1 or self.workers is None else None
+        parts = 1
+        if in_c and nlanes == 1 and _SPLIT and d > 0 and _blas_threads.available():
+            parts = _PARTS
+            kernel_threads = resolve_workers(self.workers) or _core.max_threads()
         if in_c:
             if nlanes > 1:
                 # both layouts of W (a copy of at most _LANE_BYTES): each
@@ -395,12 +416,16 @@ class _Linear:
                 wf = self.w if self.w.flags.f_contiguous else None
                 wc = None if wf is not None else self.w
             run = partial(self._lane_in_c, wf, wc,
-                          kernel_threads=kernel_threads or row_threads(self.workers, rows, c))
+                          kernel_threads=kernel_threads or row_threads(self.workers, rows, c),
+                          parts=parts)
         else:
             run = partial(self._lane, kernel_threads=kernel_threads)
         if threads > 1 and len(lanes) > 1:
             with ThreadPoolExecutor(threads) as pool:
                 gbs = list(pool.map(run, lanes, targets))
+        elif parts > 1:
+            with _blas_threads.single_threaded():
+                gbs = [run(lane, t) for lane, t in zip(lanes, targets)]
         else:
             gbs = [run(lane, t) for lane, t in zip(lanes, targets)]
         if none:
@@ -427,9 +452,10 @@ class _Linear:
             gb[...] = gb64
         return loss, (gi_out if input_grad else None), gw, gb
 
-    def _lane_in_c(self, wf, wc, starts, gw, kernel_threads):
+    def _lane_in_c(self, wf, wc, starts, gw, kernel_threads, parts=1):
         """_lane in _core.linear_blocks (SciPy's BLAS); wf is W
-        Fortran-contiguous, wc C-contiguous (either may be None)."""
+        Fortran-contiguous, wc C-contiguous (either may be None); parts: the
+        products' fixed parts (linear_blocks; 1: one BLAS call each)."""
         c = self.nclasses
         dt = self.dtype
         want_grad = self.want_grad
@@ -444,7 +470,9 @@ class _Linear:
             self.block_totals, np.empty((self.rows, c), dt),
             None if self.per_sample is not None else np.empty(self.rows),
             np.empty((kernel_threads, min(c, chunk_size())), dt) if self.softcap else None,
-            self.gi if want_grad else None, gw if want_grad else None, gb64, kernel_threads)
+            self.gi if want_grad else None, gw if want_grad else None, gb64, kernel_threads,
+            parts, np.empty((parts, self.rows, self.nfeatures), dt)
+            if parts > 1 and want_grad and self.gi is not None else None)
         return gb64
 
     def _lane(self, starts, gw, kernel_threads):
