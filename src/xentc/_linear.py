@@ -61,10 +61,13 @@ before.
 
 Threads. Two pools share the cores: the kernels' OpenMP team and BLAS's
 own (NumPy's OpenBLAS, whose workers keep spinning for a while after each
-product). For large C x D the blocks run one after the other, the products
-on BLAS's threads and the kernels on one thread by default (``workers``
-threads if given: a 2-thread team shares the cores with BLAS's spinning
-threads; see run()). For small C x D
+product). For large C x D the blocks run one after the other: with
+SciPy's OpenBLAS found, each product split into ``_PARTS`` fixed parts of
+the classes on xentc's threads, OpenBLAS set to one thread for the call,
+the kernels on the same threads (_blas_threads; see ``_PARTS``);
+otherwise the products on BLAS's threads and the kernels on one thread by
+default (``workers`` threads if given: a 2-thread team shares the cores
+with BLAS's spinning threads; see run()). For small C x D
 (logistic regression: C=50, D=64), where the products are small and the
 kernels a large share of the time, the blocks are dealt to ``_LANES`` lanes
 run by up to ``workers`` Python threads (the GIL is released in the
@@ -86,7 +89,9 @@ machine's core count, pin BLAS's threads:
 ``threadpoolctl.threadpool_limits(n, user_api="blas")`` around the call,
 or ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` before NumPy loads.
 The lanes in C multiply on their own thread (OpenBLAS's small-matrix
-products are not threaded): the same bits for any BLAS thread count. They
+products are not threaded), and the split products of the blocks one
+after the other run with OpenBLAS at one thread: both give the same bits
+for any BLAS thread count. They
 differ from the NumPy lanes' in the last bits (other blocks, another
 BLAS), so a machine without SciPy gets other, equally deterministic, bits.
 """
@@ -610,7 +615,9 @@ _PARAMS_DOC = """
 _MEMORY_DOC = """
     Memory: the logits are computed for blocks of rows into one reused
     buffer of at most 51 MiB (or one row of C, if larger), plus (without
-    SciPy) a 6 MiB scratch tile and O(C) vectors: never the (N, C) logits.
+    SciPy) a 6 MiB scratch tile or (the products split over xentc's
+    threads) grad_input's 8 partial products of a block, and O(C) vectors:
+    never the (N, C) logits.
 """
 
 
