@@ -663,12 +663,51 @@ cdef int _plain_call(str hook, Py_ssize_t n, Py_ssize_t ncols, const long long[:
     return nvalid == n and n > 0
 
 
-cdef double *_tile_losses(Py_ssize_t n, Py_ssize_t tile_rows) except NULL:
-    """A buffer of one tile's per-sample losses (malloc'ed)."""
-    cdef double *buf = <double *> malloc(_imin(n, tile_rows) * sizeof(double))
-    if buf == NULL:
+cdef inline Py_ssize_t _ring_distance(size_t a, size_t b) noexcept nogil:
+    """Distance of a and b on a 4 KB ring (their addresses' low 12 bits)."""
+    cdef Py_ssize_t d = <Py_ssize_t> ((a - b) & 4095)
+    return d if d <= 2048 else 4096 - d
+
+
+cdef double *_tile_losses(Py_ssize_t n, Py_ssize_t tile_rows, const void *x,
+                          const void *target, void **block) except NULL:
+    """A buffer of one tile's per-sample losses, from a malloc'ed block
+    (block[0], to free) and placed, to 64 bytes, as far as it can be from
+    the logits' and the targets' addresses on a 4 KB ring. The kernels store
+    the losses of a group of rows while they load the next groups' logits
+    and targets; a store and a load 4 KB apart look alike to the CPU (4K
+    aliasing) and the load waits: with a malloc'ed buffer at whatever
+    offset, cross_entropy of 100000 x 10 float32 on 2 threads ran at
+    0.45-0.75 ms from call to call; ce_rows into a loss array 128 bytes
+    past the logits on the ring took 0.48 ms against 0.33 elsewhere."""
+    cdef char *raw = <char *> malloc(_imin(n, tile_rows) * sizeof(double) + 4096 + 64)
+    if raw == NULL:
         raise MemoryError("xentc: cannot allocate per-sample losses")
-    return buf
+    block[0] = raw
+    return <double *> _ring_place(<size_t> raw, <size_t> x, <size_t> target)
+
+
+cdef size_t _ring_place(size_t raw, size_t x, size_t target) noexcept nogil:
+    """The address in [raw, raw + 4096 + 64), 64-byte aligned, farthest
+    from x and target on the 4 KB ring (see _tile_losses)."""
+    cdef size_t base = (raw + 63) & ~(<size_t> 63), best = base, cand
+    cdef Py_ssize_t k, dist, best_dist = -1
+    for k in range(64):
+        cand = base + 64 * k
+        dist = _imin(_ring_distance(cand, x), _ring_distance(cand, target))
+        if dist > best_dist:
+            best, best_dist = cand, dist
+    return best
+
+
+def placed_losses(Py_ssize_t m, size_t x, size_t target):
+    """A float64 array of m per-sample losses placed as _tile_losses places
+    its buffer, away from the logits at address x and the targets at
+    address target on the 4 KB ring (the Python path's tile buffer)."""
+    import numpy as np
+    block = np.empty(m * 8 + 4096 + 64, np.uint8)
+    start = _ring_place(<size_t> block.ctypes.data, x, target) - <size_t> block.ctypes.data
+    return block[start:start + m * 8].view(np.float64)
 
 
 def ce_plain(const real[:, ::1] x, const long long[::1] target, long long ignore_index,
@@ -686,11 +725,12 @@ def ce_plain(const real[:, ::1] x, const long long[::1] target, long long ignore
     cdef Py_ssize_t n = x.shape[0], start = 0, stop
     cdef double total = 0.0
     cdef double *buf
+    cdef void *block = NULL
     cdef _ce_call c
     if not _plain_call("ce_plain", n, x.shape[1], target, ignore_index, tile_rows, nthreads,
                        &c):
         return None
-    buf = _tile_losses(n, tile_rows)
+    buf = _tile_losses(n, tile_rows, &x[0, 0], &target[0], &block)
     try:
         while start < n:
             stop = _imin(n, start + tile_rows)
@@ -705,7 +745,7 @@ def ce_plain(const real[:, ::1] x, const long long[::1] target, long long ignore
             total += _sum_doubles(buf, stop - start)
             start = stop
     finally:
-        free(buf)
+        free(block)
     return total
 
 

@@ -286,12 +286,13 @@ def ce_plain_h16(const uint16_t[:, ::1] x, int kind, const long long[::1] target
     cdef Py_ssize_t n = x.shape[0], start = 0, stop
     cdef double total = 0.0
     cdef double *buf
+    cdef void *block = NULL
     cdef _ce_call c
     _check_kind("ce_plain_h16", kind)
     if not _plain_call("ce_plain_h16", n, x.shape[1], target, ignore_index, tile_rows,
                        nthreads, &c):
         return None
-    buf = _tile_losses(n, tile_rows)
+    buf = _tile_losses(n, tile_rows, &x[0, 0], &target[0], &block)
     try:
         while start < n:
             stop = _imin(n, start + tile_rows)
@@ -302,5 +303,5 @@ def ce_plain_h16(const uint16_t[:, ::1] x, int kind, const long long[::1] target
             total += _sum_doubles(buf, stop - start)
             start = stop
     finally:
-        free(buf)
+        free(block)
     return total

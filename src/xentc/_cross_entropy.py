@@ -167,7 +167,11 @@ class _Problem:
             parts = lambda: split  # noqa: E731
         n = self.rows.nrows
         nthreads = self._threads(workers)
-        buf = np.empty(min(n, _TILE_ROWS))
+        # placed away from the logits and targets (4K aliasing, see
+        # _core._tile_losses)
+        targets = self.index if self.kind == "index" else self.prob
+        buf = _core.placed_losses(min(n, _TILE_ROWS), self.rows.data.ctypes.data,
+                                  targets.ctypes.data)
         sw = self.sample_weight
         total = 0.0
         for start in range(0, n, _TILE_ROWS):
