@@ -97,6 +97,7 @@ BLAS), so a machine without SciPy gets other, equally deterministic, bits.
 """
 import ctypes
 import math
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -163,10 +164,21 @@ _GEMM = None
 # split differently can round differently: OpenBLAS picks its kernels by
 # size). N=2048, D=512, C=32000 float32, 2 threads, alternating processes,
 # 3 rounds: 1056-1074 ms split (prototype) against 1083-1094 through
-# OpenBLAS's threads, torch's linear_cross_entropy 1344-1351. More parts
-# than threads serve machines with more cores, up to _PARTS. Tests set
+# OpenBLAS's threads, torch's linear_cross_entropy 1344-1351.
+# How many parts: the machine's cores (the CPUs this process may run on,
+# not `workers` or OMP_NUM_THREADS, so the bits stay the same for every
+# thread count), from 2 to 8: each part packs the block's rows again, so no
+# more parts than threads can use. Same shape, 4 rounds: 2 parts best 1059
+# / median 1079 ms, 4 parts 1064 / 1086, 8 parts 1071 / 1101. Tests set
 # _SPLIT False for the products threaded by BLAS.
-_PARTS = 8
+def _machine_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+_PARTS = max(2, min(8, _machine_cores()))
 _SPLIT = True
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -616,7 +628,7 @@ _MEMORY_DOC = """
     Memory: the logits are computed for blocks of rows into one reused
     buffer of at most 51 MiB (or one row of C, if larger), plus (without
     SciPy) a 6 MiB scratch tile or (the products split over xentc's
-    threads) grad_input's 8 partial products of a block, and O(C) vectors:
+    threads) grad_input's partial products of a block (2-8), and O(C) vectors:
     never the (N, C) logits.
 """
 
