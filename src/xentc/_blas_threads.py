@@ -33,10 +33,11 @@ def _candidates():
     (NumPy's is the ILP64 ``libscipy_openblas64_``)."""
     try:
         with open("/proc/self/maps") as f:
-            paths = {line.split(None, 5)[5].strip() for line in f
-                     if len(line.split(None, 5)) == 6}
+            # address perms offset device inode [path]
+            fields = [line.split(None, 5) for line in f]
     except OSError:
         return []
+    paths = {fl[5].strip() for fl in fields if len(fl) == 6}
     return sorted(p for p in paths
                   if os.path.basename(p).startswith("libscipy_openblas")
                   and "64_" not in os.path.basename(p))
@@ -93,7 +94,7 @@ class single_threaded:
 
     def __exit__(self, *exc):
         global _inside, _saved
-        get, set_ = _lookup()
+        set_ = _lookup()[1]
         with _lock:
             _inside -= 1
             if _inside == 0:

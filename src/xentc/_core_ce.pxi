@@ -704,7 +704,6 @@ def placed_losses(Py_ssize_t m, size_t x, size_t target):
     """A float64 array of m per-sample losses placed as _tile_losses places
     its buffer, away from the logits at address x and the targets at
     address target on the 4 KB ring (the Python path's tile buffer)."""
-    import numpy as np
     block = np.empty(m * 8 + 4096 + 64, np.uint8)
     start = _ring_place(<size_t> block.ctypes.data, x, target) - <size_t> block.ctypes.data
     return block[start:start + m * 8].view(np.float64)

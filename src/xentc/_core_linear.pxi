@@ -114,21 +114,18 @@ cdef void _gradient_part(Py_ssize_t k, int parts, Py_ssize_t ncols, Py_ssize_t b
 cdef void _sum_parts(const real *gi_parts, int parts, Py_ssize_t part_stride, Py_ssize_t r,
                      Py_ssize_t d, Py_ssize_t ncols, real *out) noexcept nogil:
     """out[:] = row r of the non-empty parts' products, added in part
-    order (the same bits whatever thread adds them)."""
+    order (the same bits whatever thread adds them). Part 0 is never empty
+    (ncols > 0); the empty ones are the last."""
     cdef Py_ssize_t k, j, c0, c1
     cdef const real *src
-    cdef bint first = True
-    for k in range(parts):
+    memcpy(out, gi_parts + r * d, d * sizeof(real))
+    for k in range(1, parts):
         _part(ncols, parts, k, &c0, &c1)
         if c1 <= c0:
             break
         src = gi_parts + k * part_stride + r * d
-        if first:
-            memcpy(out, src, d * sizeof(real))
-            first = False
-        else:
-            for j in range(d):
-                out[j] = out[j] + src[j]
+        for j in range(d):
+            out[j] = out[j] + src[j]
 
 
 cdef int _fits_int(str what, Py_ssize_t v) except -1:

@@ -416,10 +416,11 @@ class _Linear:
         # 2-thread team (the three products alone: 979 ms; best of 4, load
         # 1.8); in C 1179-1213 ms against 1257-1277 with 2 threads. An
         # explicit `workers` is followed. In lanes the kernels take one
-        # thread each.
+        # thread each. With the products split (below) no BLAS thread
+        # spins, and the kernels take every thread.
         kernel_threads = 1 if nlanes > 1 or self.workers is None else None
         parts = 1
-        if in_c and nlanes == 1 and _SPLIT and d > 0 and _blas_threads.available():
+        if in_c and nlanes == 1 and _SPLIT and _blas_threads.available():
             parts = _PARTS
             kernel_threads = resolve_workers(self.workers) or _core.max_threads()
         if in_c:

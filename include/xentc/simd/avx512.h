@@ -185,7 +185,7 @@ XT_L5 void xv_avx512_f64_transpose(__m512d *r)
                                 : _mm512_maskz_loadu_##S(                     \
                                       xv_avx512_##DT##_tail(nc), p + r * stride); \
         xv_avx512_##DT##_transpose(tile);                                     \
-        if (nc == (W)) {                                                      \
+        if (nc == (W)) { /* a constant count: GCC keeps these zmm moves */    \
             for (int j = 0; j < (W); j++)                                     \
                 cols[j] = tile[j];                                            \
             return;                                                           \
