@@ -601,6 +601,83 @@ def test_one_call_plain_path_tiles_and_declines(monkeypatch):
         _core.ce_plain(x, y, -100, 16, 0)
 
 
+def _sum_in_order(losses, chunk, total=0.0):
+    """loss_order's sum, spelled out: chunks of `chunk` values, each as
+    eight running sums over the positions mod 8 added pairwise, the chunk
+    sums added in order."""
+    for s in range(0, len(losses), chunk):
+        part = [0.0] * 8
+        for i, v in enumerate(losses[s:s + chunk]):
+            part[i % 8] += float(v)
+        total += ((part[0] + part[1]) + (part[2] + part[3])) + (
+            (part[4] + part[5]) + (part[6] + part[7]))
+    return total
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ncols", [2, 9, 5000])
+def test_plain_path_sums_in_chunks_as_the_general_path(monkeypatch, dtype, ncols):
+    # ce_plain sums each fused task's losses on its thread, the task sums in
+    # order; the general path's tiles must add up the same: whole chunks of
+    # loss_order, summed chunk by chunk, whatever _TILE_ROWS is. 5000
+    # classes are past the fused kernels (ce_rows over tiles).
+    from xentc import _core, _cross_entropy
+    rng = np.random.default_rng(81)
+    chunk, tile = _core.loss_order(ncols, 16)
+    assert tile == chunk and chunk % 16 == 0
+    assert _core.loss_order(ncols, 5 * chunk + 3) == (chunk, 5 * chunk)
+    n = 3 * chunk + 37                       # several chunks, a short last one
+    x = rng.standard_normal((n, ncols)).astype(dtype)
+    y = rng.integers(0, ncols, n)
+    per_row = xentc.cross_entropy(x, y, reduction="none").astype(np.float64)
+    losses = np.empty(n)
+    _core.ce_rows(x, y, None, _core.CEOptions(), None, 1.0, losses, None, None, 1)
+    want = _sum_in_order(losses, chunk)
+    assert _core.sum_losses(losses, chunk) == want
+    assert _core.sum_losses(losses[chunk:], chunk, _core.sum_losses(losses[:chunk])) == want
+    for workers in (1, 2, 3):
+        assert _core.ce_plain(x, y, -100, 1 << 18, workers) == want
+    monkeypatch.setattr(_cross_entropy, "_TILE_ROWS", 16)   # tiles of one chunk
+    for reduction in ("mean", "sum"):
+        fast = xentc.cross_entropy(x, y, reduction=reduction)
+        general = xentc.cross_entropy(x, y.astype(np.int32), reduction=reduction)
+        assert fast.tobytes() == general.tobytes()
+    assert xentc.cross_entropy(x, y, reduction="sum") == dtype(want)
+    assert abs(want - per_row.sum()) <= 1e-6 * abs(want)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_plain_fused_path_checks_targets_in_every_task(workers):
+    # the fused kernels check each task's targets before reading a logit
+    # (check_targets): ce_plain declines a bad, huge, negative or ignored
+    # target in any task, a class-valued ignore_index included, and the
+    # general path then answers
+    from xentc import _core
+    rng = np.random.default_rng(82)
+    ncols = 4
+    chunk, _ = _core.loss_order(ncols, 1)
+    n = 3 * chunk + 5
+    x = rng.standard_normal((n, ncols)).astype(np.float32)
+    y = rng.integers(0, ncols, n)
+    assert _core.ce_plain(x, y, -100, 1 << 18, workers) is not None
+    for where in (0, chunk - 1, 2 * chunk + 7, n - 1):
+        for value in (ncols, 1 << 40, -1, -(1 << 62), -100):
+            bad = y.copy()
+            bad[where] = value
+            assert _core.ce_plain(x, bad, -100, 1 << 18, workers) is None, (where, value)
+        assert _core.ce_plain(x, y, int(y[where]), 1 << 18, workers) is None
+    bad = y.copy()
+    bad[n - 1] = ncols
+    with pytest.raises(IndexError, match=f"Target 4 is out of bounds at position \\({n - 1},\\)"):
+        xentc.cross_entropy(x, bad, workers=workers)
+    ignored = y.copy()
+    ignored[chunk] = 2
+    got = xentc.cross_entropy(x, ignored, ignore_index=2, reduction="sum")
+    mask = ignored != 2     # every row of class 2 is ignored
+    ref = xentc.cross_entropy(x[mask], ignored[mask], reduction="sum")
+    assert abs(got - ref) <= 1e-5 * abs(ref)
+
+
 @pytest.mark.parametrize("dtype,big", [(np.float32, 2.0**100), (np.float32, -2.0**100),
                                        (np.float64, 2.0**1000), (np.float64, -2.0**1000)])
 @pytest.mark.parametrize("ncols", [10, 1000, 70001])

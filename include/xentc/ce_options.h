@@ -24,6 +24,13 @@ typedef struct {
 typedef struct {
     xt_ce_options o;
     double grad_scale_all;      /* the gradient's scale without per-row ones */
+    /* Nonzero: the kernel first checks that every target is a class index
+     * in [0, nclasses) other than ignore_index, and returns -1, having
+     * read no logit, when one is not. ce_plain's check, on the kernels'
+     * threads task by task: the targets are then in cache for the kernel,
+     * where a separate pass read them from memory first. */
+    int check_targets;
+    long long ignore_index;
 } xt_ce_index_args;
 
 /* A group of rows (one per vector lane, at most 16) of the fused kernels

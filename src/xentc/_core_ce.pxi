@@ -31,6 +31,8 @@ cdef extern from "xentc/cross_entropy.h" nogil:
     ctypedef struct xt_ce_index_args:
         xt_ce_options o
         double grad_scale_all
+        int check_targets
+        long long ignore_index
 
     int xt_have_ce_index()
     Py_ssize_t xt_ce_index_f32(const float *x, Py_ssize_t nrows, const long long *target,
@@ -514,13 +516,26 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
     return 0
 
 
+cdef struct _task_sums:
+    # ce_plain's use of _ce_index_fused: each task checks its targets
+    # (xt_ce_index_args.check_targets), writes its losses into its thread's
+    # buffer and sums them there (_sum_doubles), into totals[t]; bad[t] = 1
+    # where a target is not a class index (the task computes nothing).
+    double *totals
+    unsigned char *bad
+    double **bufs           # one buffer of task rows per thread
+    long long ignore_index
+
+
 cdef int _ce_index_fused(const real[:, ::1] x, const long long[::1] target,
                          real[:, ::1] grad, const _ce_call *c, double *loss,
-                         int nthreads) except -1:
+                         int nthreads, _task_sums *sums=NULL) except -1:
     """_ce_rows_core for index targets by the fused kernels (algo/ce_rows.h),
-    in tasks of about FUSED_TASK_ELEMS elements: the rows they leave (special[i]: a
+    in tasks of _group_task_rows rows: the rows they leave (special[i]: a
     non-finite max, NaN, a gradient scale beyond the dtype) are redone by
-    the per-row path, which owns those rules."""
+    the per-row path, which owns those rules. With sums (loss unused), each
+    task's losses stay in its thread's buffer and only their sum is kept
+    (see _task_sums)."""
     cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
     cdef Py_ssize_t t, r, i, r0, nb, nspecial
     cdef bint want_grad = c.want_grad
@@ -528,10 +543,13 @@ cdef int _ce_index_fused(const real[:, ::1] x, const long long[::1] target,
     cdef unsigned char *special = <unsigned char *> malloc(nrows)
     cdef real *g = NULL
     cdef const double *gsc = NULL
+    cdef double *lt
     if special == NULL:
         raise MemoryError("xentc: cannot allocate row flags")
     a.o = c.o
     a.grad_scale_all = c.grad_scale_all
+    a.check_targets = sums != NULL
+    a.ignore_index = sums.ignore_index if sums != NULL else -1
     cdef Py_ssize_t task = _group_task_rows(ncols)
     try:
         with nogil, parallel(num_threads=nthreads):
@@ -540,21 +558,28 @@ cdef int _ce_index_fused(const real[:, ::1] x, const long long[::1] target,
                 nb = _imin(task, nrows - r0)
                 g = &grad[r0, 0] if want_grad else NULL
                 gsc = c.grad_scale + r0 if c.grad_scale != NULL else NULL
+                # (threadid() is a call into the OpenMP runtime: only with sums)
+                lt = loss + r0 if sums == NULL else sums.bufs[threadid()]
                 if real is float:
                     nspecial = xt_ce_index_f32(&x[r0, 0], nb, &target[r0], gsc, &a,
-                                               loss + r0, g, special + r0)
+                                               lt, g, special + r0)
                 else:
                     nspecial = xt_ce_index_f64(&x[r0, 0], nb, &target[r0], gsc, &a,
-                                               loss + r0, g, special + r0)
-                if nspecial == 0:
+                                               lt, g, special + r0)
+                if nspecial < 0:   # a target that is not a class index (sums only)
+                    sums.bad[t] = 1
                     continue
-                for r in range(nb):
-                    i = r0 + r
-                    if special[i]:
-                        _ce_row_in_cache(&c.o, &x[i, 0], target[i], NULL, c.o.smoothing > 0.0,
-                                         (c.grad_scale[i] if c.grad_scale != NULL
-                                          else c.grad_scale_all),
-                                         &grad[i, 0] if want_grad else NULL, &loss[i])
+                if nspecial > 0:
+                    for r in range(nb):
+                        i = r0 + r
+                        if special[i]:
+                            _ce_row_in_cache(&c.o, &x[i, 0], target[i], NULL,
+                                             c.o.smoothing > 0.0,
+                                             (c.grad_scale[i] if c.grad_scale != NULL
+                                              else c.grad_scale_all),
+                                             &grad[i, 0] if want_grad else NULL, &lt[r])
+                if sums != NULL:
+                    sums.totals[t] = _sum_doubles(lt, nb)
     finally:
         free(special)
     return 0
@@ -628,14 +653,48 @@ cdef double _sum_doubles(const double *v, Py_ssize_t n) noexcept nogil:
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
 
 
-def sum_losses(const double[::1] loss):
-    """Sum of the per-sample losses in _sum_doubles' fixed order. Every
-    reduction of the cross-entropy family sums through it (or, in
-    ce_plain, through _sum_doubles itself), so the same losses give the
-    same bits whatever path computed them."""
-    if loss.shape[0] == 0:
-        return 0.0
-    return _sum_doubles(&loss[0], loss.shape[0])
+cdef double _sum_chunks(const double *v, Py_ssize_t n, Py_ssize_t chunk,
+                        double total) noexcept nogil:
+    """total plus the sums of v's chunks of `chunk` values (the last may be
+    shorter), each in _sum_doubles' order, added in order."""
+    cdef Py_ssize_t s = 0
+    while s < n:
+        total += _sum_doubles(v + s, _imin(chunk, n - s))
+        s += chunk
+    return total
+
+
+cdef inline Py_ssize_t _loss_tile(Py_ssize_t tile_rows, Py_ssize_t chunk) noexcept nogil:
+    """Rows of a loss tile: tile_rows rounded down to whole chunks (at least one)."""
+    return _imax(chunk, tile_rows // chunk * chunk)
+
+
+def loss_order(Py_ssize_t ncols, Py_ssize_t tile_rows):
+    """(chunk, tile) for rows of ncols classes: the cross-entropy family
+    sums its per-sample losses in chunks of `chunk` rows (the fused
+    kernels' tasks, _group_task_rows), each in _sum_doubles' order, the
+    chunk sums added in order (_sum_chunks); a caller that runs tiles of
+    rows takes `tile` rows, whole chunks, so that its tiles add up the same
+    way. Summing inside the tasks keeps the sum on the kernels' threads
+    (one serial pass per tile was 6% of cross_entropy at 2 classes) and
+    the losses in cache, with the same bits for every thread count."""
+    if ncols < 1 or tile_rows < 1:
+        raise ValueError(f"xentc._core.loss_order: ncols is {ncols} and tile_rows "
+                         f"{tile_rows}, expected >= 1")
+    chunk = _group_task_rows(ncols)
+    return chunk, _loss_tile(tile_rows, chunk)
+
+
+def sum_losses(const double[::1] loss, Py_ssize_t chunk=0, double total=0.0):
+    """total plus the sum of the per-sample losses in chunks of `chunk`
+    rows (0: one chunk), as _sum_chunks adds them. Every reduction of the
+    cross-entropy family sums through it (or, in ce_plain, through the same
+    order), so the same losses give the same bits whatever path computed
+    them."""
+    cdef Py_ssize_t n = loss.shape[0]
+    if n == 0:
+        return total
+    return _sum_chunks(&loss[0], n, chunk if chunk > 0 else n, total)
 
 
 # Placeholders for the arguments ce_plain's calls do not use.
@@ -643,11 +702,10 @@ def sum_losses(const double[::1] loss):
 
 cdef int _plain_call(str hook, Py_ssize_t n, Py_ssize_t ncols, const long long[::1] target,
                      long long ignore_index, Py_ssize_t tile_rows, int nthreads,
-                     _ce_call *c) except -1:
+                     _ce_call *c, bint count=True) except -1:
     """ce_plain's checks and its call c (every option at its default, no
-    gradient): 1 when every target is a class index (the fast path's
-    case), 0 when one is ignore_index or out of range, or there are no
-    rows."""
+    gradient): 1 when there are rows and (with count) every target is a
+    class index (the fast path's case), else 0."""
     cdef Py_ssize_t nvalid
     _expect(hook, "len(target)", target.shape[0], n)
     if nthreads < 1 or tile_rows < 1:
@@ -658,9 +716,11 @@ cdef int _plain_call(str hook, Py_ssize_t n, Py_ssize_t ncols, const long long[:
     c.want_grad = False
     c.grad_scale = NULL
     c.grad_scale_all = 0.0
+    if n == 0 or not count:
+        return n > 0
     with nogil:
         nvalid = _count_class_indices(target, ncols, ignore_index, nthreads)
-    return nvalid == n and n > 0
+    return nvalid == n
 
 
 cdef inline Py_ssize_t _ring_distance(size_t a, size_t b) noexcept nogil:
@@ -709,26 +769,77 @@ def placed_losses(Py_ssize_t m, size_t x, size_t target):
     return block[start:start + m * 8].view(np.float64)
 
 
+cdef object _ce_plain_fused(const real[:, ::1] x, const long long[::1] target,
+                            long long ignore_index, const _ce_call *c, int nthreads):
+    """ce_plain by the fused kernels in one parallel region over the whole
+    array: each task checks its targets and sums its losses in its thread's
+    buffer (_task_sums), the task sums added in order; None when a target
+    is not a class index. One region rather than tiles: tiles of 2^18 rows
+    split into tasks that two threads could not share evenly (7 tasks a tile
+    at 3 classes, 4 for one thread and 3, the last of 64 rows, for the
+    other)."""
+    cdef Py_ssize_t nrows = x.shape[0], task = _group_task_rows(x.shape[1])
+    cdef Py_ssize_t ntasks = (nrows + task - 1) // task, t
+    cdef size_t each = _imin(task, nrows) * sizeof(double) + 4096 + 64
+    cdef double total = 0.0
+    cdef _task_sums s
+    cdef char *raw = <char *> malloc(nthreads * each)
+    s.totals = <double *> malloc(ntasks * sizeof(double))
+    s.bad = <unsigned char *> calloc(ntasks, 1)
+    s.bufs = <double **> malloc(nthreads * sizeof(double *))
+    s.ignore_index = ignore_index
+    try:
+        if raw == NULL or s.totals == NULL or s.bad == NULL or s.bufs == NULL:
+            raise MemoryError("xentc: cannot allocate per-sample losses")
+        for t in range(nthreads):
+            # away from the logits and targets on the 4 KB ring (4K
+            # aliasing, see _tile_losses)
+            s.bufs[t] = <double *> _ring_place(<size_t> (raw + t * each), <size_t> &x[0, 0],
+                                               <size_t> &target[0])
+        # (no grad: None, so the specialisation is named)
+        if real is float:
+            _ce_index_fused[float](x, target, None, c, NULL, nthreads, &s)
+        else:
+            _ce_index_fused[double](x, target, None, c, NULL, nthreads, &s)
+        for t in range(ntasks):
+            if s.bad[t]:
+                return None
+            total += s.totals[t]
+    finally:
+        free(raw)
+        free(s.totals)
+        free(s.bad)
+        free(s.bufs)
+    return total
+
+
 def ce_plain(const real[:, ::1] x, const long long[::1] target, long long ignore_index,
              Py_ssize_t tile_rows, int nthreads):
     """Sum of the cross-entropy losses of logits rows x with class indices
     `target` and every option at its default, or None when a target is
     ignore_index or out of range (the caller's general path then decides).
 
-    The general path's arithmetic in one call: ce_rows over tiles of
-    tile_rows rows, each tile's losses summed by _sum_doubles and the tile
-    sums added in order, as _cross_entropy._Problem.loss does. What it saves
-    is Python: that set-up runs with cold caches, right after the previous
-    call's kernel streamed its logits through them.
+    The general path's arithmetic in one call, summed in loss_order's
+    chunks as _cross_entropy._Problem.loss sums: rows the fused kernels
+    take run in one parallel region (_ce_plain_fused), the others as
+    ce_rows over tiles of loss_order's tile rows. What it saves is Python:
+    that set-up runs with cold caches, right after the previous call's
+    kernel streamed its logits through them.
     """
-    cdef Py_ssize_t n = x.shape[0], start = 0, stop
+    cdef Py_ssize_t n = x.shape[0], ncols = x.shape[1], start = 0, stop
+    cdef Py_ssize_t chunk = _group_task_rows(ncols)
     cdef double total = 0.0
     cdef double *buf
     cdef void *block = NULL
     cdef _ce_call c
-    if not _plain_call("ce_plain", n, x.shape[1], target, ignore_index, tile_rows, nthreads,
-                       &c):
+    # (the condition _ce_rows_core sends index targets to the fused kernels by)
+    cdef bint fused = _grouped(ncols, sizeof(real), XT_SHORT_LSE) and xt_have_ce_index()
+    if not _plain_call("ce_plain", n, ncols, target, ignore_index, tile_rows, nthreads, &c,
+                       not fused):
         return None
+    if fused:
+        return _ce_plain_fused(x, target, ignore_index, &c, nthreads)
+    tile_rows = _loss_tile(tile_rows, chunk)
     buf = _tile_losses(n, tile_rows, &x[0, 0], &target[0], &block)
     try:
         while start < n:
@@ -741,7 +852,7 @@ def ce_plain(const real[:, ::1] x, const long long[::1] target, long long ignore
             else:
                 _ce_rows_core[double](x[start:stop], target[start:stop], None, None, None,
                                       &c, buf, nthreads)
-            total += _sum_doubles(buf, stop - start)
+            total = _sum_chunks(buf, stop - start, chunk, total)
             start = stop
     finally:
         free(block)

@@ -284,6 +284,7 @@ def ce_plain_h16(const uint16_t[:, ::1] x, int kind, const long long[::1] target
     ce_rows_h16): the sum of the losses with every option at its default,
     or None when a target is ignore_index or out of range."""
     cdef Py_ssize_t n = x.shape[0], start = 0, stop
+    cdef Py_ssize_t chunk = _group_task_rows(x.shape[1])
     cdef double total = 0.0
     cdef double *buf
     cdef void *block = NULL
@@ -292,6 +293,8 @@ def ce_plain_h16(const uint16_t[:, ::1] x, int kind, const long long[::1] target
     if not _plain_call("ce_plain_h16", n, x.shape[1], target, ignore_index, tile_rows,
                        nthreads, &c):
         return None
+    # summed in loss_order's chunks and tiles, as every path sums
+    tile_rows = _loss_tile(tile_rows, chunk)
     buf = _tile_losses(n, tile_rows, &x[0, 0], &target[0], &block)
     try:
         while start < n:
@@ -300,7 +303,7 @@ def ce_plain_h16(const uint16_t[:, ::1] x, int kind, const long long[::1] target
             # target by the tile's own rows
             _ce_tiles_h16(&x[start, 0], stop - start, x.shape[1], kind, &target[start],
                           NULL, &c, buf, NULL, nthreads)
-            total += _sum_doubles(buf, stop - start)
+            total = _sum_chunks(buf, stop - start, chunk, total)
             start = stop
     finally:
         free(block)

@@ -167,18 +167,21 @@ class _Problem:
             parts = lambda: split  # noqa: E731
         n = self.rows.nrows
         nthreads = self._threads(workers)
+        # tiles of whole chunks, summed chunk by chunk: ce_plain's order
+        chunk, tile_rows = _core.loss_order(max(self.rows.ncols, 1), _TILE_ROWS)
         # placed away from the logits and targets (4K aliasing, see
         # _core._tile_losses)
         targets = self.index if self.kind == "index" else self.prob
-        buf = _core.placed_losses(min(n, _TILE_ROWS), self.rows.data.ctypes.data,
+        buf = _core.placed_losses(min(n, tile_rows), self.rows.data.ctypes.data,
                                   targets.ctypes.data)
         sw = self.sample_weight
         total = 0.0
-        for start in range(0, n, _TILE_ROWS):
-            stop = min(n, start + _TILE_ROWS)
+        for start in range(0, n, tile_rows):
+            stop = min(n, start + tile_rows)
             tile = buf[: stop - start]
             self._kernel(nthreads, grad, start, stop, tile)
-            total += _core.sum_losses(tile if sw is None else tile * sw[start:stop])
+            total = _core.sum_losses(tile if sw is None else tile * sw[start:stop], chunk,
+                                     total)
         return _finish(total, self.denom, self.reduction, self.dtype, self, parts)
 
     def _split_totals(self):

@@ -495,6 +495,9 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
     return 0;
 }
 
+/* The fused kernel over rows [0, nrows): the number of rows left to the
+ * caller (special), or -1 when a->check_targets finds a target that is
+ * not a class index (nothing computed). */
 XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const long long *target,
                                         const double *gscale, const xt_ce_index_args *a,
                                         double *loss, XT_T *grad, unsigned char *special)
@@ -502,6 +505,17 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
     enum { W = XV(lanes) };
     const ptrdiff_t C = a->o.nclasses;
     ptrdiff_t r0 = 0, nspecial = 0;
+    if (a->check_targets) {
+        /* one unsigned compare: negatives wrap above C (vectorised by the
+         * compiler for the ISA) */
+        const long long ignore = a->ignore_index;
+        int bad = 0;
+        for (ptrdiff_t i = 0; i < nrows; i++)
+            bad |= ((unsigned long long)target[i] >= (unsigned long long)C) |
+                   (target[i] == ignore);
+        if (bad)
+            return -1;
+    }
     if (XT_K(by_lanes)(C, grad != NULL ? XT_LANES_GRAD : XT_LANES_NONE) && nrows >= W)
         r0 = XT_K(ce_by_lane)(x, nrows, target, gscale, a, loss, grad, special, &nspecial);
     for (; r0 < nrows; r0 += W) {
