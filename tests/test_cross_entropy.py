@@ -678,6 +678,89 @@ def test_plain_fused_path_checks_targets_in_every_task(workers):
     assert abs(got - ref) <= 1e-5 * abs(ref)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ncols", [3, 9, 5000])
+def test_plain_and_grad_path_matches_the_general_path(dtype, ncols):
+    # cross_entropy_and_grad's common call runs in one _core.ce_plain call;
+    # its loss and gradient must be the general path's bits (int32 targets
+    # take that path), into a new array, into grad_out, and in place
+    from xentc import _core
+    rng = np.random.default_rng(83)
+    chunk, _ = _core.loss_order(ncols, 1)
+    n = 2 * chunk + 21
+    x = rng.standard_normal((n, ncols)).astype(dtype)
+    y = rng.integers(0, ncols, n)
+    for reduction in ("mean", "sum"):
+        want_loss, want_grad = xentc.cross_entropy_and_grad(x, y.astype(np.int32),
+                                                           reduction=reduction)
+        assert want_loss.dtype == dtype and want_grad.dtype == dtype
+        for workers in (1, 2, 3):
+            loss, grad = xentc.cross_entropy_and_grad(x, y, reduction=reduction,
+                                                      workers=workers)
+            assert loss.tobytes() == want_loss.tobytes()
+            assert grad.tobytes() == want_grad.tobytes()
+            out = np.full_like(x, np.nan)
+            loss, grad = xentc.cross_entropy_and_grad(x, y, reduction=reduction,
+                                                      grad_out=out, workers=workers)
+            assert grad is out and loss.tobytes() == want_loss.tobytes()
+            assert out.tobytes() == want_grad.tobytes()
+            # in place against the general path in place (past the fused
+            # kernels, rows computed in place take their exps again from the
+            # logits: an ulp from the gradient into another array)
+            z, z32 = x.copy(), x.copy()
+            xentc.cross_entropy_and_grad(z32, y.astype(np.int32), reduction=reduction,
+                                         grad_out=z32)
+            loss, grad = xentc.cross_entropy_and_grad(z, y, reduction=reduction,
+                                                      grad_out=z, workers=workers)
+            assert grad is z and loss.tobytes() == want_loss.tobytes()
+            assert z.tobytes() == z32.tobytes()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_plain_and_grad_path_declines_bad_targets(workers):
+    # a target that is not a class index in the last task: the fused check
+    # finds it after other tasks wrote their gradient rows; the general
+    # path then answers (its error, or its result for an ignored row), and
+    # logits given as grad_out are untouched when it raises
+    from xentc import _core
+    rng = np.random.default_rng(84)
+    ncols = 6
+    chunk, _ = _core.loss_order(ncols, 1)
+    n = 3 * chunk + 9
+    x = rng.standard_normal((n, ncols)).astype(np.float32)
+    y = rng.integers(0, ncols, n)
+    bad = y.copy()
+    bad[n - 2] = ncols
+    z = x.copy()
+    with pytest.raises(IndexError, match=f"out of bounds at position \\({n - 2},\\)"):
+        xentc.cross_entropy_and_grad(z, bad, grad_out=z, workers=workers)
+    assert z.tobytes() == x.tobytes()
+    with pytest.raises(IndexError, match="out of bounds"):
+        xentc.cross_entropy_and_grad(x, bad, grad_out=np.empty_like(x), workers=workers)
+    assert _core.ce_plain(z, bad, -100, 1 << 18, workers, z, 1.0) is None
+    assert z.tobytes() == x.tobytes()
+    ignored = y.copy()
+    ignored[n - 2] = -100
+    want_loss, want_grad = xentc.cross_entropy_and_grad(x, ignored.astype(np.int32))
+    out = np.full_like(x, np.nan)
+    loss, grad = xentc.cross_entropy_and_grad(x, ignored, grad_out=out, workers=workers)
+    assert loss.tobytes() == want_loss.tobytes() and out.tobytes() == want_grad.tobytes()
+    assert not grad[n - 2].any()
+    # grad_out overlapping the logits without being them: the general path
+    # (which computes into a buffer first), same answer as with int32 targets
+    def overlapped():
+        base = np.empty((n + 1) * ncols, np.float32)
+        logits = base[ncols:].reshape(n, ncols)
+        logits[...] = x
+        return logits, base[:-ncols].reshape(n, ncols)
+
+    logits, out = overlapped()
+    loss, grad = xentc.cross_entropy_and_grad(logits, y, grad_out=out, workers=workers)
+    logits, out32 = overlapped()
+    want_loss, _ = xentc.cross_entropy_and_grad(logits, y.astype(np.int32), grad_out=out32)
+    assert loss.tobytes() == want_loss.tobytes() and out.tobytes() == out32.tobytes()
+
+
 @pytest.mark.parametrize("dtype,big", [(np.float32, 2.0**100), (np.float32, -2.0**100),
                                        (np.float64, 2.0**1000), (np.float64, -2.0**1000)])
 @pytest.mark.parametrize("ncols", [10, 1000, 70001])

@@ -324,6 +324,8 @@ DEFINE_CHECK_CE(f64, double)
         a.o.z_loss = opt == 1 ? 1e-3 : 0.0;                                   \
         a.o.softcap = 0.0;                                                    \
         a.grad_scale_all = 0.5;                                               \
+        a.check_targets = 0;                                                  \
+        a.ignore_index = -100;                                                \
         xt_select("neon");                                                    \
         NEON->ce_index_##SUF(x, nrows, target, opt == 3 ? gs : NULL, &a, loss,\
                              g, special);                                     \

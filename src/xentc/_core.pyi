@@ -44,6 +44,8 @@ def ce_plain(
     ignore_index: int,
     tile_rows: int,
     nthreads: int,
+    grad: npt.NDArray[_Real] | None = ...,
+    grad_scale_all: float = ...,
 ) -> float | None: ...
 def exp_nonpositive(x: npt.NDArray[_Real], out: npt.NDArray[_Real]) -> None: ...
 class CEOptions:

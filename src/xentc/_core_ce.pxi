@@ -524,6 +524,7 @@ cdef struct _task_sums:
     double *totals
     unsigned char *bad
     double **bufs           # one buffer of task rows per thread
+    bint check              # the kernel checks the targets (else the caller has)
     long long ignore_index
 
 
@@ -548,7 +549,7 @@ cdef int _ce_index_fused(const real[:, ::1] x, const long long[::1] target,
         raise MemoryError("xentc: cannot allocate row flags")
     a.o = c.o
     a.grad_scale_all = c.grad_scale_all
-    a.check_targets = sums != NULL
+    a.check_targets = sums != NULL and sums.check
     a.ignore_index = sums.ignore_index if sums != NULL else -1
     cdef Py_ssize_t task = _group_task_rows(ncols)
     try:
@@ -770,14 +771,15 @@ def placed_losses(Py_ssize_t m, size_t x, size_t target):
 
 
 cdef object _ce_plain_fused(const real[:, ::1] x, const long long[::1] target,
-                            long long ignore_index, const _ce_call *c, int nthreads):
+                            long long ignore_index, bint check, real[:, ::1] grad,
+                            const _ce_call *c, int nthreads):
     """ce_plain by the fused kernels in one parallel region over the whole
-    array: each task checks its targets and sums its losses in its thread's
-    buffer (_task_sums), the task sums added in order; None when a target
-    is not a class index. One region rather than tiles: tiles of 2^18 rows
-    split into tasks that two threads could not share evenly (7 tasks a tile
-    at 3 classes, 4 for one thread and 3, the last of 64 rows, for the
-    other)."""
+    array: each task checks its targets (with check) and sums its losses in
+    its thread's buffer (_task_sums), the task sums added in order; None
+    when a target is not a class index. One region rather than tiles: tiles
+    of 2^18 rows split into tasks that two threads could not share evenly
+    (7 tasks a tile at 3 classes: 4 for one thread and 3, the last of 64
+    rows, for the other)."""
     cdef Py_ssize_t nrows = x.shape[0], task = _group_task_rows(x.shape[1])
     cdef Py_ssize_t ntasks = (nrows + task - 1) // task, t
     cdef size_t each = _imin(task, nrows) * sizeof(double) + 4096 + 64
@@ -787,6 +789,7 @@ cdef object _ce_plain_fused(const real[:, ::1] x, const long long[::1] target,
     s.totals = <double *> malloc(ntasks * sizeof(double))
     s.bad = <unsigned char *> calloc(ntasks, 1)
     s.bufs = <double **> malloc(nthreads * sizeof(double *))
+    s.check = check
     s.ignore_index = ignore_index
     try:
         if raw == NULL or s.totals == NULL or s.bad == NULL or s.bufs == NULL:
@@ -796,11 +799,7 @@ cdef object _ce_plain_fused(const real[:, ::1] x, const long long[::1] target,
             # aliasing, see _tile_losses)
             s.bufs[t] = <double *> _ring_place(<size_t> (raw + t * each), <size_t> &x[0, 0],
                                                <size_t> &target[0])
-        # (no grad: None, so the specialisation is named)
-        if real is float:
-            _ce_index_fused[float](x, target, None, c, NULL, nthreads, &s)
-        else:
-            _ce_index_fused[double](x, target, None, c, NULL, nthreads, &s)
+        _ce_index_fused(x, target, grad, c, NULL, nthreads, &s)
         for t in range(ntasks):
             if s.bad[t]:
                 return None
@@ -814,10 +813,15 @@ cdef object _ce_plain_fused(const real[:, ::1] x, const long long[::1] target,
 
 
 def ce_plain(const real[:, ::1] x, const long long[::1] target, long long ignore_index,
-             Py_ssize_t tile_rows, int nthreads):
+             Py_ssize_t tile_rows, int nthreads, real[:, ::1] grad=None,
+             double grad_scale_all=0.0):
     """Sum of the cross-entropy losses of logits rows x with class indices
     `target` and every option at its default, or None when a target is
     ignore_index or out of range (the caller's general path then decides).
+    With grad (x's shape; x itself, or memory apart from x and target),
+    the gradient of the losses times grad_scale_all too; when None is
+    returned grad may be partly written (x is left alone: in place, the
+    targets are checked before any row is written).
 
     The general path's arithmetic in one call, summed in loss_order's
     chunks as _cross_entropy._Problem.loss sums: rows the fused kernels
@@ -834,23 +838,34 @@ def ce_plain(const real[:, ::1] x, const long long[::1] target, long long ignore
     cdef _ce_call c
     # (the condition _ce_rows_core sends index targets to the fused kernels by)
     cdef bint fused = _grouped(ncols, sizeof(real), XT_SHORT_LSE) and xt_have_ce_index()
+    cdef bint in_place = False
+    if grad is not None:
+        _expect("ce_plain", "grad.shape[0]", grad.shape[0], n)
+        _expect("ce_plain", "grad.shape[1]", grad.shape[1], ncols)
+        in_place = n > 0 and ncols > 0 and <const void *> &grad[0, 0] == <const void *> &x[0, 0]
+    # the targets counted first unless the fused kernels check them, which
+    # they do before reading a row but after earlier tasks wrote theirs
     if not _plain_call("ce_plain", n, ncols, target, ignore_index, tile_rows, nthreads, &c,
-                       not fused):
+                       not fused or in_place):
         return None
+    if grad is not None:
+        c.want_grad = True
+        c.grad_scale_all = grad_scale_all
     if fused:
-        return _ce_plain_fused(x, target, ignore_index, &c, nthreads)
+        return _ce_plain_fused(x, target, ignore_index, not in_place, grad, &c, nthreads)
     tile_rows = _loss_tile(tile_rows, chunk)
     buf = _tile_losses(n, tile_rows, &x[0, 0], &target[0], &block)
     try:
         while start < n:
             stop = _imin(n, start + tile_rows)
-            # (no target_prob, grad or scratch: None, so the specialisation
-            # is named)
+            # (no target_prob or scratch: None, so the specialisation is named)
             if real is float:
-                _ce_rows_core[float](x[start:stop], target[start:stop], None, None, None,
+                _ce_rows_core[float](x[start:stop], target[start:stop], None,
+                                     grad[start:stop] if grad is not None else None, None,
                                      &c, buf, nthreads)
             else:
-                _ce_rows_core[double](x[start:stop], target[start:stop], None, None, None,
+                _ce_rows_core[double](x[start:stop], target[start:stop], None,
+                                      grad[start:stop] if grad is not None else None, None,
                                       &c, buf, nthreads)
             total = _sum_chunks(buf, stop - start, chunk, total)
             start = stop

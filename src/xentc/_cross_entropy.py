@@ -419,6 +419,12 @@ cross_entropy.__doc__ = """Cross-entropy between logits and targets, as ``torch.
 def cross_entropy_and_grad(logits, target, *, axis=-1, weight=None, sample_weight=None,
                            ignore_index=-100, reduction="mean", label_smoothing=0.0,
                            z_loss=0.0, softcap=None, workers=None, grad_out=None):
+    if reduction != "none" and _is_plain(logits, target, axis, weight, sample_weight,
+                                         ignore_index, reduction, label_smoothing,
+                                         z_loss, softcap):
+        got = _plain_and_grad(logits, target, ignore_index, reduction, workers, grad_out)
+        if got is not None:
+            return got
     resolve_workers(workers)
     prob = (_plain_problem(logits, target, axis, weight, sample_weight, ignore_index,
                            reduction, label_smoothing, z_loss, softcap, workers)
@@ -522,6 +528,34 @@ def _zero_denominator_grad(prob, x):
             grad *= 1.0 - t * t
         grad[~valid] = 0.0  # ignored rows: exactly zero, whatever their logits
     return grad
+
+
+def _plain_and_grad(logits, target, ignore_index, reduction, workers, grad_out):
+    """cross_entropy_and_grad's common call (_is_plain, 'mean' or 'sum') in
+    one _core.ce_plain call: (loss, gradient), or None when a target is
+    not a class index or grad_out is not simply the logits' shape, dtype
+    and layout, apart from them or the logits themselves (the general path
+    then answers, and raises what it raises)."""
+    n, c = logits.shape
+    if n == 0:
+        return None
+    if grad_out is None:
+        grad = _outputs.empty_like(logits)
+    elif (type(grad_out) is np.ndarray and grad_out.shape == logits.shape
+          and grad_out.dtype == logits.dtype and grad_out.flags.c_contiguous
+          and grad_out.flags.aligned and grad_out.flags.writeable
+          and not np.may_share_memory(grad_out, target)
+          and (grad_out.ctypes.data == logits.ctypes.data
+               or not np.may_share_memory(grad_out, logits))):
+        grad = grad_out
+    else:
+        return None
+    scale = 1.0 if reduction == "sum" else float(1.0 / np.float64(n))
+    total = _core.ce_plain(logits, target, ignore_index, _TILE_ROWS,
+                           row_threads(workers, n, c), grad, scale)
+    if total is None:
+        return None
+    return _finish(total, n, reduction, logits.dtype), grad
 
 
 def _check_grad_out(grad_out, prob):
