@@ -45,10 +45,12 @@ typedef struct {
  * operations of xt_ce_index_loss and _index_row_grad_coefs, in their
  * order. */
 XT_ATTR XT_ALWAYS_INLINE static inline XT_K(ce_fin)
-    XT_K(ce_finish)(const xt_ce_options *o, int want_grad, XVD(v) m, XVD(v) ls, XVD(v) sx,
-                    XVD(v) xy, XVD(v) wy, XVD(v) gs)
+    XT_K(ce_finish)(const xt_ce_options *o, int plain, int want_grad, XVD(v) m, XVD(v) ls,
+                    XVD(v) sx, XVD(v) xy, XVD(v) wy, XVD(v) gs)
 {
-    const double e = o->smoothing, c = e / (double)o->nclasses;
+    /* plain (a constant where inlined): no smoothing and no z-loss */
+    const double e = plain ? 0.0 : o->smoothing, c = e / (double)o->nclasses;
+    const double z_loss = plain ? 0.0 : o->z_loss;
     const XVD(v) zero = XVD(zero)();
     XT_K(ce_fin) f;
     f.ls = ls;
@@ -60,12 +62,12 @@ XT_ATTR XT_ALWAYS_INLINE static inline XT_K(ce_fin)
                           XVD(mul)(XVD(set1)(c),
                                    XVD(sub)(XVD(mul)(XVD(set1)(o->weight_total), ls), sx)));
     XVD(v) lse = XVD(add)(m, ls);
-    if (o->z_loss != 0.0)
-        f.loss = XVD(add)(f.loss, XVD(mul)(XVD(mul)(XVD(set1)(o->z_loss), lse), lse));
+    if (z_loss != 0.0)
+        f.loss = XVD(add)(f.loss, XVD(mul)(XVD(mul)(XVD(set1)(z_loss), lse), lse));
     f.scale = f.by = zero;
     if (want_grad) {
         XVD(v) a = XVD(add)(XVD(mul)(XVD(set1)(1.0 - e), wy), XVD(set1)(c * o->weight_total));
-        a = XVD(mul)(gs, XVD(add)(a, XVD(mul)(XVD(set1)(2.0 * o->z_loss), lse)));
+        a = XVD(mul)(gs, XVD(add)(a, XVD(mul)(XVD(set1)(2.0 * z_loss), lse)));
         /* ls >= 0, so exp's argument is <= 0 as XT_KD(exp) wants */
         f.scale = XVD(mul)(a, XT_KD(exp)(XVD(sub)(zero, ls)));
         f.by = XVD(mul)(XVD(mul)(gs, XVD(set1)(1.0 - e)), wy);
@@ -160,13 +162,17 @@ typedef struct {
 /* The group's finish (f: per WD lanes) and, when no row is special, its
  * losses into loss[r0 : r0 + n); returns whether none is. */
 XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_group)(const xt_ce_index_args *a,
-                                                          const double *gscale, ptrdiff_t r0,
-                                                          int n, const XT_K(ce_rows) *g,
+                                                          int plain, const double *gscale,
+                                                          ptrdiff_t r0, int n,
+                                                          const XT_K(ce_rows) *g,
                                                           int want_grad, XT_K(ce_fin) *f,
                                                           double *loss, unsigned char *special)
 {
     enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes), WD = XVD(lanes) };
-    const double *w = a->o.class_weight;
+    /* plain: no class weights and no per-row gradient scales either */
+    const double *w = plain ? NULL : a->o.class_weight;
+    if (plain)
+        gscale = NULL;
     const XV(v) zero = XV(zero)();
     const XV(m) valid = XV(cmp_ge)(g->y, zero);
     XT_T yt[XV(lanes)];
@@ -187,7 +193,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_group)(const xt_ce_index_args
     int ok = 1;
     for (int k = 0; k < NW; k++) {
         XVD(v) m = XV(widen)(g->m, k);
-        f[k] = XT_K(ce_finish)(&a->o, want_grad, m, XV(widen)(ls, k), g->sx[k],
+        f[k] = XT_K(ce_finish)(&a->o, plain, want_grad, m, XV(widen)(ls, k), g->sx[k],
                                XV(widen)(g->xy, k),
                                w ? XVD(load)(wyt + k * WD) : XV(widen)(wyv, k),
                                gscale ? XVD(load)(gst + k * WD)
@@ -318,15 +324,14 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_lane_sums)(
  * group done row by row, which has applied its own). */
 XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
     const XT_K(ce_rows) *g, XV(v) *cols, ptrdiff_t r0, const long long *target,
-    const double *gscale, const XV(cp) *plan, const xt_ce_index_args *a, double *loss,
-    XT_T *grad, unsigned char *special, double *by)
+    const double *gscale, const XV(cp) *plan, const xt_ce_index_args *a, ptrdiff_t C,
+    int plain, double *loss, XT_T *grad, unsigned char *special, double *by)
 {
     enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes) };
-    const ptrdiff_t C = a->o.nclasses;
-    const int smoothing = a->o.smoothing > 0.0, want_grad = grad != NULL;
+    const int smoothing = !plain && a->o.smoothing > 0.0, want_grad = grad != NULL;
     const XV(v) zero = XV(zero)();
     XT_K(ce_fin) f[NW];
-    if (!XT_K(ce_group)(a, gscale, r0, W, g, want_grad, f, loss, special)) {
+    if (!XT_K(ce_group)(a, plain, gscale, r0, W, g, want_grad, f, loss, special)) {
         XT_T exps[XT_COLUMNS_MAX * XV(lanes)];
         if (want_grad)
             for (ptrdiff_t j = 0; j < C; j++)
@@ -395,12 +400,11 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_lane_targets)(
  * done (a multiple of W). */
 XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
     const XT_T *x, ptrdiff_t nrows, const long long *target, const double *gscale,
-    const xt_ce_index_args *a, double *loss, XT_T *grad, unsigned char *special,
-    ptrdiff_t *nspecial)
+    const xt_ce_index_args *a, ptrdiff_t C, int plain, double *loss, XT_T *grad,
+    unsigned char *special, ptrdiff_t *nspecial)
 {
     enum { W = XV(lanes), B = XT_CE_LANE_BLOCK };
-    const ptrdiff_t C = a->o.nclasses;
-    const int smoothing = a->o.smoothing > 0.0, want_grad = grad != NULL;
+    const int smoothing = !plain && a->o.smoothing > 0.0, want_grad = grad != NULL;
     XV(cp) plan;
     XT_K(ce_rows) g[XT_CE_LANE_BLOCK];
     /* the block's exps (gradient only), packed: 8 KB, so they stay in L1
@@ -418,7 +422,8 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
                                cols + (want_grad ? nb * C : 0));
         for (int b = 0; b < nb; b++)
             *nspecial += XT_K(ce_lane_out)(&g[b], cols + (want_grad ? b * C : 0), r0 + b * W,
-                                           target, gscale, &plan, a, loss, grad, special,
+                                           target, gscale, &plan, a, C, plain, loss, grad,
+                                           special,
                                            by + b * W);
         if (want_grad)
             XT_K(ce_lane_targets)(grad, C, target, r0, nb * W, by);
@@ -465,7 +470,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
     for (int k = 0; k < NW; k++)
         g.sx[k] = XVD(load)(sxt + k * WD);
     XT_K(ce_fin) f[NW];
-    if (!XT_K(ce_group)(a, gscale, r0, n, &g, want_grad, f, loss, special)) {
+    if (!XT_K(ce_group)(a, 0, gscale, r0, n, &g, want_grad, f, loss, special)) {
         /* row by row: the exps where XT_K(ce_emit) looks for them */
         if (stashed && !in_place)
             memcpy(grad + r0 * C, stash, (size_t)(n * C) * sizeof(XT_T));
@@ -516,8 +521,31 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
         if (bad)
             return -1;
     }
-    if (XT_K(by_lanes)(C, grad != NULL ? XT_LANES_GRAD : XT_LANES_NONE) && nrows >= W)
-        r0 = XT_K(ce_by_lane)(x, nrows, target, gscale, a, loss, grad, special, &nspecial);
+    if (XT_K(by_lanes)(C, grad != NULL ? XT_LANES_GRAD : XT_LANES_NONE) && nrows >= W) {
+        /* Instances with constants where they pay: the options at their
+         * defaults (no class weights, smoothing, z-loss or per-row
+         * gradient scales: the finish without their arithmetic or their
+         * tests), and C where it is small (the loops over the columns
+         * unrolled, the block's vectors in registers) */
+        const int plain = !a->o.class_weight && a->o.smoothing == 0.0 &&
+                          a->o.z_loss == 0.0 && !gscale;
+#define XT_CE_BY_LANE(K)                                                      \
+        (plain ? XT_K(ce_by_lane)(x, nrows, target, gscale, a, K, 1, loss, grad, special, \
+                                  &nspecial)                                  \
+               : XT_K(ce_by_lane)(x, nrows, target, gscale, a, K, 0, loss, grad, special, \
+                                  &nspecial))
+        switch (C) {
+        case 2: r0 = XT_CE_BY_LANE(2); break;
+        case 3: r0 = XT_CE_BY_LANE(3); break;
+        case 4: r0 = XT_CE_BY_LANE(4); break;
+        case 5: r0 = XT_CE_BY_LANE(5); break;
+        case 6: r0 = XT_CE_BY_LANE(6); break;
+        case 7: r0 = XT_CE_BY_LANE(7); break;
+        case 8: r0 = XT_CE_BY_LANE(8); break;
+        default: r0 = XT_CE_BY_LANE(C);
+        }
+#undef XT_CE_BY_LANE
+    }
     for (; r0 < nrows; r0 += W) {
         int n = nrows - r0 < W ? (int)(nrows - r0) : W;
         nspecial += XT_K(ce_rows_by_row)(x, r0, n, target, gscale, a, loss, grad, special);

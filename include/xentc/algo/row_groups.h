@@ -57,6 +57,25 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(lane_stats)(XV(v) *v, ptrdiff_t
     for (ptrdiff_t j = 0; j < C; j++)
         vm = XV(max)(v[j], vm);
     *m = vm;
+    if (C == 2) {
+        /* One exp a row, of the element that is not the max (either if
+         * both are): the general loop's count, rest and exps bit for bit,
+         * NaN and infinities included (the loop adds its rest to 0, and
+         * its exp of a max is zeroed), for half its exps */
+        const XV(v) zero = XV(zero)(), one = XV(set1)((XT_T)1);
+        const XV(v) d0 = XV(sub)(v[0], vm), d1 = XV(sub)(v[1], vm);
+        const XV(m) eq0 = XV(cmp_eq)(d0, zero), eq1 = XV(cmp_eq)(d1, zero);
+        const XV(v) d = XV(select)(eq0, d1, d0);
+        const XV(m) tie = XV(cmp_eq)(d, zero);   /* both are the max */
+        const XV(v) x = XT_K(exp)(d);
+        *count = XV(add_where)(XV(add_where)(zero, eq0, one), eq1, one);
+        *rest = XV(zero_where)(tie, x);
+        if (e) {
+            e[0] = XV(select)(eq0, one, x);
+            e[1] = XV(select)(eq1, one, x);
+        }
+        return;
+    }
     *count = *rest = XV(zero)();
     XT_K(lane_sums)(v, C, vm, count, rest, e);
 }
