@@ -145,10 +145,19 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(row_stats)(const XT_T *x, ptrdi
         }
         XV(store)(mt, vm);
     }
+    /* Past that, the next row's max is taken before this row's sums: the
+     * sums wait for their max, and with each row's max just before them
+     * every row paid the max's reduction and the sums' first exps in
+     * turn, about 160 cycles a row (float32, 1 thread, in cache: 3.2 G/s
+     * at 512 classes against 3.8 at 1024). */
+    XT_T mnext = !group_max && n > 0 ? XT_K(max)(x + r0 * C, C) : 0;
     for (int l = 0; l < W; l++) {
         const XT_T *row = x + (r0 + l) * C;
-        if (!group_max)
-            mt[l] = l < n ? XT_K(max)(row, C) : 0;
+        if (!group_max) {
+            mt[l] = l < n ? mnext : 0;
+            if (l + 1 < n)
+                mnext = XT_K(max)(row + C, C);
+        }
         part[l] = zero;
         cpart[l] = XV(set1)((XT_T)1);
         if (l < n && isfinite(mt[l]))
