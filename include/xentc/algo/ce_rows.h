@@ -154,8 +154,17 @@ typedef struct {
     XV(v) count;  /* how many elements equal the max */
     XV(v) rest;   /* sum of the other elements' exp(x - m) */
     XV(v) xy;     /* target logit (0 for an ignored row) */
+    XV(v) ls;     /* log-sum-exp less the max: XT_K(ce_rows_ls) */
     XVD(v) sx[XV(lanes) / XVD(lanes)];  /* sum of x - m (label smoothing) */
 } XT_K(ce_rows);
+
+/* g->ls from g's count and rest. In T lanes: the float32 log costs half
+ * the double one for twice the lanes, and its error (about an ulp of ls,
+ * ls <= log C) is below the float32 loss's own rounding. */
+XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_rows_ls)(XT_K(ce_rows) *g)
+{
+    g->ls = XT_K(lse_finish)(XV(zero)(), g->count, g->rest);
+}
 
 /* The group's finish (f: per WD lanes) and, when no row is special, its
  * losses into loss[r0 : r0 + n); returns whether none is. */
@@ -179,10 +188,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_group)(const xt_ce_index_args
     if (gscale)
         for (int l = 0; l < W; l++)
             gst[l] = l < n ? gscale[r0 + l] : 0.0;
-    /* ls in T lanes: the float32 log costs half the double one for twice
-     * the lanes, and its error (about an ulp of ls, ls <= log C) is below
-     * the float32 loss's own rounding */
-    const XV(v) ls = XT_K(lse_finish)(zero, g->count, g->rest);
+    const XV(v) ls = g->ls;
     const XV(v) wyv = XV(select)(valid, XV(set1)((XT_T)1), zero);
     int ok = 1;
     for (int k = 0; k < NW; k++) {
@@ -414,6 +420,12 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
         for (; nb < blk && r0 + (nb + 1) * W <= nrows; nb++)
             XT_K(ce_lane_sums)(x, r0 + nb * W, target, &plan, C, smoothing, want_grad, &g[nb],
                                cols + (want_grad ? nb * C : 0));
+        /* the block's logs together, before its outputs: each is one long
+         * chain of dependent operations, which the CPU overlaps only with
+         * what is near it (float32, 2 classes: the log was a third of the
+         * kernel's samples, most on the chain's last operations) */
+        for (int b = 0; b < nb; b++)
+            XT_K(ce_rows_ls)(&g[b]);
         for (int b = 0; b < nb; b++)
             *nspecial += XT_K(ce_lane_out)(&g[b], cols + (want_grad ? b * C : 0), r0 + b * W,
                                            target, gscale, &plan, a, C, loss, grad,
@@ -461,6 +473,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
     }
     g.y = XT_K(ce_targets)(target, r0, n);
     g.xy = XV(load)(xyt);
+    XT_K(ce_rows_ls)(&g);
     for (int k = 0; k < NW; k++)
         g.sx[k] = XVD(load)(sxt + k * WD);
     XT_K(ce_fin) f[NW];
