@@ -5,7 +5,8 @@
  * float32 for the fused cross-entropy's lane mode (algo/ce_rows.h), whose
  * double log was 45% of its time at 2 classes (perf).
  *
- * log: fdlibm's reduction and polynomial (log_coefs.h), about 1 ulp:
+ * log: fdlibm's reduction and polynomials (log_coefs.h: e_log.c's for
+ * double, e_logf.c's for float), about 1 ulp:
  * x = 2^k m with m in [1, 2) from the layer's getexp/getmant, [sqrt2, 2)
  * folded down to [sqrt2/2, 1) with k bumped, then f = m - 1 and
  * s = f / (2 + f) (the layer's div_fast).
@@ -28,7 +29,7 @@ XT_ATTR static inline XV(v) XT_K(log)(XV(v) x)
     XV(v) s = XV(div_fast)(f, XV(add)(f, XV(set1)(2.0)));
     XV(v) out;
     XT_LOG_FROM_REDUCED(XV(fma), XV(fms), XV(mul), XV(add), XV(sub), XV(set1), f, s,
-                        k, out, XT_L_(LN2_HI), XT_L_(LN2_LO));
+                        k, out, XT_L_(LN2_HI), XT_L_(LN2_LO), XT_L_(R));
     return out;
 }
 

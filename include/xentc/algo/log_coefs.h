@@ -21,27 +21,49 @@
 #define XT_LOG_LN2_HI 6.93147180369123816490e-01
 #define XT_LOG_LN2_LO 1.90821492927058770002e-10
 #define XT_LOG_SQRT2 1.4142135623730951
-/* float: the same coefficients rounded to float (fdlibm's e_logf.c) and
- * its float split of ln 2, whose high part has 12 bits so k ln2_hi is
- * exact for every float exponent */
+/* float: fdlibm's e_logf.c, its float split of ln 2, whose high part has
+ * 12 bits so k ln2_hi is exact for every float exponent, and its four
+ * coefficients (minimax for float; the seven of the double log above cost
+ * three more dependent FMAs on the float log's chain, which the short-row
+ * cross-entropy waits on) */
 #define XT_LOGF_LN2_HI 6.9313812256e-01f
 #define XT_LOGF_LN2_LO 9.0580006145e-06f
+#define XT_LOGF_LG1 0.66666662693f /* 0xaaaaaa.0p-24 */
+#define XT_LOGF_LG2 0.40000972152f /* 0xccce13.0p-25 */
+#define XT_LOGF_LG3 0.28498786688f /* 0x91e9ee.0p-25 */
+#define XT_LOGF_LG4 0.24279078841f /* 0xf89e26.0p-26 */
+
+/* R = z (Lg1 + w (Lg3 + ...)) + w (Lg2 + w (Lg4 + ...)) of the double log
+ * (XT_LOG_R) and of the float one (XT_LOGF_R). */
+#define XT_LOG_R(FMA, MUL, ADD, SET1, z, w, R)                                \
+    do {                                                                      \
+        __typeof__(z) t1_ = FMA(w, SET1(XT_LOG_LG7), SET1(XT_LOG_LG5));       \
+        t1_ = FMA(w, t1_, SET1(XT_LOG_LG3));                                  \
+        t1_ = FMA(w, t1_, SET1(XT_LOG_LG1));                                  \
+        t1_ = MUL(z, t1_);                                                    \
+        __typeof__(z) t2_ = FMA(w, SET1(XT_LOG_LG6), SET1(XT_LOG_LG4));       \
+        t2_ = FMA(w, t2_, SET1(XT_LOG_LG2));                                  \
+        t2_ = MUL(w, t2_);                                                    \
+        (R) = ADD(t1_, t2_);                                                  \
+    } while (0)
+#define XT_LOGF_R(FMA, MUL, ADD, SET1, z, w, R)                               \
+    do {                                                                      \
+        __typeof__(z) t1_ = MUL(z, FMA(w, SET1(XT_LOGF_LG3), SET1(XT_LOGF_LG1))); \
+        __typeof__(z) t2_ = MUL(w, FMA(w, SET1(XT_LOGF_LG4), SET1(XT_LOGF_LG2))); \
+        (R) = ADD(t1_, t2_);                                                  \
+    } while (0)
 
 /* out = log(2^k (1 + f)) from f, s = f / (2 + f) and k, for any width's
  * FMA(a, b, c) = a b + c, FMS(a, b, c) = a b - c, MUL, ADD, SUB and SET1
- * (broadcast), with ln 2 split as LN2_HI + LN2_LO. */
-#define XT_LOG_FROM_REDUCED(FMA, FMS, MUL, ADD, SUB, SET1, f, s, k, out, LN2_HI, LN2_LO) \
+ * (broadcast), with ln 2 split as LN2_HI + LN2_LO and RPOLY one of the R
+ * polynomials above. */
+#define XT_LOG_FROM_REDUCED(FMA, FMS, MUL, ADD, SUB, SET1, f, s, k, out, LN2_HI, LN2_LO, \
+                            RPOLY)                                            \
     do {                                                                      \
         __typeof__(f) z_ = MUL(s, s);                                         \
         __typeof__(f) w_ = MUL(z_, z_);                                       \
-        __typeof__(f) t1_ = FMA(w_, SET1(XT_LOG_LG7), SET1(XT_LOG_LG5));      \
-        t1_ = FMA(w_, t1_, SET1(XT_LOG_LG3));                                 \
-        t1_ = FMA(w_, t1_, SET1(XT_LOG_LG1));                                 \
-        t1_ = MUL(z_, t1_);                                                   \
-        __typeof__(f) t2_ = FMA(w_, SET1(XT_LOG_LG6), SET1(XT_LOG_LG4));      \
-        t2_ = FMA(w_, t2_, SET1(XT_LOG_LG2));                                 \
-        t2_ = MUL(w_, t2_);                                                   \
-        __typeof__(f) R_ = ADD(t1_, t2_);                                     \
+        __typeof__(f) R_;                                                     \
+        RPOLY(FMA, MUL, ADD, SET1, z_, w_, R_);                               \
         __typeof__(f) hfsq_ = MUL(SET1(0.5), MUL(f, f));                      \
         __typeof__(f) inner_ =                                                \
             FMA(s, ADD(hfsq_, R_), MUL(k, SET1(LN2_LO)));              \
