@@ -59,7 +59,9 @@ def _scalar(value, dtype):
 # per-sample losses of a tile (2 MiB) are summed and the buffer reused, so
 # a call on 10^6 rows allocates no fresh N-sized array, whose pages the OS
 # would have to zero (several ms of system time per call). A multiple of
-# the short-row kernel's task (1024 rows), so rows fall in the same groups.
+# the short-row kernel's task (1024 rows), so rows fall in the same groups;
+# rounded down to whole chunks of _core.loss_order, the order every path
+# sums in (ce_plain sums inside the fused kernels' tasks).
 _TILE_ROWS = 1 << 18
 
 

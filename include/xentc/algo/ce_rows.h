@@ -48,7 +48,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline XT_K(ce_fin)
     XT_K(ce_finish)(const xt_ce_options *o, int want_grad, XVD(v) m, XVD(v) ls, XVD(v) sx,
                     XVD(v) xy, XVD(v) wy, XVD(v) gs)
 {
-    const double e = o->smoothing, c = e / (double)o->nclasses, z_loss = o->z_loss;
+    const double e = o->smoothing, c = e / (double)o->nclasses;
     const XVD(v) zero = XVD(zero)();
     XT_K(ce_fin) f;
     f.ls = ls;
@@ -60,12 +60,12 @@ XT_ATTR XT_ALWAYS_INLINE static inline XT_K(ce_fin)
                           XVD(mul)(XVD(set1)(c),
                                    XVD(sub)(XVD(mul)(XVD(set1)(o->weight_total), ls), sx)));
     XVD(v) lse = XVD(add)(m, ls);
-    if (z_loss != 0.0)
-        f.loss = XVD(add)(f.loss, XVD(mul)(XVD(mul)(XVD(set1)(z_loss), lse), lse));
+    if (o->z_loss != 0.0)
+        f.loss = XVD(add)(f.loss, XVD(mul)(XVD(mul)(XVD(set1)(o->z_loss), lse), lse));
     f.scale = f.by = zero;
     if (want_grad) {
         XVD(v) a = XVD(add)(XVD(mul)(XVD(set1)(1.0 - e), wy), XVD(set1)(c * o->weight_total));
-        a = XVD(mul)(gs, XVD(add)(a, XVD(mul)(XVD(set1)(2.0 * z_loss), lse)));
+        a = XVD(mul)(gs, XVD(add)(a, XVD(mul)(XVD(set1)(2.0 * o->z_loss), lse)));
         /* ls >= 0, so exp's argument is <= 0 as XT_KD(exp) wants */
         f.scale = XVD(mul)(a, XT_KD(exp)(XVD(sub)(zero, ls)));
         f.by = XVD(mul)(XVD(mul)(gs, XVD(set1)(1.0 - e)), wy);
@@ -429,8 +429,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
         for (int b = 0; b < nb; b++)
             *nspecial += XT_K(ce_lane_out)(&g[b], cols + (want_grad ? b * C : 0), r0 + b * W,
                                            target, gscale, &plan, a, C, loss, grad,
-                                           special,
-                                           by + b * W);
+                                           special, by + b * W);
         if (want_grad)
             XT_K(ce_lane_targets)(grad, C, target, r0, nb * W, by);
         r0 += nb * W;
@@ -543,8 +542,8 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
         /* C as a constant where it is small: the loops over the columns
          * unrolled, the block's vectors kept in registers. float32, 1
          * thread, 2^17 elements in cache, forward: 2 classes 0.74 -> 0.91
-         * G/s; 2 threads, 2^23: 2 classes 1.35 -> 1.80 (with the one exp a
-         * row of lane_stats), 10: 3.3 -> 3.5, 16: 3.7 -> 4.1-4.4. (An
+         * G/s; 2 threads, 2^23: 2 classes 1.35 -> 1.80, 10: 3.3 -> 3.5,
+         * 16: 3.7 -> 4.1-4.4. (An
          * instance with the options at their defaults as constants too
          * gained nothing: 1.58-4.36 against 1.64-4.25 G/s at 2-33.) */
 #define XT_CE_BY_LANE(K)                                                      \
