@@ -365,7 +365,36 @@ DEFINE_CHECK_CE(f64, double)
                       "fused grad " #SUF, (long)(C * 1000 + j), g[i * C + j], \
                       gref[j]);                                               \
         }                                                                     \
+        /* check_targets: -1 for a target that is not a class index or is  \
+         * ignore_index, else the unchecked call's losses bit for bit */     \
+        static long long t2[MAXR];                                            \
+        static double loss2[MAXR];                                            \
+        for (ptrdiff_t i = 0; i < nrows; i++)                                 \
+            t2[i] = target[i] < 0 ? 0 : target[i];                            \
         xt_select("neon");                                                    \
+        a.check_targets = 0;                                                  \
+        NEON->ce_index_##SUF(x, nrows, t2, opt == 3 ? gs : NULL, &a, loss,    \
+                             NULL, special);                                  \
+        a.check_targets = 1;                                                  \
+        ptrdiff_t got = NEON->ce_index_##SUF(x, nrows, t2, opt == 3 ? gs : NULL, \
+                                             &a, loss2, NULL, special);       \
+        check(got >= 0, "checked targets " #SUF, (long)C, (double)got, 0.0);  \
+        for (ptrdiff_t i = 0; i < nrows; i++)                                 \
+            check(memcmp(&loss[i], &loss2[i], sizeof(double)) == 0,           \
+                  "checked loss " #SUF, (long)i, loss2[i], loss[i]);          \
+        const long long bad[3] = {(long long)C, -1, -100};                    \
+        for (int b = 0; b < 3; b++) {                                         \
+            long long keep = t2[nrows - 1];                                   \
+            t2[nrows - 1] = bad[b];                                           \
+            got = NEON->ce_index_##SUF(x, nrows, t2, NULL, &a, loss2, NULL, special); \
+            check(got == -1, "bad target " #SUF, (long)bad[b], (double)got, -1.0); \
+            t2[nrows - 1] = keep;                                             \
+        }                                                                     \
+        a.ignore_index = t2[0];                                               \
+        got = NEON->ce_index_##SUF(x, nrows, t2, NULL, &a, loss2, NULL, special); \
+        check(got == -1, "class ignore_index " #SUF, (long)C, (double)got, -1.0); \
+        a.check_targets = 0;                                                  \
+        a.ignore_index = -100;                                                \
     }                                                                         \
     static void check_fused_##SUF(void)                                       \
     {                                                                         \
