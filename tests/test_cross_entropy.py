@@ -601,6 +601,16 @@ def test_one_call_plain_path_tiles_and_declines(monkeypatch):
         _core.ce_plain(x, y, -100, 16, 0)
 
 
+def _rows_over_chunks(seed, ncols, nchunks, extra, dtype=np.float32):
+    """Logits and class indices of nchunks whole loss_order chunks of rows
+    and `extra` more (the fused kernels' tasks), and the chunk."""
+    from xentc import _core
+    rng = np.random.default_rng(seed)
+    chunk, _ = _core.loss_order(ncols, 1)
+    n = nchunks * chunk + extra
+    return rng.standard_normal((n, ncols)).astype(dtype), rng.integers(0, ncols, n), chunk
+
+
 def _sum_in_order(losses, chunk, total=0.0):
     """loss_order's sum, spelled out: chunks of `chunk` values, each as
     eight running sums over the positions mod 8 added pairwise, the chunk
@@ -653,12 +663,9 @@ def test_plain_fused_path_checks_targets_in_every_task(workers):
     # target in any task, a class-valued ignore_index included, and the
     # general path then answers
     from xentc import _core
-    rng = np.random.default_rng(82)
     ncols = 4
-    chunk, _ = _core.loss_order(ncols, 1)
-    n = 3 * chunk + 5
-    x = rng.standard_normal((n, ncols)).astype(np.float32)
-    y = rng.integers(0, ncols, n)
+    x, y, chunk = _rows_over_chunks(82, ncols, 3, 5)
+    n = len(y)
     assert _core.ce_plain(x, y, -100, 1 << 18, workers) is not None
     for where in (0, chunk - 1, 2 * chunk + 7, n - 1):
         for value in (ncols, 1 << 40, -1, -(1 << 62), -100):
@@ -684,12 +691,7 @@ def test_plain_and_grad_path_matches_the_general_path(dtype, ncols):
     # cross_entropy_and_grad's common call runs in one _core.ce_plain call;
     # its loss and gradient must be the general path's bits (int32 targets
     # take that path), into a new array, into grad_out, and in place
-    from xentc import _core
-    rng = np.random.default_rng(83)
-    chunk, _ = _core.loss_order(ncols, 1)
-    n = 2 * chunk + 21
-    x = rng.standard_normal((n, ncols)).astype(dtype)
-    y = rng.integers(0, ncols, n)
+    x, y, _ = _rows_over_chunks(83, ncols, 2, 21, dtype)
     for reduction in ("mean", "sum"):
         want_loss, want_grad = xentc.cross_entropy_and_grad(x, y.astype(np.int32),
                                                            reduction=reduction)
@@ -723,12 +725,9 @@ def test_plain_and_grad_path_declines_bad_targets(workers):
     # path then answers (its error, or its result for an ignored row), and
     # logits given as grad_out are untouched when it raises
     from xentc import _core
-    rng = np.random.default_rng(84)
     ncols = 6
-    chunk, _ = _core.loss_order(ncols, 1)
-    n = 3 * chunk + 9
-    x = rng.standard_normal((n, ncols)).astype(np.float32)
-    y = rng.integers(0, ncols, n)
+    x, y, _ = _rows_over_chunks(84, ncols, 3, 9)
+    n = len(y)
     bad = y.copy()
     bad[n - 2] = ncols
     z = x.copy()
