@@ -326,13 +326,11 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_lane_sums)(
 }
 
 /* The finish and outputs of the group from r0, from its vectors g and
- * exps cols (want_grad): all but the gradient's target terms, whose
- * coefficients go to by (XT_K(ce_lane_targets) applies them; 0 for a
- * group done row by row, which has applied its own). */
+ * exps cols (want_grad). */
 XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
     const XT_K(ce_rows) *g, XV(v) *cols, ptrdiff_t r0, const long long *target,
     const double *gscale, const XV(cp) *plan, const xt_ce_index_args *a, ptrdiff_t C,
-    double *loss, XT_T *grad, unsigned char *special, double *by)
+    double *loss, XT_T *grad, unsigned char *special)
 {
     enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes) };
     const int smoothing = a->o.smoothing > 0.0, want_grad = grad != NULL;
@@ -343,21 +341,17 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
         if (want_grad)
             for (ptrdiff_t j = 0; j < C; j++)
                 XV(store)(exps + W * j, cols[j]);
-        for (int l = 0; l < W; l++)
-            by[l] = 0.0;
         return XT_K(ce_group_by_row)(a, target, gscale, r0, W, g->m, f,
                                      want_grad ? exps : NULL, 0, loss, grad, special);
     }
     if (!want_grad)
         return 0;
     /* grad_j = e_j scale - bc - [j == y] by, as XT_K(ce_grad_row) makes
-     * it: the product in T, the subtractions in double (bc by columns, by
-     * row by row once the rows are back in place); ignored rows 0 */
+     * it: the product in T, the subtractions in double; ignored rows 0 */
     XVD(v) scale[NW], bc[NW];
     for (int k = 0; k < NW; k++) {
         scale[k] = f[k].scale;
         bc[k] = XVD(zero)();
-        XVD(store)(by + k * XVD(lanes), f[k].by);
     }
     if (smoothing) {
         double bct[XV(lanes)];
@@ -382,25 +376,22 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
         }
         cols[j] = XV(select)(valid, gj, zero);
     }
+    /* The target terms in the columns, before the rows are stored: each
+     * row's target element picked out of its column, less by in double,
+     * and put back (two selects a column; a scalar fix-up of each row
+     * once the block was stored took 7% of forward+gradient's samples at
+     * 8 classes). Ignored rows (y = -1) match no column. */
+    XV(v) gy = zero;
+    for (ptrdiff_t j = 0; j < C; j++)
+        gy = XV(select)(XV(cmp_eq)(g->y, XV(set1)((XT_T)j)), cols[j], gy);
+    XVD(v) h[NW];
+    for (int k = 0; k < NW; k++)
+        h[k] = XVD(sub)(XV(widen)(gy, k), f[k].by);
+    gy = XV(narrow)(h);
+    for (ptrdiff_t j = 0; j < C; j++)
+        cols[j] = XV(select)(XV(cmp_eq)(g->y, XV(set1)((XT_T)j)), gy, cols[j]);
     XV(store_columns)(grad + r0 * C, C, plan, cols);
     return 0;
-}
-
-/* The target terms of a block's gradient rows [r0, r0 + n), each by[] of
- * its row: once the whole block is stored, as a scalar load right after
- * a vector store to the same line would wait for that store (2.3 times
- * the forward's time at 16 classes when done group by group). */
-XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_lane_targets)(
-    XT_T *grad, ptrdiff_t C, const long long *target, ptrdiff_t r0, ptrdiff_t n,
-    const double *by)
-{
-    for (ptrdiff_t l = 0; l < n; l++) {
-        long long y = target[r0 + l];
-        if (y >= 0) {
-            XT_T *gy = grad + (r0 + l) * C + y;
-            *gy = (XT_T)((double)*gy - by[l]);
-        }
-    }
 }
 
 /* Lane mode over the whole groups of rows [0, nrows): returns the rows
@@ -418,7 +409,6 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
      * with the rows (32 KB of them spread over the stack cost the
      * gradient a quarter of its speed at 32 classes) */
     XV(v) cols[XT_CE_LANE_EXPS];
-    double by[XT_CE_LANE_BLOCK * XV(lanes)];
     const int blk = !want_grad ? B : C * B <= XT_CE_LANE_EXPS ? B : (int)(XT_CE_LANE_EXPS / C);
     XV(columns_plan)(C, &plan);
     ptrdiff_t r0 = 0;
@@ -436,9 +426,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
         for (int b = 0; b < nb; b++)
             *nspecial += XT_K(ce_lane_out)(&g[b], cols + (want_grad ? b * C : 0), r0 + b * W,
                                            target, gscale, &plan, a, C, loss, grad,
-                                           special, by + b * W);
-        if (want_grad)
-            XT_K(ce_lane_targets)(grad, C, target, r0, nb * W, by);
+                                           special);
         r0 += nb * W;
     }
     return r0;
