@@ -363,9 +363,15 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
     }
     const XV(m) valid = XV(cmp_ge)(g->y, zero);
     const XV(v) vscale = XV(narrow)(scale);
-    /* the gradient's columns over the exps, in place: a separate array
+    /* The gradient's columns over the exps, in place: a separate array
      * on the stack can sit 4 KB apart from the exps, and then its stores
-     * hold up the next column's load (4K aliasing) */
+     * hold up the next column's load (4K aliasing). The target terms in
+     * the columns, before the rows are stored: each row's target element
+     * picked out of its column as the columns are made, less by in
+     * double, and put back (a scalar fix-up of each row once the block
+     * was stored took 7% of forward+gradient's samples at 8 classes).
+     * Ignored rows (y = -1) match no column. */
+    XV(v) gy = zero;
     for (ptrdiff_t j = 0; j < C; j++) {
         XV(v) gj = XV(mul)(cols[j], vscale);
         if (smoothing) { /* rounded to T in between, as the per-row map does */
@@ -375,15 +381,8 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
             gj = XV(narrow)(h);
         }
         cols[j] = XV(select)(valid, gj, zero);
-    }
-    /* The target terms in the columns, before the rows are stored: each
-     * row's target element picked out of its column, less by in double,
-     * and put back (two selects a column; a scalar fix-up of each row
-     * once the block was stored took 7% of forward+gradient's samples at
-     * 8 classes). Ignored rows (y = -1) match no column. */
-    XV(v) gy = zero;
-    for (ptrdiff_t j = 0; j < C; j++)
         gy = XV(select)(XV(cmp_eq)(g->y, XV(set1)((XT_T)j)), cols[j], gy);
+    }
     XVD(v) h[NW];
     for (int k = 0; k < NW; k++)
         h[k] = XVD(sub)(XV(widen)(gy, k), f[k].by);
