@@ -323,6 +323,14 @@ def ce_rows(const real[:, ::1] x, const long long[::1] target,
     _ce_rows_core(x, target, target_prob, grad, scratch, &c, &loss[0], nthreads)
 
 
+cdef inline bint _fused_index_rows(Py_ssize_t ncols, Py_ssize_t itemsize) noexcept nogil:
+    """Do rows of ncols classes go to the fused index-target kernels (when
+    the options allow: _ce_rows_core), ce_plain's one parallel region
+    included? The forward's limit with or without a gradient: both must
+    give the same loss bits, and past it the forward loses."""
+    return _grouped(ncols, itemsize, XT_SHORT_LSE) and xt_have_ce_index()
+
+
 cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
                        const real[:, ::1] target_prob, real[:, ::1] grad,
                        real[:, ::1] scratch, const _ce_call *c, double *loss,
@@ -354,9 +362,7 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
     cdef xt_ce_stats *short_stats
 
     if (not prob_target and softcap <= 0.0 and not (need_wx and has_weight)
-            and _grouped(ncols, sizeof(real), XT_SHORT_LSE) and xt_have_ce_index()):
-        # (the forward's limit with or without a gradient: both must give
-        # the same loss bits, and past it the forward loses)
+            and _fused_index_rows(ncols, sizeof(real))):
         return _ce_index_fused(x, target, grad, c, loss, nthreads)
 
     if ncols <= XT_SHORT_MAX_COLS and softcap <= 0.0:
@@ -724,6 +730,12 @@ cdef int _plain_call(str hook, Py_ssize_t n, Py_ssize_t ncols, const long long[:
     return nvalid == n
 
 
+cdef enum:
+    # Bytes past a buffer's size that its block needs for _ring_place to
+    # choose among the 64-byte offsets of a 4 KB ring.
+    _RING_SLACK = 4096 + 64
+
+
 cdef inline Py_ssize_t _ring_distance(size_t a, size_t b) noexcept nogil:
     """Distance of a and b on a 4 KB ring (their addresses' low 12 bits)."""
     cdef Py_ssize_t d = <Py_ssize_t> ((a - b) & 4095)
@@ -741,7 +753,7 @@ cdef double *_tile_losses(Py_ssize_t n, Py_ssize_t tile_rows, const void *x,
     offset, cross_entropy of 100000 x 10 float32 on 2 threads ran at
     0.45-0.75 ms from call to call; ce_rows into a loss array 128 bytes
     past the logits on the ring took 0.48 ms against 0.33 elsewhere."""
-    cdef char *raw = <char *> malloc(_imin(n, tile_rows) * sizeof(double) + 4096 + 64)
+    cdef char *raw = <char *> malloc(_imin(n, tile_rows) * sizeof(double) + _RING_SLACK)
     if raw == NULL:
         raise MemoryError("xentc: cannot allocate per-sample losses")
     block[0] = raw
@@ -749,7 +761,7 @@ cdef double *_tile_losses(Py_ssize_t n, Py_ssize_t tile_rows, const void *x,
 
 
 cdef size_t _ring_place(size_t raw, size_t x, size_t target) noexcept nogil:
-    """The address in [raw, raw + 4096 + 64), 64-byte aligned, farthest
+    """The address in [raw, raw + _RING_SLACK), 64-byte aligned, farthest
     from x and target on the 4 KB ring (see _tile_losses)."""
     cdef size_t base = (raw + 63) & ~(<size_t> 63), best = base, cand
     cdef Py_ssize_t k, dist, best_dist = -1
@@ -765,7 +777,7 @@ def placed_losses(Py_ssize_t m, size_t x, size_t target):
     """A float64 array of m per-sample losses placed as _tile_losses places
     its buffer, away from the logits at address x and the targets at
     address target on the 4 KB ring (the Python path's tile buffer)."""
-    block = np.empty(m * 8 + 4096 + 64, np.uint8)
+    block = np.empty(m * 8 + _RING_SLACK, np.uint8)
     start = _ring_place(<size_t> block.ctypes.data, x, target) - <size_t> block.ctypes.data
     return block[start:start + m * 8].view(np.float64)
 
@@ -782,7 +794,7 @@ cdef object _ce_plain_fused(const real[:, ::1] x, const long long[::1] target,
     rows, for the other)."""
     cdef Py_ssize_t nrows = x.shape[0], task = _group_task_rows(x.shape[1])
     cdef Py_ssize_t ntasks = (nrows + task - 1) // task, t
-    cdef size_t each = _imin(task, nrows) * sizeof(double) + 4096 + 64
+    cdef size_t each = _imin(task, nrows) * sizeof(double) + _RING_SLACK
     cdef double total = 0.0
     cdef _task_sums s
     cdef char *raw = <char *> malloc(nthreads * each)
@@ -836,8 +848,7 @@ def ce_plain(const real[:, ::1] x, const long long[::1] target, long long ignore
     cdef double *buf
     cdef void *block = NULL
     cdef _ce_call c
-    # (the condition _ce_rows_core sends index targets to the fused kernels by)
-    cdef bint fused = _grouped(ncols, sizeof(real), XT_SHORT_LSE) and xt_have_ce_index()
+    cdef bint fused = _fused_index_rows(ncols, sizeof(real))
     cdef bint in_place = False
     if grad is not None:
         _expect("ce_plain", "grad.shape[0]", grad.shape[0], n)

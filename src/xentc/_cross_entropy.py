@@ -27,6 +27,15 @@ def _reduce(per_sample, row_weight, denominator, reduction, sample_shape, dtype)
                    denominator, reduction, dtype)
 
 
+def _loss_scale(reduction, denominator):
+    """d reduced loss / d summed loss: 1 for 'sum', 1 / denominator for
+    'mean' (inf or NaN for a zero one, as torch gives)."""
+    if reduction != "mean":
+        return 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 1.0 / np.float64(denominator)
+
+
 def _finish(total, denominator, reduction, dtype, prob=None, parts=None):
     """'sum' or 'mean' of losses whose (weighted) sum is `total`; 'mean'
     divides as torch does (_targets.mean_of: a zero denominator gives NaN
@@ -140,10 +149,7 @@ class _Problem:
     def grad_scale(self):
         """d reduced loss / d per-sample loss: (per-sample array, or an empty
         one when every sample shares the scalar)."""
-        scale = 1.0
-        if self.reduction == "mean":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                scale = 1.0 / np.float64(self.denom)
+        scale = _loss_scale(self.reduction, self.denom)
         if self.sample_weight is None:
             return None, float(scale)
         return self.sample_weight * scale, 1.0
@@ -552,7 +558,7 @@ def _plain_and_grad(logits, target, ignore_index, reduction, workers, grad_out):
         grad = grad_out
     else:
         return None
-    scale = 1.0 if reduction == "sum" else float(1.0 / np.float64(n))
+    scale = float(_loss_scale(reduction, n))
     total = _core.ce_plain(logits, target, ignore_index, _TILE_ROWS,
                            row_threads(workers, n, c), grad, scale)
     if total is None:
