@@ -43,35 +43,47 @@ typedef struct {
  * weight wy and gradient scale gs, the loss, the scale of the exps and
  * the target term by of the gradient (the last two with want_grad). The
  * operations of xt_ce_index_loss and _index_row_grad_coefs, in their
- * order. */
+ * order. With unit_w (no class weights) wy is 1 for every row the caller
+ * keeps (an ignored row's loss and gradient are zeroed after), and the
+ * products by it and by 1 - e = 1 are left out, as are the z-loss terms
+ * when lam = 0: the same bits (float32, 1 thread, in cache: forward +6%
+ * at 2 classes, +4% at 3; forward+gradient +12% at 2, +4% at 8). */
 XT_ATTR XT_ALWAYS_INLINE static inline XT_K(ce_fin)
-    XT_K(ce_finish)(const xt_ce_options *o, int want_grad, XVD(v) m, XVD(v) ls, XVD(v) sx,
-                    XVD(v) xy, XVD(v) wy, XVD(v) gs, XVD(v) inv)
+    XT_K(ce_finish)(const xt_ce_options *o, int want_grad, int unit_w, XVD(v) m, XVD(v) ls,
+                    XVD(v) sx, XVD(v) xy, XVD(v) wy, XVD(v) gs, XVD(v) inv)
 {
     const double e = o->smoothing, c = e / (double)o->nclasses;
     const XVD(v) zero = XVD(zero)();
+    /* (1 - e) w_y */
+    const XVD(v) tw = unit_w ? (e == 0.0 ? XVD(set1)(1.0) : XVD(set1)(1.0 - e))
+                             : (e == 0.0 ? wy : XVD(mul)(XVD(set1)(1.0 - e), wy));
     XT_K(ce_fin) f;
     f.ls = ls;
     f.loss = zero;
-    if (e < 1.0) /* with e = 1 the target term is absent, not 0 * inf */
-        f.loss = XVD(mul)(XVD(mul)(XVD(set1)(1.0 - e), wy), XVD(add)(ls, XVD(sub)(m, xy)));
+    if (e < 1.0) { /* with e = 1 the target term is absent, not 0 * inf */
+        f.loss = XVD(add)(ls, XVD(sub)(m, xy));
+        if (!(unit_w && e == 0.0))
+            f.loss = XVD(mul)(tw, f.loss);
+    }
     if (e > 0.0)
         f.loss = XVD(add)(f.loss,
                           XVD(mul)(XVD(set1)(c),
                                    XVD(sub)(XVD(mul)(XVD(set1)(o->weight_total), ls), sx)));
-    XVD(v) lse = XVD(add)(m, ls);
+    const XVD(v) lse = XVD(add)(m, ls);
     if (o->z_loss != 0.0)
         f.loss = XVD(add)(f.loss, XVD(mul)(XVD(mul)(XVD(set1)(o->z_loss), lse), lse));
     f.scale = f.by = zero;
     if (want_grad) {
-        XVD(v) a = XVD(add)(XVD(mul)(XVD(set1)(1.0 - e), wy), XVD(set1)(c * o->weight_total));
-        a = XVD(mul)(gs, XVD(add)(a, XVD(mul)(XVD(set1)(2.0 * o->z_loss), lse)));
+        XVD(v) a = XVD(add)(tw, XVD(set1)(c * o->weight_total));
+        if (o->z_loss != 0.0)
+            a = XVD(add)(a, XVD(mul)(XVD(set1)(2.0 * o->z_loss), lse));
+        a = XVD(mul)(gs, a);
         /* exp(-ls) = 1 / S, S the row's sum of exps: in double from the
          * sum itself, where a double exp of the float ls cost 8% of the
          * samples of forward+gradient at 8 classes (and carried ls's
          * float rounding) */
         f.scale = XVD(mul)(a, inv);
-        f.by = XVD(mul)(XVD(mul)(gs, XVD(set1)(1.0 - e)), wy);
+        f.by = XVD(mul)(gs, tw);
     }
     return f;
 }
@@ -180,7 +192,6 @@ XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_group)(const xt_ce_index_args
     enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes), WD = XVD(lanes) };
     const double *w = a->o.class_weight;
     const XV(v) zero = XV(zero)();
-    const XV(m) valid = XV(cmp_ge)(g->y, zero);
     XT_T yt[XV(lanes)];
     double wyt[XV(lanes)], gst[XV(lanes)], lt[XV(lanes)];
     if (w) {
@@ -192,24 +203,23 @@ XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_group)(const xt_ce_index_args
         for (int l = 0; l < W; l++)
             gst[l] = l < n ? gscale[r0 + l] : 0.0;
     const XV(v) ls = g->ls;
-    const XV(v) wyv = XV(select)(valid, XV(set1)((XT_T)1), zero);
-    int ok = 1;
+    /* m + ls is finite only when both are (rows with NaN, +inf or no
+     * finite logit are special; in T it cannot overflow, ls being at most
+     * log C), and a scale T would round to inf is left to the per-row
+     * path */
+    const XV(v) t = XV(add)(g->m, ls);
+    int ok = XV(all)(XV(cmp_eq)(XV(sub)(t, t), zero));
     for (int k = 0; k < NW; k++) {
         XVD(v) m = XV(widen)(g->m, k);
-        f[k] = XT_K(ce_finish)(&a->o, want_grad, m, XV(widen)(ls, k), g->sx[k],
+        f[k] = XT_K(ce_finish)(&a->o, want_grad, w == NULL, m, XV(widen)(ls, k), g->sx[k],
                                XV(widen)(g->xy, k),
-                               w ? XVD(load)(wyt + k * WD) : XV(widen)(wyv, k),
+                               w ? XVD(load)(wyt + k * WD) : XVD(zero)(),
                                gscale ? XVD(load)(gst + k * WD)
                                       : XVD(set1)(a->grad_scale_all),
                                want_grad ? XVD(div)(XVD(set1)(1.0),
                                                     XVD(add)(XV(widen)(g->count, k),
                                                              XV(widen)(g->rest, k)))
                                          : XVD(zero)());
-        /* m + ls is finite only when both are (rows with NaN, +inf or no
-         * finite logit are special), and a scale T would round to inf is
-         * left to the per-row path */
-        XVD(v) t = XVD(add)(m, f[k].ls);
-        ok &= XVD(all)(XVD(cmp_eq)(XVD(sub)(t, t), XVD(zero)()));
         if (want_grad)
             ok &= XVD(all)(XVD(cmp_lt)(XVD(max)(f[k].scale, XVD(sub)(XVD(zero)(), f[k].scale)),
                                        XVD(set1)((double)XT_TMAX)));
