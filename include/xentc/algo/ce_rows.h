@@ -168,7 +168,7 @@ typedef struct {
     XV(v) m;      /* max */
     XV(v) count;  /* how many elements equal the max */
     XV(v) rest;   /* sum of the other elements' exp(x - m) */
-    XV(v) xy;     /* target logit (0 for an ignored row) */
+    XV(v) xy;     /* target logit (any for an ignored row) */
     XV(v) ls;     /* log-sum-exp less the max: XT_K(ce_rows_ls) */
     XVD(v) sx[XV(lanes) / XVD(lanes)];  /* sum of x - m (label smoothing) */
 } XT_K(ce_rows);
@@ -301,7 +301,6 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_lane_sums)(
     int smoothing, int want_grad, XT_K(ce_rows) *g, XV(v) *cols)
 {
     enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes) };
-    const XV(v) zero = XV(zero)();
     XV(v) v[XT_COLUMNS_MAX];
     const XT_T *grp = x + r0 * C;
     /* the group 4 KB ahead, and its targets 1 KB ahead (C = 2, 8 and 32
@@ -312,8 +311,10 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_lane_sums)(
     g->y = XT_K(ce_targets)(target, r0, W);
     XV(load_columns)(grp, C, plan, v);
     if (C <= XT_CE_XY_BY_COLUMNS) {
-        g->xy = zero;
-        for (ptrdiff_t j = 0; j < C; j++)
+        /* from column 0 up: an ignored row's (y = -1) is column 0's, its
+         * loss zeroed in XT_K(ce_group) */
+        g->xy = v[0];
+        for (ptrdiff_t j = 1; j < C; j++)
             g->xy = XV(select)(XV(cmp_eq)(g->y, XV(set1)((XT_T)j)), v[j], g->xy);
     } else {
         XT_T xyt[XV(lanes)];

@@ -448,13 +448,15 @@ static const int64_t xt_avx512_tree_f64[3][2][8] __attribute__((aligned(64))) = 
     {                                                                         \
         return xv_avx512_##DT##_tree(v, 0);                                   \
     }
-/* load_index (simd/avx2.h): W int64 narrowed to int32 (vpmovqd) and
- * converted */
+/* load_index (simd/avx2.h): W int64 narrowed to int32 and converted; for
+ * floats the low halves of both vectors' integers by one two-source
+ * permute (two vpmovqd and an insert before) */
 XT_L5 __m512 xv_avx512_f32_load_index(const long long *p)
 {
-    __m256i lo = _mm512_cvtepi64_epi32(_mm512_loadu_si512((const void *)p));
-    __m256i hi = _mm512_cvtepi64_epi32(_mm512_loadu_si512((const void *)(p + 8)));
-    return _mm512_cvtepi32_ps(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    return _mm512_cvtepi32_ps(_mm512_permutex2var_epi32(
+        _mm512_loadu_si512((const void *)p), even, _mm512_loadu_si512((const void *)(p + 8))));
 }
 XT_L5 __m512d xv_avx512_f64_load_index(const long long *p)
 {
