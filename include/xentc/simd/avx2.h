@@ -42,6 +42,8 @@
  *                                   float vector; f64: d[0]
  *   getexp getmant                  x = 2^getexp(x) getmant(x), getmant in
  *                                   [1, 2), for positive normal x
+ *   mant_lookup16(m, t) (f32)       t[i], i the 4 leading fraction bits of
+ *                                   m in [1, 2) (the float log's table)
  *   load_f16 load_bf16 (f32)        W 16-bit values (uint16_t bits) widened
  *   load_f16_pair load_bf16_pair    2W of them into two vectors, the lanes
  *     (p, &a, &b) (f32)             in an order of the layer's choosing
@@ -183,6 +185,14 @@ XT_L2 __m256 xv_avx2_f32_getmant(__m256 x)
     return _mm256_castsi256_ps(
         _mm256_or_si256(_mm256_and_si256(_mm256_castps_si256(x), _mm256_set1_epi32(0x007fffff)),
                         _mm256_set1_epi32(0x3f800000)));
+}
+/* two 8-entry permutes, bit 3 of the index choosing (by the sign bit) */
+XT_L2 __m256 xv_avx2_f32_mant_lookup16(__m256 m, const float *t)
+{
+    const __m256i i = _mm256_srli_epi32(_mm256_castps_si256(m), 19);
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(t), i),
+                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(t + 8), i),
+                            _mm256_castsi256_ps(_mm256_slli_epi32(i, 28)));
 }
 XT_L2 __m256d xv_avx2_f32_widen(__m256 v, int k)
 {

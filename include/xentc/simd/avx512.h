@@ -485,6 +485,12 @@ XT_L5 double xv_avx512_f32_hsum(__m512 v)
         _mm512_add_pd(xv_avx512_f32_widen(v, 0), xv_avx512_f32_widen(v, 1)));
 }
 XT_L5 __m512 xv_avx512_f32_getexp(__m512 x) { return _mm512_getexp_ps(x); }
+/* one permute: vpermps reads the index's low 4 bits */
+XT_L5 __m512 xv_avx512_f32_mant_lookup16(__m512 m, const float *t)
+{
+    return _mm512_permutexvar_ps(_mm512_srli_epi32(_mm512_castps_si512(m), 19),
+                                 _mm512_loadu_ps(t));
+}
 XT_L5 __m512 xv_avx512_f32_getmant(__m512 x)
 {
     return _mm512_getmant_ps(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);

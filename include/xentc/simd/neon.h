@@ -116,6 +116,17 @@ XT_LN float32x4_t xv_neon_f32_narrow(const float64x2_t *d)
 {
     return vcvt_high_f32_f64(vcvt_f32_f64(d[0]), d[1]);
 }
+/* a byte table lookup of the index's four bytes (4 i + 0..3) */
+XT_LN float32x4_t xv_neon_f32_mant_lookup16(float32x4_t m, const float *t)
+{
+    const uint32x4_t i = vandq_u32(vshrq_n_u32(vreinterpretq_u32_f32(m), 19), vdupq_n_u32(15));
+    const uint8x16_t b = vreinterpretq_u8_u32(
+        vaddq_u32(vmulq_n_u32(i, 0x04040404u), vdupq_n_u32(0x03020100u)));
+    const uint8_t *tb = (const uint8_t *)t;
+    const uint8x16x4_t tab = {{vld1q_u8(tb), vld1q_u8(tb + 16), vld1q_u8(tb + 32),
+                               vld1q_u8(tb + 48)}};
+    return vreinterpretq_f32_u8(vqtbl4q_u8(tab, b));
+}
 /* float lanes widened to double before adding */
 XT_LN double xv_neon_f32_hsum(float32x4_t v)
 {
