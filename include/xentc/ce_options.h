@@ -31,6 +31,13 @@ typedef struct {
      * where a separate pass read them from memory first. */
     int check_targets;
     long long ignore_index;
+    /* Output, or NULL: the sum of loss[0:nrows) in _sum_doubles' order
+     * (_core_ce.pxi: eight running sums over the rows mod 8, added
+     * pairwise), taken as the losses are made, for a call that returns 0
+     * having left no group to the per-row path; NaN when it did. The
+     * caller's separate pass over the losses was 5% of the samples at 2
+     * classes. */
+    double *loss_total;
 } xt_ce_index_args;
 
 /* A group of rows (one per vector lane, at most 16) of the fused kernels

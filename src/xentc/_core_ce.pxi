@@ -33,6 +33,7 @@ cdef extern from "xentc/cross_entropy.h" nogil:
         double grad_scale_all
         int check_targets
         long long ignore_index
+        double *loss_total
 
     int xt_have_ce_index()
     Py_ssize_t xt_ce_index_f32(const float *x, Py_ssize_t nrows, const long long *target,
@@ -60,7 +61,7 @@ cdef extern from "xentc/cross_entropy.h" nogil:
                               const double *q, Py_ssize_t y, double by, double softcap,
                               double *grad, int have_exp)
 
-from libc.math cimport tanh
+from libc.math cimport isnan, tanh
 
 
 ctypedef struct _row_coefs:
@@ -525,8 +526,10 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
 cdef struct _task_sums:
     # ce_plain's use of _ce_index_fused: each task checks its targets
     # (xt_ce_index_args.check_targets), writes its losses into its thread's
-    # buffer and sums them there (_sum_doubles), into totals[t]; bad[t] = 1
-    # where a target is not a class index (the task computes nothing).
+    # buffer and sums them in _sum_doubles' order into totals[t] (the
+    # kernel as it makes them, xt_ce_index_args.loss_total; _sum_doubles
+    # after the per-row path when a group took it); bad[t] = 1 where a
+    # target is not a class index (the task computes nothing).
     double *totals
     unsigned char *bad
     double **bufs           # one buffer of task rows per thread
@@ -546,7 +549,7 @@ cdef int _ce_index_fused(const real[:, ::1] x, const long long[::1] target,
     cdef Py_ssize_t nrows = x.shape[0], ncols = x.shape[1]
     cdef Py_ssize_t t, r, i, r0, nb, nspecial
     cdef bint want_grad = c.want_grad
-    cdef xt_ce_index_args a
+    cdef xt_ce_index_args a, at
     cdef unsigned char *special = <unsigned char *> malloc(nrows)
     cdef real *g = NULL
     cdef const double *gsc = NULL
@@ -557,6 +560,7 @@ cdef int _ce_index_fused(const real[:, ::1] x, const long long[::1] target,
     a.grad_scale_all = c.grad_scale_all
     a.check_targets = sums != NULL and sums.check
     a.ignore_index = sums.ignore_index if sums != NULL else -1
+    a.loss_total = NULL
     cdef Py_ssize_t task = _group_task_rows(ncols)
     try:
         with nogil, parallel(num_threads=nthreads):
@@ -567,11 +571,16 @@ cdef int _ce_index_fused(const real[:, ::1] x, const long long[::1] target,
                 gsc = c.grad_scale + r0 if c.grad_scale != NULL else NULL
                 # (threadid() is a call into the OpenMP runtime: only with sums)
                 lt = loss + r0 if sums == NULL else sums.bufs[threadid()]
+                # with sums the kernel sums the task's losses itself (NaN
+                # when it left a group to the per-row path: summed below)
+                at = a
+                if sums != NULL:
+                    at.loss_total = &sums.totals[t]
                 if real is float:
-                    nspecial = xt_ce_index_f32(&x[r0, 0], nb, &target[r0], gsc, &a,
+                    nspecial = xt_ce_index_f32(&x[r0, 0], nb, &target[r0], gsc, &at,
                                                lt, g, special + r0)
                 else:
-                    nspecial = xt_ce_index_f64(&x[r0, 0], nb, &target[r0], gsc, &a,
+                    nspecial = xt_ce_index_f64(&x[r0, 0], nb, &target[r0], gsc, &at,
                                                lt, g, special + r0)
                 if nspecial < 0:   # a target that is not a class index (sums only)
                     sums.bad[t] = 1
@@ -585,7 +594,7 @@ cdef int _ce_index_fused(const real[:, ::1] x, const long long[::1] target,
                                              (c.grad_scale[i] if c.grad_scale != NULL
                                               else c.grad_scale_all),
                                              &grad[i, 0] if want_grad else NULL, &lt[r])
-                if sums != NULL:
+                if sums != NULL and isnan(sums.totals[t]):
                     sums.totals[t] = _sum_doubles(lt, nb)
     finally:
         free(special)

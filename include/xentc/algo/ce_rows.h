@@ -181,13 +181,23 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_rows_ls)(XT_K(ce_rows) *g)
     g->ls = XT_K(lse_finish)(XV(zero)(), g->count, g->rest);
 }
 
+/* The losses' running sums (a->loss_total): acc[j] lane l sums the rows
+ * r with r mod 8 = WD j + l, in order (every layer's WD divides 8); all is
+ * cleared when a group goes row by row, whose losses the caller sums. */
+typedef struct {
+    XVD(v) acc[8 / XVD(lanes)];
+    int all;
+} XT_K(ce_sum);
+
 /* The group's finish (f: per WD lanes) and, when no row is special, its
- * losses into loss[r0 : r0 + n); returns whether none is. */
+ * losses into loss[r0 : r0 + n), added to sum (or NULL) when the group is
+ * whole; returns whether none is. */
 XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_group)(const xt_ce_index_args *a,
                                                           const double *gscale, ptrdiff_t r0,
                                                           int n, const XT_K(ce_rows) *g,
                                                           int want_grad, XT_K(ce_fin) *f,
-                                                          double *loss, unsigned char *special)
+                                                          double *loss, unsigned char *special,
+                                                          XT_K(ce_sum) *sum)
 {
     enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes), WD = XVD(lanes) };
     const double *w = a->o.class_weight;
@@ -224,16 +234,24 @@ XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_group)(const xt_ce_index_args
             ok &= XVD(all)(XVD(cmp_lt)(XVD(max)(f[k].scale, XVD(sub)(XVD(zero)(), f[k].scale)),
                                        XVD(set1)((double)XT_TMAX)));
     }
-    if (!ok)
+    if (!ok) {
+        if (sum)
+            sum->all = 0;
         return 0;
+    }
     for (int k = 0; k < NW; k++) {
         /* ignored rows: loss 0 (the smoothing term would not be) */
         XVD(m) dv = XVD(cmp_ge)(XV(widen)(g->y, k), XVD(zero)());
         XVD(v) lk = XVD(select)(dv, f[k].loss, XVD(zero)());
-        if (n == W)
+        if (n == W) {
             XVD(store)(loss + r0 + k * WD, lk);
-        else
+            if (sum) {
+                XVD(v) *acc = &sum->acc[(r0 + k * WD) % 8 / WD];
+                *acc = XVD(add)(*acc, lk);
+            }
+        } else {
             XVD(store)(lt + k * WD, lk);
+        }
     }
     if (n < W)
         for (int l = 0; l < n; l++)
@@ -341,13 +359,13 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_lane_sums)(
 XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
     const XT_K(ce_rows) *g, XV(v) *cols, ptrdiff_t r0, const long long *target,
     const double *gscale, const XV(cp) *plan, const xt_ce_index_args *a, ptrdiff_t C,
-    double *loss, XT_T *grad, unsigned char *special)
+    double *loss, XT_T *grad, unsigned char *special, XT_K(ce_sum) *sum)
 {
     enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes) };
     const int smoothing = a->o.smoothing > 0.0, want_grad = grad != NULL;
     const XV(v) zero = XV(zero)();
     XT_K(ce_fin) f[NW];
-    if (!XT_K(ce_group)(a, gscale, r0, W, g, want_grad, f, loss, special)) {
+    if (!XT_K(ce_group)(a, gscale, r0, W, g, want_grad, f, loss, special, sum)) {
         XT_T exps[XT_COLUMNS_MAX * XV(lanes)];
         if (want_grad)
             for (ptrdiff_t j = 0; j < C; j++)
@@ -409,7 +427,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
 XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
     const XT_T *x, ptrdiff_t nrows, const long long *target, const double *gscale,
     const xt_ce_index_args *a, ptrdiff_t C, double *loss, XT_T *grad,
-    unsigned char *special, ptrdiff_t *nspecial)
+    unsigned char *special, ptrdiff_t *nspecial, XT_K(ce_sum) *sum)
 {
     enum { W = XV(lanes), B = XT_CE_LANE_BLOCK };
     const int smoothing = a->o.smoothing > 0.0, want_grad = grad != NULL;
@@ -436,7 +454,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
         for (int b = 0; b < nb; b++)
             *nspecial += XT_K(ce_lane_out)(&g[b], cols + (want_grad ? b * C : 0), r0 + b * W,
                                            target, gscale, &plan, a, C, loss, grad,
-                                           special);
+                                           special, sum);
         r0 += nb * W;
     }
     return r0;
@@ -445,7 +463,8 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
 /* Row mode: rows [r0, r0 + n), n <= W. */
 XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
     const XT_T *x, ptrdiff_t r0, int n, const long long *target, const double *gscale,
-    const xt_ce_index_args *a, double *loss, XT_T *grad, unsigned char *special)
+    const xt_ce_index_args *a, double *loss, XT_T *grad, unsigned char *special,
+    XT_K(ce_sum) *sum)
 {
     enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes), WD = XVD(lanes) };
     const ptrdiff_t C = a->o.nclasses;
@@ -481,7 +500,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
     for (int k = 0; k < NW; k++)
         g.sx[k] = XVD(load)(sxt + k * WD);
     XT_K(ce_fin) f[NW];
-    if (!XT_K(ce_group)(a, gscale, r0, n, &g, want_grad, f, loss, special)) {
+    if (!XT_K(ce_group)(a, gscale, r0, n, &g, want_grad, f, loss, special, sum)) {
         /* row by row: the exps where XT_K(ce_emit) looks for them */
         if (stashed && !in_place)
             memcpy(grad + r0 * C, stash, (size_t)(n * C) * sizeof(XT_T));
@@ -518,7 +537,7 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
                                         const double *gscale, const xt_ce_index_args *a,
                                         double *loss, XT_T *grad, unsigned char *special)
 {
-    enum { W = XV(lanes) };
+    enum { W = XV(lanes), WD = XVD(lanes) };
     const ptrdiff_t C = a->o.nclasses;
     ptrdiff_t r0 = 0, nspecial = 0;
     if (a->check_targets) {
@@ -543,6 +562,10 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
                 return -1;
         }
     }
+    XT_K(ce_sum) sum, *sp = a->loss_total ? &sum : NULL;
+    for (int j = 0; j < 8 / WD; j++)
+        sum.acc[j] = XVD(zero)();
+    sum.all = 1;
     if (XT_K(by_lanes)(C, grad != NULL ? XT_LANES_GRAD : XT_LANES_NONE) && nrows >= W) {
         /* C as a constant where it is small: the loops over the columns
          * unrolled, the block's vectors kept in registers. float32, 1
@@ -552,7 +575,7 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
          * instance with the options at their defaults as constants too
          * gained nothing: 1.58-4.36 against 1.64-4.25 G/s at 2-33.) */
 #define XT_CE_BY_LANE(K)                                                      \
-        XT_K(ce_by_lane)(x, nrows, target, gscale, a, K, loss, grad, special, &nspecial)
+        XT_K(ce_by_lane)(x, nrows, target, gscale, a, K, loss, grad, special, &nspecial, sp)
         switch (C) {
         case 2: r0 = XT_CE_BY_LANE(2); break;
         case 3: r0 = XT_CE_BY_LANE(3); break;
@@ -575,7 +598,17 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
     }
     for (; r0 < nrows; r0 += W) {
         int n = nrows - r0 < W ? (int)(nrows - r0) : W;
-        nspecial += XT_K(ce_rows_by_row)(x, r0, n, target, gscale, a, loss, grad, special);
+        nspecial += XT_K(ce_rows_by_row)(x, r0, n, target, gscale, a, loss, grad, special, sp);
+    }
+    if (sp) {
+        /* the partial group's losses, then the pairwise sum: _sum_doubles */
+        double s[8];
+        for (int j = 0; j < 8 / WD; j++)
+            XVD(store)(s + WD * j, sum.acc[j]);
+        for (ptrdiff_t i = nrows / W * W; i < nrows; i++)
+            s[i % 8] += loss[i];
+        *a->loss_total = !sum.all ? NAN
+                                  : ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
     }
     return nspecial;
 }
