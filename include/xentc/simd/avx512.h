@@ -294,9 +294,9 @@ XT_L5 int xv_avx512_f64_store_halves(double *p, ptrdiff_t C, const __m512d *cols
                 _mm512_mask_storeu_##S(p + r * stride,                        \
                                        xv_avx512_##DT##_tail(nc), tile[r]);   \
     }                                                                         \
-    XT_L5 void xv_avx512_##DT##_load_columns(const T *p, ptrdiff_t C,         \
-                                             const xv_avx512_##DT##_cp *plan, \
-                                             V *cols)                         \
+    XT_L5 void xv_avx512_##DT##_load_columns_any(const T *p, ptrdiff_t C,     \
+                                                 const xv_avx512_##DT##_cp *plan, \
+                                                 V *cols)                     \
     {                                                                         \
         if (C > (W) / 2) {                                                    \
             for (ptrdiff_t t0 = 0; t0 < C; t0 += (W))                         \
@@ -304,8 +304,6 @@ XT_L5 int xv_avx512_f64_store_halves(double *p, ptrdiff_t C, const __m512d *cols
                                            cols + t0);                        \
             return;                                                           \
         }                                                                     \
-        if (xv_avx512_##DT##_load_halves(p, C, cols))                         \
-            return;                                                           \
         V b[(W) / 2 + 1];                                                     \
         for (ptrdiff_t v = 0; v < C; v++) {                                   \
             V t = _mm512_loadu_##S(p + v * (W));                              \
@@ -323,9 +321,9 @@ XT_L5 int xv_avx512_f64_store_halves(double *p, ptrdiff_t C, const __m512d *cols
             cols[j] = c;                                                      \
         }                                                                     \
     }                                                                         \
-    XT_L5 void xv_avx512_##DT##_store_columns(T *p, ptrdiff_t C,              \
-                                              const xv_avx512_##DT##_cp *plan, \
-                                              const V *cols)                  \
+    XT_L5 void xv_avx512_##DT##_store_columns_any(T *p, ptrdiff_t C,          \
+                                                  const xv_avx512_##DT##_cp *plan, \
+                                                  const V *cols)              \
     {                                                                         \
         if (C > (W) / 2) {                                                    \
             for (ptrdiff_t t0 = 0; t0 < C; t0 += (W))                         \
@@ -338,8 +336,6 @@ XT_L5 int xv_avx512_f64_store_halves(double *p, ptrdiff_t C, const __m512d *cols
          * whose stores the vector loads after it could not forward from       \
          * (perf, float32 forward+gradient at 8 classes: 11% of the kernel's   \
          * samples on the copy and the loads waiting for it) */               \
-        if (xv_avx512_##DT##_store_halves(p, C, cols))                        \
-            return;                                                           \
         for (ptrdiff_t u = 0; u < C; u++) {                                   \
             V c = _mm512_permutex2var_##S(cols[0], plan->oidx[u][0],          \
                                           cols[C > 1 ? 1 : 0]);               \
@@ -350,6 +346,24 @@ XT_L5 int xv_avx512_f64_store_halves(double *p, ptrdiff_t C, const __m512d *cols
                                             cols[2 * q + 1 < C ? 2 * q + 1 : 2 * q])); \
             _mm512_storeu_##S(p + u * (W), c);                                \
         }                                                                     \
+    }                                                                         \
+    /* the halves apart, so that the permutes and tiles stay the function  \
+     * GCC keeps out of line for a C known only at run time (inlined there  \
+     * with the halves beside it, the forward at 32 classes fell from 2.53  \
+     * to 2.20 G/s, float32, 1 thread, in cache) */                         \
+    XT_L5 void xv_avx512_##DT##_load_columns(const T *p, ptrdiff_t C,         \
+                                             const xv_avx512_##DT##_cp *plan, \
+                                             V *cols)                         \
+    {                                                                         \
+        if (!xv_avx512_##DT##_load_halves(p, C, cols))                        \
+            xv_avx512_##DT##_load_columns_any(p, C, plan, cols);              \
+    }                                                                         \
+    XT_L5 void xv_avx512_##DT##_store_columns(T *p, ptrdiff_t C,              \
+                                              const xv_avx512_##DT##_cp *plan, \
+                                              const V *cols)                  \
+    {                                                                         \
+        if (!xv_avx512_##DT##_store_halves(p, C, cols))                       \
+            xv_avx512_##DT##_store_columns_any(p, C, plan, cols);             \
     }
 /* load_tile / store_tile of at most this many columns by a gather /
  * scatter per column instead of a transpose (row mode's tails, float32, 1
