@@ -326,6 +326,7 @@ DEFINE_CHECK_CE(f64, double)
         a.grad_scale_all = 0.5;                                               \
         a.check_targets = 0;                                                  \
         a.ignore_index = -100;                                                \
+        a.loss_total = NULL;                                                  \
         xt_select("neon");                                                    \
         NEON->ce_index_##SUF(x, nrows, target, opt == 3 ? gs : NULL, &a, loss,\
                              g, special);                                     \
@@ -368,7 +369,7 @@ DEFINE_CHECK_CE(f64, double)
         /* check_targets: -1 for a target that is not a class index or is  \
          * ignore_index, else the unchecked call's losses bit for bit */     \
         static long long t2[MAXR];                                            \
-        static double loss2[MAXR];                                            \
+        static double loss2[MAXR], loss3[MAXR];                               \
         for (ptrdiff_t i = 0; i < nrows; i++)                                 \
             t2[i] = target[i] < 0 ? 0 : target[i];                            \
         xt_select("neon");                                                    \
@@ -382,6 +383,31 @@ DEFINE_CHECK_CE(f64, double)
         for (ptrdiff_t i = 0; i < nrows; i++)                                 \
             check(memcmp(&loss[i], &loss2[i], sizeof(double)) == 0,           \
                   "checked loss " #SUF, (long)i, loss2[i], loss[i]);          \
+        /* loss_total: the losses' sum in _sum_doubles' order (eight sums   \
+         * over the rows mod 8, added pairwise), NaN when a group went row  \
+         * by row (row 4's NaN; then again with row 4 finite) */            \
+        for (int finite = 0; finite < 2; finite++) {                          \
+            double total = 0.0, s8[8] = {0.0};                                \
+            const T keep4 = nrows > 4 ? x[4 * C + C / 2] : (T)0;              \
+            if (finite && nrows > 4)                                          \
+                x[4 * C + C / 2] = (T)0.25;                                   \
+            a.loss_total = &total;                                            \
+            got = NEON->ce_index_##SUF(x, nrows, t2, opt == 3 ? gs : NULL, &a, \
+                                       loss3, NULL, special);                 \
+            a.loss_total = NULL;                                              \
+            if (nrows > 4)                                                    \
+                x[4 * C + C / 2] = keep4;                                     \
+            if (got > 0) {                                                    \
+                check(isnan(total), "loss_total NaN " #SUF, (long)C, total, NAN); \
+                continue;                                                     \
+            }                                                                 \
+            for (ptrdiff_t i = 0; i < nrows; i++)                             \
+                s8[i % 8] += loss3[i];                                        \
+            const double want = ((s8[0] + s8[1]) + (s8[2] + s8[3])) +         \
+                                ((s8[4] + s8[5]) + (s8[6] + s8[7]));          \
+            check(memcmp(&total, &want, sizeof(double)) == 0 || (isnan(total) && isnan(want)), \
+                  "loss_total " #SUF, (long)(C * 1000 + nrows), total, want); \
+        }                                                                     \
         const long long bad[3] = {(long long)C, -1, -100};                    \
         for (int b = 0; b < 3; b++) {                                         \
             long long keep = t2[nrows - 1];                                   \
