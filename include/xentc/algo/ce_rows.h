@@ -168,7 +168,7 @@ typedef struct {
     XV(v) m;      /* max */
     XV(v) count;  /* how many elements equal the max */
     XV(v) rest;   /* sum of the other elements' exp(x - m) */
-    XV(v) xy;     /* target logit (any for an ignored row) */
+    XV(v) xy;     /* target logit (0 for an ignored row) */
     XV(v) ls;     /* log-sum-exp less the max: XT_K(ce_rows_ls) */
     XVD(v) sx[XV(lanes) / XVD(lanes)];  /* sum of x - m (label smoothing) */
 } XT_K(ce_rows);
@@ -329,10 +329,8 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_lane_sums)(
     g->y = XT_K(ce_targets)(target, r0, W);
     XV(load_columns)(grp, C, plan, v);
     if (C <= XT_CE_XY_BY_COLUMNS) {
-        /* from column 0 up: an ignored row's (y = -1) is column 0's, its
-         * loss zeroed in XT_K(ce_group) */
-        g->xy = v[0];
-        for (ptrdiff_t j = 1; j < C; j++)
+        g->xy = XV(zero)();
+        for (ptrdiff_t j = 0; j < C; j++)
             g->xy = XV(select)(XV(cmp_eq)(g->y, XV(set1)((XT_T)j)), v[j], g->xy);
     } else {
         XT_T xyt[XV(lanes)];

@@ -241,6 +241,34 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(rows_out)(
     return 0;
 }
 
+/* Lane mode over the whole groups of rows [0, nrows): returns the rows
+ * done (a multiple of W), the groups left to the caller counted in
+ * *nspecial. */
+XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(rows_by_lanes)(const XT_T *x,
+                                                                     ptrdiff_t nrows,
+                                                                     ptrdiff_t C, int mode,
+                                                                     XT_T *out,
+                                                                     unsigned char *special,
+                                                                     ptrdiff_t *nspecial)
+{
+    enum { W = XV(lanes) };
+    XV(v) v[XT_COLUMNS_MAX];
+    XV(cp) plan;
+    XV(columns_plan)(C, &plan);
+    ptrdiff_t r0 = 0;
+    for (; r0 + W <= nrows; r0 += W) {
+        const XT_T *grp = x + r0 * C;
+        XV(v) m, count, rest;
+        XT_PREFETCH_SPAN(grp, W * C * (ptrdiff_t)sizeof(XT_T));
+        XV(load_columns)(grp, C, &plan, v);
+        /* softmax: the exps replace the columns; log_softmax keeps them */
+        XT_K(lane_stats)(v, C, &m, &count, &rest, mode == XT_SHORT_SOFTMAX ? v : NULL);
+        *nspecial += XT_K(rows_out)(x, r0, W, C, mode, m, count, rest, v, &plan, 0, out,
+                                    special);
+    }
+    return r0;
+}
+
 /* Rows x[0:nrows) of C <= XT_CE_FUSED_MAX_COLS elements, by mode: out[r] =
  * logsumexp of row r (XT_SHORT_LSE), or out's row r = its softmax /
  * log_softmax (out may be x). Groups holding a row whose max is not
@@ -255,20 +283,29 @@ XT_ATTR static ptrdiff_t XT_K(rows)(const XT_T *x, ptrdiff_t nrows, ptrdiff_t C,
     XV(cp) plan;
     /* lane mode as far as the layer's lane_classes for the log-sum-exp,
      * lane_classes_out for softmax's outputs (float32 softmax at 28 and 32
-     * classes: 2.1 and 3.2 G/s in row mode, 1.8-2.0 and 1.6 in lane mode) */
+     * classes: 2.1 and 3.2 G/s in row mode, 1.8-2.0 and 1.6 in lane mode);
+     * C a constant up to 16 as in ce_rows.h's XT_K(ce_index) */
     if (XT_K(by_lanes)(C, mode != XT_SHORT_LSE ? XT_LANES_OUT : XT_LANES_NONE) && nrows >= W) {
-        XV(v) v[XT_COLUMNS_MAX];
-        XV(columns_plan)(C, &plan);
-        for (; r0 + W <= nrows; r0 += W) {
-            const XT_T *grp = x + r0 * C;
-            XV(v) m, count, rest;
-            XT_PREFETCH_SPAN(grp, W * C * (ptrdiff_t)sizeof(XT_T));
-            XV(load_columns)(grp, C, &plan, v);
-            /* softmax: the exps replace the columns; log_softmax keeps them */
-            XT_K(lane_stats)(v, C, &m, &count, &rest, mode == XT_SHORT_SOFTMAX ? v : NULL);
-            nspecial += XT_K(rows_out)(x, r0, W, C, mode, m, count, rest, v, &plan, 0, out,
-                                       special);
+#define XT_ROWS_BY_LANES(K) XT_K(rows_by_lanes)(x, nrows, K, mode, out, special, &nspecial)
+        switch (C) {
+        case 2: r0 = XT_ROWS_BY_LANES(2); break;
+        case 3: r0 = XT_ROWS_BY_LANES(3); break;
+        case 4: r0 = XT_ROWS_BY_LANES(4); break;
+        case 5: r0 = XT_ROWS_BY_LANES(5); break;
+        case 6: r0 = XT_ROWS_BY_LANES(6); break;
+        case 7: r0 = XT_ROWS_BY_LANES(7); break;
+        case 8: r0 = XT_ROWS_BY_LANES(8); break;
+        case 9: r0 = XT_ROWS_BY_LANES(9); break;
+        case 10: r0 = XT_ROWS_BY_LANES(10); break;
+        case 11: r0 = XT_ROWS_BY_LANES(11); break;
+        case 12: r0 = XT_ROWS_BY_LANES(12); break;
+        case 13: r0 = XT_ROWS_BY_LANES(13); break;
+        case 14: r0 = XT_ROWS_BY_LANES(14); break;
+        case 15: r0 = XT_ROWS_BY_LANES(15); break;
+        case 16: r0 = XT_ROWS_BY_LANES(16); break;
+        default: r0 = XT_ROWS_BY_LANES(C);
         }
+#undef XT_ROWS_BY_LANES
     }
     for (; r0 < nrows; r0 += W) {
         int n = nrows - r0 < W ? (int)(nrows - r0) : W;
