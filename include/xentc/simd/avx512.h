@@ -119,15 +119,14 @@ XT_L5 void xv_avx512_f64_transpose(__m512d *r)
  * on it took 11% of the kernel's samples at 8 classes, 4% at 10). */
 #define XT_AVX512_OPAQUE(v) __asm__("" : "+v"(v))
 
-/* Rows of exactly W/2 float32 elements (8), C a constant: each zmm takes
- * rows k and k + 4 of a half-block as its two 256-bit halves, then 4 x 4
- * transposes within the 128-bit lanes and one 128-bit lane shuffle a
- * column give the columns in row order: 24 shuffles and 8 half-vector
- * inserts where the permutes below take 32 permutes and 24 masked moves,
- * with their indices and masks loaded from the plan (knocking the
- * transpose out altogether made the float32 forward at 8 classes 37%
- * faster, forward+gradient 44%, 1 thread in cache). Returns 0 for any
- * other C, a C not known at compile time, and float64. */
+/* Rows of exactly W/2 float32 elements (8): each zmm takes rows k and
+ * k + 4 of a half-block as its two 256-bit halves, then 4 x 4 transposes
+ * within the 128-bit lanes and one 128-bit lane shuffle a column give the
+ * columns in row order: 24 shuffles and 8 half-vector inserts where the
+ * permutes below take 32 permutes and 24 masked moves, with their indices
+ * and masks loaded from the plan (knocking the transpose out altogether
+ * made the float32 forward at 8 classes 37% faster, forward+gradient 44%,
+ * 1 thread in cache). Returns 0 for any other C (and for float64). */
 XT_L5 void xv_avx512_f32_lanes4x4(__m512 *a)
 {
     const __m512 t0 = _mm512_unpacklo_ps(a[0], a[1]), t1 = _mm512_unpackhi_ps(a[0], a[1]);
@@ -137,10 +136,9 @@ XT_L5 void xv_avx512_f32_lanes4x4(__m512 *a)
     a[2] = _mm512_shuffle_ps(t1, t3, 0x44);
     a[3] = _mm512_shuffle_ps(t1, t3, 0xEE);
 }
-XT_L5 XT_ALWAYS_INLINE int xv_avx512_f32_load_halves(const float *p, ptrdiff_t C,
-                                                      __m512 *cols)
+XT_L5 int xv_avx512_f32_load_halves(const float *p, ptrdiff_t C, __m512 *cols)
 {
-    if (!__builtin_constant_p(C) || C != 8)
+    if (C != 8)
         return 0;
     /* u[4h + k]: rows 8h + k and 8h + k + 4 */
     __m512 u[8];
@@ -161,10 +159,9 @@ XT_L5 XT_ALWAYS_INLINE int xv_avx512_f32_load_halves(const float *p, ptrdiff_t C
     }
     return 1;
 }
-XT_L5 XT_ALWAYS_INLINE int xv_avx512_f32_store_halves(float *p, ptrdiff_t C,
-                                                       const __m512 *cols)
+XT_L5 int xv_avx512_f32_store_halves(float *p, ptrdiff_t C, const __m512 *cols)
 {
-    if (!__builtin_constant_p(C) || C != 8)
+    if (C != 8)
         return 0;
     const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
     const __m512i hi = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29,
@@ -218,9 +215,11 @@ XT_L5 int xv_avx512_f64_store_halves(double *p, ptrdiff_t C, const __m512d *cols
     } xv_avx512_##DT##_cp;                                                    \
     XT_L5 void xv_avx512_##DT##_columns_plan(ptrdiff_t C, xv_avx512_##DT##_cp *plan) \
     {                                                                         \
-        if (C > (W) / 2) { /* tiles read no plan (one field set so that GCC \
-                            * sees the plan it is passed written) */          \
-            plan->k[0][0] = 0;                                                \
+        if (C > (W) / 2) { /* tiles read no plan; its first entries set so  \
+                            * that GCC, which may not see the tiles' branch   \
+                            * taken, finds nothing read unset */             \
+            plan->idx[0][0] = plan->oidx[0][0] = _mm512_setzero_si512();      \
+            plan->k[0][0] = plan->ok[0][0] = 0;                               \
             return;                                                           \
         }                                                                     \
         for (ptrdiff_t j = 0; j < C; j++)                                     \
@@ -353,19 +352,18 @@ XT_L5 int xv_avx512_f64_store_halves(double *p, ptrdiff_t C, const __m512d *cols
             _mm512_storeu_##S(p + u * (W), c);                                \
         }                                                                     \
     }                                                                         \
-    /* the halves apart, and only where C is a constant 8 (the kernels'     \
-     * constant-C instances), so that the permutes and tiles stay the       \
-     * function GCC keeps out of line for a C known only at run time        \
-     * (inlined there with the halves beside it, the forward at 32 classes  \
-     * fell from 2.53 to 2.20 G/s, float32, 1 thread, in cache) */          \
-    XT_L5 XT_ALWAYS_INLINE void xv_avx512_##DT##_load_columns(const T *p, ptrdiff_t C, \
+    /* the halves apart, so that the permutes and tiles stay the function  \
+     * GCC keeps out of line for a C known only at run time (inlined there  \
+     * with the halves beside it, the forward at 32 classes fell from 2.53  \
+     * to 2.20 G/s, float32, 1 thread, in cache) */                         \
+    XT_L5 void xv_avx512_##DT##_load_columns(const T *p, ptrdiff_t C,         \
                                              const xv_avx512_##DT##_cp *plan, \
                                              V *cols)                         \
     {                                                                         \
         if (!xv_avx512_##DT##_load_halves(p, C, cols))                        \
             xv_avx512_##DT##_load_columns_any(p, C, plan, cols);              \
     }                                                                         \
-    XT_L5 XT_ALWAYS_INLINE void xv_avx512_##DT##_store_columns(T *p, ptrdiff_t C, \
+    XT_L5 void xv_avx512_##DT##_store_columns(T *p, ptrdiff_t C,              \
                                               const xv_avx512_##DT##_cp *plan, \
                                               const V *cols)                  \
     {                                                                         \
