@@ -574,24 +574,7 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
          * gained nothing: 1.58-4.36 against 1.64-4.25 G/s at 2-33.) */
 #define XT_CE_BY_LANE(K)                                                      \
         XT_K(ce_by_lane)(x, nrows, target, gscale, a, K, loss, grad, special, &nspecial, sp)
-        switch (C) {
-        case 2: r0 = XT_CE_BY_LANE(2); break;
-        case 3: r0 = XT_CE_BY_LANE(3); break;
-        case 4: r0 = XT_CE_BY_LANE(4); break;
-        case 5: r0 = XT_CE_BY_LANE(5); break;
-        case 6: r0 = XT_CE_BY_LANE(6); break;
-        case 7: r0 = XT_CE_BY_LANE(7); break;
-        case 8: r0 = XT_CE_BY_LANE(8); break;
-        case 9: r0 = XT_CE_BY_LANE(9); break;
-        case 10: r0 = XT_CE_BY_LANE(10); break;
-        case 11: r0 = XT_CE_BY_LANE(11); break;
-        case 12: r0 = XT_CE_BY_LANE(12); break;
-        case 13: r0 = XT_CE_BY_LANE(13); break;
-        case 14: r0 = XT_CE_BY_LANE(14); break;
-        case 15: r0 = XT_CE_BY_LANE(15); break;
-        case 16: r0 = XT_CE_BY_LANE(16); break;
-        default: r0 = XT_CE_BY_LANE(C);
-        }
+        XT_SMALL_C_SWITCH(C, r0, XT_CE_BY_LANE)
 #undef XT_CE_BY_LANE
     }
     for (; r0 < nrows; r0 += W) {

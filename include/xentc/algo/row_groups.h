@@ -287,24 +287,7 @@ XT_ATTR static ptrdiff_t XT_K(rows)(const XT_T *x, ptrdiff_t nrows, ptrdiff_t C,
      * C a constant up to 16 as in ce_rows.h's XT_K(ce_index) */
     if (XT_K(by_lanes)(C, mode != XT_SHORT_LSE ? XT_LANES_OUT : XT_LANES_NONE) && nrows >= W) {
 #define XT_ROWS_BY_LANES(K) XT_K(rows_by_lanes)(x, nrows, K, mode, out, special, &nspecial)
-        switch (C) {
-        case 2: r0 = XT_ROWS_BY_LANES(2); break;
-        case 3: r0 = XT_ROWS_BY_LANES(3); break;
-        case 4: r0 = XT_ROWS_BY_LANES(4); break;
-        case 5: r0 = XT_ROWS_BY_LANES(5); break;
-        case 6: r0 = XT_ROWS_BY_LANES(6); break;
-        case 7: r0 = XT_ROWS_BY_LANES(7); break;
-        case 8: r0 = XT_ROWS_BY_LANES(8); break;
-        case 9: r0 = XT_ROWS_BY_LANES(9); break;
-        case 10: r0 = XT_ROWS_BY_LANES(10); break;
-        case 11: r0 = XT_ROWS_BY_LANES(11); break;
-        case 12: r0 = XT_ROWS_BY_LANES(12); break;
-        case 13: r0 = XT_ROWS_BY_LANES(13); break;
-        case 14: r0 = XT_ROWS_BY_LANES(14); break;
-        case 15: r0 = XT_ROWS_BY_LANES(15); break;
-        case 16: r0 = XT_ROWS_BY_LANES(16); break;
-        default: r0 = XT_ROWS_BY_LANES(C);
-        }
+        XT_SMALL_C_SWITCH(C, r0, XT_ROWS_BY_LANES)
 #undef XT_ROWS_BY_LANES
     }
     for (; r0 < nrows; r0 += W) {

@@ -56,6 +56,29 @@
  *   store_tile(p, stride, nc, cols)    its inverse
  * simd/avx512.h has its own, by permutes of the block's vectors. */
 #define XT_COLUMNS_MAX 34 /* >= every layer's lane_classes */
+/* r = CALL(K) with K the constant C for C = 2..16, else CALL(C): the lane
+ * kernels' instances with C a constant (algo/ce_rows.h, row_groups.h),
+ * whose loops over the columns unroll and whose block of vectors stays in
+ * registers */
+#define XT_SMALL_C_SWITCH(C, r, CALL)                                         \
+    switch (C) {                                                              \
+    case 2: r = CALL(2); break;                                               \
+    case 3: r = CALL(3); break;                                               \
+    case 4: r = CALL(4); break;                                               \
+    case 5: r = CALL(5); break;                                               \
+    case 6: r = CALL(6); break;                                               \
+    case 7: r = CALL(7); break;                                               \
+    case 8: r = CALL(8); break;                                               \
+    case 9: r = CALL(9); break;                                               \
+    case 10: r = CALL(10); break;                                             \
+    case 11: r = CALL(11); break;                                             \
+    case 12: r = CALL(12); break;                                             \
+    case 13: r = CALL(13); break;                                             \
+    case 14: r = CALL(14); break;                                             \
+    case 15: r = CALL(15); break;                                             \
+    case 16: r = CALL(16); break;                                             \
+    default: r = CALL(C);                                                     \
+    }
 #define XT_DEFINE_GATHER_COLUMNS(Q, PFX, T)                                   \
     typedef PFX##_i PFX##_cp;                                                 \
     Q void PFX##_columns_plan(ptrdiff_t C, PFX##_cp *plan)                    \
