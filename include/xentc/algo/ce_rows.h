@@ -55,8 +55,9 @@ XT_ATTR XT_ALWAYS_INLINE static inline XT_K(ce_fin)
     const double e = o->smoothing, c = e / (double)o->nclasses;
     const XVD(v) zero = XVD(zero)();
     /* (1 - e) w_y */
-    const XVD(v) tw = unit_w ? (e == 0.0 ? XVD(set1)(1.0) : XVD(set1)(1.0 - e))
-                             : (e == 0.0 ? wy : XVD(mul)(XVD(set1)(1.0 - e), wy));
+    const XVD(v) tw = unit_w    ? XVD(set1)(1.0 - e)
+                      : e == 0.0 ? wy
+                                 : XVD(mul)(XVD(set1)(1.0 - e), wy);
     XT_K(ce_fin) f;
     f.ls = ls;
     f.loss = zero;
