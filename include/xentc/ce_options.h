@@ -75,6 +75,14 @@ enum { XT_LANES_NONE, XT_LANES_OUT /* softmax, log_softmax */, XT_LANES_GRAD };
  * 36: 3.1 -> 3.4, 50: 3.7 -> 4.1; with up to 15 of them, forward+gradient
  * at 40-63 classes ran 5-10% slower than along the rows). */
 #define XT_ROW_TAIL_COLUMNS 8
+/* Row mode takes the log of its rows' sums in double from this many
+ * classes on (the log-sum-exp, softmax and cross-entropy group kernels,
+ * algo/row_groups.h and ce_rows.h): the float32 log's ulp of lse - max put
+ * the float32 loss's and logsumexp's mean error at 0.34-0.35 ulp against
+ * float64 (300-1000 classes), the double log at 0.26, the per-row
+ * kernels' log1p at 0.25; it is nearly free at these lengths, but cost
+ * the forward 3-5% at 33-128 classes (float32, 2 threads, 2^23). */
+#define XT_ROW_DOUBLE_LOG_COLS 256
 
 /* rows of at most this many classes take the fused kernels */
 #define XT_CE_FUSED_MAX_COLS 4096

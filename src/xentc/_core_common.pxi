@@ -194,12 +194,15 @@ cdef void _short_rows_parallel(const real[:, ::1] x, int mode, real *out,
 
 
 # Row bytes up to which the group kernels (algo/row_groups.h, ce_rows.h)
-# beat the per-row ones, by what they produce. Measured against the
-# per-row kernels of 8aaf73e, 1 thread, 2^22 elements (ms, float32 /
-# float64): log-sum-exp and the cross-entropy forward gain up to 2 KB rows
-# (512 float32 classes: 1.08 / 1.28, 256 float64: 3.8 / 3.7) and lose past
-# it (1000 float32 classes' forward 1.29 against 1.16, float64 3.6 against
-# 3.2); log_softmax, which writes each row after the whole group's sums,
+# beat the per-row ones, by what they produce. log-sum-exp and the
+# cross-entropy forward gain up to 4 KB rows since the group kernels'
+# row mode prefetches (float32, 2 threads, 2^23 elements, per-row against
+# group: forward at 1000 classes 6.98 -> 8.39 G/s, logsumexp 7.10 ->
+# 8.20; float64 forward at 300 and 500 classes 2.22 -> 2.62, 2.38 ->
+# 2.72; 2 KB was the limit before, measured against the per-row kernels
+# of 8aaf73e). At 2000 float32 classes the group kernel still gained 8%,
+# but a row mode lane then sums 128 exps in float32, twice as many as a
+# lane of the long-row kernel's blocks: those rows stay per row. log_softmax, which writes each row after the whole group's sums,
 # gains at 512 B (128 float32 classes 2.0 against 2.2) and loses past it
 # (1000: 2.0 against 1.5); softmax gains at every length up to the
 # kernels' 4096 classes (1000 float32 classes: 1.5 against 1.9). The
@@ -207,7 +210,7 @@ cdef void _short_rows_parallel(const real[:, ::1] x, int mode, real *out,
 # forward's limit: a loss must have the same bits with or without its
 # gradient.
 cdef enum:
-    GROUP_REDUCE_BYTES = 2048
+    GROUP_REDUCE_BYTES = 4096
     GROUP_LOG_SOFTMAX_BYTES = 512
 
 

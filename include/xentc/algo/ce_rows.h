@@ -192,10 +192,12 @@ typedef struct {
 
 /* The group's finish (f: per WD lanes) and, when no row is special, its
  * losses into loss[r0 : r0 + n), added to sum (or NULL) when the group is
- * whole; returns whether none is. */
+ * whole; returns whether none is. lsd: the rows' ls in double (row mode),
+ * or NULL for g->ls widened. */
 XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_group)(const xt_ce_index_args *a,
                                                           const double *gscale, ptrdiff_t r0,
                                                           int n, const XT_K(ce_rows) *g,
+                                                          const XVD(v) *lsd,
                                                           int want_grad, XT_K(ce_fin) *f,
                                                           double *loss, unsigned char *special,
                                                           XT_K(ce_sum) *sum)
@@ -222,7 +224,8 @@ XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_group)(const xt_ce_index_args
     int ok = XV(all)(XV(cmp_eq)(XV(sub)(t, t), zero));
     for (int k = 0; k < NW; k++) {
         XVD(v) m = XV(widen)(g->m, k);
-        f[k] = XT_K(ce_finish)(&a->o, want_grad, w == NULL, m, XV(widen)(ls, k), g->sx[k],
+        f[k] = XT_K(ce_finish)(&a->o, want_grad, w == NULL, m,
+                               lsd ? lsd[k] : XV(widen)(ls, k), g->sx[k],
                                XV(widen)(g->xy, k),
                                w ? XVD(load)(wyt + k * WD) : XVD(zero)(),
                                gscale ? XVD(load)(gst + k * WD)
@@ -364,7 +367,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
     const int smoothing = a->o.smoothing > 0.0, want_grad = grad != NULL;
     const XV(v) zero = XV(zero)();
     XT_K(ce_fin) f[NW];
-    if (!XT_K(ce_group)(a, gscale, r0, W, g, want_grad, f, loss, special, sum)) {
+    if (!XT_K(ce_group)(a, gscale, r0, W, g, NULL, want_grad, f, loss, special, sum)) {
         XT_T exps[XT_COLUMNS_MAX * XV(lanes)];
         if (want_grad)
             for (ptrdiff_t j = 0; j < C; j++)
@@ -495,11 +498,22 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
     }
     g.y = XT_K(ce_targets)(target, r0, n);
     g.xy = XV(load)(xyt);
-    XT_K(ce_rows_ls)(&g);
+    /* ls in T lanes, or by the double log from XT_ROW_DOUBLE_LOG_COLS
+     * classes (ce_options.h) */
+    XVD(v) lsd[NW];
+    const int ls_double = C >= XT_ROW_DOUBLE_LOG_COLS;
+    if (ls_double) {
+        for (int k = 0; k < NW; k++)
+            lsd[k] = XT_KD(lse_finish)(XVD(zero)(), XV(widen)(g.count, k), XV(widen)(g.rest, k));
+        g.ls = XV(narrow)(lsd);
+    } else {
+        XT_K(ce_rows_ls)(&g);
+    }
     for (int k = 0; k < NW; k++)
         g.sx[k] = XVD(load)(sxt + k * WD);
     XT_K(ce_fin) f[NW];
-    if (!XT_K(ce_group)(a, gscale, r0, n, &g, want_grad, f, loss, special, sum)) {
+    if (!XT_K(ce_group)(a, gscale, r0, n, &g, ls_double ? lsd : NULL, want_grad, f, loss,
+                        special, sum)) {
         /* row by row: the exps where XT_K(ce_emit) looks for them */
         if (stashed && !in_place)
             memcpy(grad + r0 * C, stash, (size_t)(n * C) * sizeof(XT_T));

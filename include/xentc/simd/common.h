@@ -146,11 +146,12 @@
 /* Prefetch every cache line of [p + XT_PREFETCH_BYTES, + bytes) (blocks.h
  * explains the distance); prefetcht0 on x86. The address is formed as an
  * integer: it may lie past the array. */
-#define XT_PREFETCH_SPAN(p, bytes)                                            \
+#define XT_PREFETCH_SPAN(p, bytes) XT_PREFETCH_SPAN_AT(p, XT_PREFETCH_BYTES, bytes)
+/* the same at a distance of its own */
+#define XT_PREFETCH_SPAN_AT(p, dist, bytes)                                   \
     do {                                                                      \
         for (size_t b_ = 0; b_ < (size_t)(bytes); b_ += 64)                   \
-            __builtin_prefetch(                                               \
-                (const void *)((uintptr_t)(p) + XT_PREFETCH_BYTES + b_), 0, 3); \
+            __builtin_prefetch((const void *)((uintptr_t)(p) + (size_t)(dist) + b_), 0, 3); \
     } while (0)
 
 #endif
