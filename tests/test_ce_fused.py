@@ -28,8 +28,13 @@ DTYPES = [np.float32, np.float64]
 # vector tails, taken as columns up to 8 of them (40: 8 past 32; 41: 9,
 # along the rows); the group-max limit
 # (16 KB of rows: 256 classes for float32 and float64 alike) and its
-# neighbours; the fused limit (4096) and one past it (the per-row path).
-CLASSES = list(range(1, 36)) + [40, 41, 48, 63, 64, 65, 100, 255, 256, 257, 1000, 4096, 4097]
+# neighbours, which are also where row mode's log turns double
+# (XT_ROW_DOUBLE_LOG_COLS); the 4 KB rows up to which the forward and
+# log-sum-exp take the group kernels (512 float64, 1024 float32 classes)
+# and one past them; the fused limit (4096) and one past it (the per-row
+# path).
+CLASSES = list(range(1, 36)) + [40, 41, 48, 63, 64, 65, 100, 255, 256, 257, 512, 513, 1000,
+                                 1024, 1025, 4096, 4097]
 # Rows: around one and two groups of every level (4, 8, 16 lanes).
 ROWS = [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47]
 
@@ -104,7 +109,7 @@ def compare(level, x, target, kw, in_place=False, relative=False):
 def test_every_class_count(level, dtype, option):
     rng = np.random.default_rng(1)
     for ncols in CLASSES:
-        nrows = 37 if ncols <= 1000 else 5
+        nrows = 37 if ncols <= 1025 else 5
         x = make_rows(dtype, nrows, ncols, seed=ncols)
         target = rng.integers(0, ncols, nrows)
         target[3::7] = -100   # ignored rows in several lane positions
@@ -128,7 +133,7 @@ SPECIALS = {"nan": np.nan, "+inf": np.inf, "-inf": -np.inf}
 @pytest.mark.parametrize("level", SIMD_LEVELS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("special", sorted(SPECIALS))
-@pytest.mark.parametrize("ncols", [2, 7, 16, 33, 40])
+@pytest.mark.parametrize("ncols", [2, 7, 16, 33, 40, 300, 1000])
 @pytest.mark.parametrize("in_place", [False, True], ids=["grad", "grad_in_place"])
 @pytest.mark.parametrize("from_end", [False, True], ids=["head", "tail"])
 def test_special_value_in_every_lane(level, dtype, special, ncols, in_place, from_end):
@@ -221,7 +226,7 @@ def compare_reductions(level, x, in_place=False):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 def test_reductions_every_class_and_row_count(level, dtype):
     for ncols in CLASSES:
-        compare_reductions(level, make_rows(dtype, 37 if ncols <= 1000 else 5, ncols,
+        compare_reductions(level, make_rows(dtype, 37 if ncols <= 1025 else 5, ncols,
                                             seed=ncols))
     for nrows in ROWS:
         for ncols in (2, 5, 16, 17, 24, 25, 33, 100):
@@ -232,7 +237,7 @@ def test_reductions_every_class_and_row_count(level, dtype):
 @pytest.mark.parametrize("level", SIMD_LEVELS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("special", sorted(SPECIALS))
-@pytest.mark.parametrize("ncols", [2, 7, 16, 24, 33, 40, 300])
+@pytest.mark.parametrize("ncols", [2, 7, 16, 24, 33, 40, 300, 1000])
 @pytest.mark.parametrize("from_end", [False, True], ids=["head", "tail"])
 def test_reductions_special_value_in_every_lane(level, dtype, special, ncols, from_end):
     x = make_rows(dtype, 16 * 16 + 5, ncols, seed=ncols)
