@@ -9,7 +9,8 @@
  * groups of W (the lane count), and each group ends as vectors with one
  * row per lane: max, count of maxima and sum of the other exps, target
  * logit. From there XT_K(ce_group) does everything in vectors: the log
- * (XT_K(lse_finish), in T lanes), the loss and the gradient's coefficients
+ * (XT_K(lse_finish), in T lanes; in double for row mode's rows from
+ * XT_ROW_DOUBLE_LOG_COLS classes), the loss and the gradient's coefficients
  * in double, exp(-ls), the losses stored as vectors. The group's vectors
  * are made in one of two ways:
  *   lane mode (XT_K(by_lanes)): the group's W C elements as C column
@@ -502,13 +503,10 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
      * classes (ce_options.h) */
     XVD(v) lsd[NW];
     const int ls_double = C >= XT_ROW_DOUBLE_LOG_COLS;
-    if (ls_double) {
-        for (int k = 0; k < NW; k++)
-            lsd[k] = XT_KD(lse_finish)(XVD(zero)(), XV(widen)(g.count, k), XV(widen)(g.rest, k));
-        g.ls = XV(narrow)(lsd);
-    } else {
+    if (ls_double)
+        g.ls = XT_K(ls_double)(g.count, g.rest, lsd);
+    else
         XT_K(ce_rows_ls)(&g);
-    }
     for (int k = 0; k < NW; k++)
         g.sx[k] = XVD(load)(sxt + k * WD);
     XT_K(ce_fin) f[NW];

@@ -82,6 +82,17 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(lane_stats)(XV(v) *v, ptrdiff_t
     XT_K(lane_sums)(v, C, vm, count, rest, e);
 }
 
+/* lse - max of a group's rows from their count and rest by the double log
+ * (row mode from XT_ROW_DOUBLE_LOG_COLS classes, ce_options.h): in
+ * lsd[0:NW), and returned rounded to T. */
+XT_ATTR XT_ALWAYS_INLINE static inline XV(v) XT_K(ls_double)(XV(v) count, XV(v) rest,
+                                                              XVD(v) *lsd)
+{
+    for (int k = 0; k < XV(lanes) / XVD(lanes); k++)
+        lsd[k] = XT_KD(lse_finish)(XVD(zero)(), XV(widen)(count, k), XV(widen)(rest, k));
+    return XV(narrow)(lsd);
+}
+
 /* Row mode's sums of one row: exp(x - m) over the row in T lanes with the
  * maxima left out, and the maxima counted in T lanes (exact: C <= 2^24),
  * the exps also stored in out when it is not NULL, and the memory ahead
@@ -221,9 +232,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(rows_out)(
         for (int k = 0; k < NW; k++)
             lsd[k] = XV(widen)(ls, k);
     } else {
-        for (int k = 0; k < NW; k++)
-            lsd[k] = XT_KD(lse_finish)(XVD(zero)(), XV(widen)(count, k), XV(widen)(rest, k));
-        ls = XV(narrow)(lsd);
+        ls = XT_K(ls_double)(count, rest, lsd);
     }
     XVD(v) lse[NW], inv[NW];
     int ok = 1;
