@@ -80,8 +80,10 @@ enum { XT_LANES_NONE, XT_LANES_OUT /* softmax, log_softmax */, XT_LANES_GRAD };
  * algo/row_groups.h and ce_rows.h): the float32 log's ulp of lse - max put
  * the float32 loss's and logsumexp's mean error at 0.34-0.35 ulp against
  * float64 (300-1000 classes), the double log at 0.26, the per-row
- * kernels' log1p at 0.25; it is nearly free at these lengths, but cost
- * the forward 3-5% at 33-128 classes (float32, 2 threads, 2^23). */
+ * kernels' log1p at 0.25. It is nearly free at these lengths; taken from
+ * 33 classes on, it turned the row mode prefetch's gain of 2-4% at 33-64
+ * classes into a loss of 2-3%, and forward+gradient lost 4-6% (float32,
+ * 2 threads, 2^23). */
 #define XT_ROW_DOUBLE_LOG_COLS 256
 
 /* rows of at most this many classes take the fused kernels */

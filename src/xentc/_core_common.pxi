@@ -202,8 +202,9 @@ cdef void _short_rows_parallel(const real[:, ::1] x, int mode, real *out,
 # 2.72; 2 KB was the limit before, measured against the per-row kernels
 # of 8aaf73e). At 2000 float32 classes the group kernel still gained 8%,
 # but a row mode lane then sums 128 exps in float32, twice as many as a
-# lane of the long-row kernel's blocks: those rows stay per row. log_softmax, which writes each row after the whole group's sums,
-# gains at 512 B (128 float32 classes 2.0 against 2.2) and loses past it
+# lane of the long-row kernel's blocks: those rows stay per row.
+# log_softmax, which writes each row after the whole group's sums, gains
+# at 512 B (128 float32 classes 2.0 against 2.2) and loses past it
 # (1000: 2.0 against 1.5); softmax gains at every length up to the
 # kernels' 4096 classes (1000 float32 classes: 1.5 against 1.9). The
 # cross-entropy gradient would too (1.65 against 1.9), but it takes the

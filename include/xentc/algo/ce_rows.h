@@ -176,8 +176,9 @@ typedef struct {
 } XT_K(ce_rows);
 
 /* g->ls from g's count and rest. In T lanes: the float32 log costs half
- * the double one for twice the lanes, and its error (about an ulp of ls,
- * ls <= log C) is below the float32 loss's own rounding. */
+ * the double one for twice the lanes; its error is about an ulp of ls,
+ * ls <= log C (which row mode's longer rows avoid: XT_ROW_DOUBLE_LOG_COLS,
+ * ce_options.h). */
 XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_rows_ls)(XT_K(ce_rows) *g)
 {
     g->ls = XT_K(lse_finish)(XV(zero)(), g->count, g->rest);
