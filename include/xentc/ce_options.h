@@ -69,6 +69,10 @@ enum { XT_LANES_NONE, XT_LANES_OUT /* softmax, log_softmax */, XT_LANES_GRAD };
  * 100-256, whose 6-16 KB of exps share L1 with the group's rows; 2
  * threads, 2^23: +12% at 33, 0 at 50, -6% at 64 classes). */
 #define XT_CE_STASH_BYTES 4096
+/* Row mode groups whose sums also store the exps prefetch the next group
+ * from this size (algo/row_groups.h, XT_K(row_stats), has the
+ * measurements). */
+#define XT_ROW_PREFETCH_OUT_BYTES 8192
 /* Row mode's tail columns (algo/row_groups.h): a whole group's last
  * C mod W columns go as columns when there are at most this many (CE
  * forward, float32, 2 threads, N C = 2^23: 33 classes 2.8 -> 3.3 G/s,
