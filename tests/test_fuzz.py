@@ -95,9 +95,11 @@ LAYOUTS = ["c", "f", "strided", "reversed", "broadcast", "readonly", "unaligned"
 # the short-row limit (32) and a few others.
 DIMS = [1, 2, 3, 0, 1, 4, 5, 7, 8, 9, 16, 31, 32, 33]
 # Shapes that take the threaded paths (>= 32768 elements), the chunked
-# long-row path (> 65536 per row) and the short-row kernel.
+# long-row path (> 65536 per row), the short-row kernel, and the group
+# kernels' row mode with its double log (300) and at their 4 KB limit
+# (1000 float32 classes; float64 goes row by row there).
 BIG_SHAPES = [(1100, 33), (2, 70001), (40000,), (1200, 31), (1, 65537), (1025, 32),
-              (513, 64), (9, 3, 1300)]
+              (513, 64), (9, 3, 1300), (40, 300), (35, 1000)]
 
 
 def draw_shape(src, max_size=400, big=True):
