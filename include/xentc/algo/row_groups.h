@@ -145,8 +145,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(row_stats)(const XT_T *x, ptrdi
     /* The maxima of the group at once while its rows stay in L1 between
      * the two passes; past that, each row's max just before its sums
      * (1000 classes ran 35% slower with the group's 64 KB read twice). */
-    const ptrdiff_t group_bytes = W * C * (ptrdiff_t)sizeof(XT_T);
-    const int group_max = group_bytes <= XT_CE_GROUP_BYTES;
+    const int group_max = W * C * (ptrdiff_t)sizeof(XT_T) <= XT_CE_GROUP_BYTES;
     const ptrdiff_t body = C / W * W, tail = C - body;
     const int by_tile = group_max && n == W && body > 0 && tail > 0 &&
                         tail <= XT_ROW_TAIL_COLUMNS;
@@ -169,10 +168,10 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(row_stats)(const XT_T *x, ptrdi
      * classes 2.71 -> 2.16); from there forward+gradient gains (128-256
      * classes: float32 +16-28%, float64 +13-17%, AVX2 even to +9%) and
      * softmax even to +6%. */
-    const ptrdiff_t ahead = group_max && out && group_bytes < XT_ROW_PREFETCH_OUT_BYTES
-                                ? 0
-                                : (group_max ? group_bytes : 2 * C * (ptrdiff_t)sizeof(XT_T)) +
-                                      XT_PREFETCH_BYTES;
+    const ptrdiff_t ahead =
+        group_max && out && W * C * (ptrdiff_t)sizeof(XT_T) < XT_ROW_PREFETCH_OUT_BYTES
+            ? 0
+            : (group_max ? W : 2) * C * (ptrdiff_t)sizeof(XT_T) + XT_PREFETCH_BYTES;
     if (group_max) {
         for (int l = 0; l < W; l++)
             part[l] = l < n ? XT_K(max_lanes)(x + (r0 + l) * C, Cr) : zero;
