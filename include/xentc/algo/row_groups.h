@@ -107,7 +107,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline XV(v) XT_K(row_sums)(const XT_T *x, ptrdi
     XV(v) s = XV(zero)(), c = XV(zero)();
     for (ptrdiff_t i = 0; i < n; i += W) {
         int full = i + W <= n;
-        if (ahead) /* (the compiler takes the test out of the loop) */
+        if (ahead) /* the same for the whole loop */
             XT_PREFETCH_SPAN_AT(x + i, ahead, W * (ptrdiff_t)sizeof(XT_T));
         XV(v) v = full ? XV(load)(x + i) : XV(load_tail)(x + i, n - i, ninf);
         XV(v) e = XT_K(exp)(XV(sub)(v, vm));
@@ -167,7 +167,10 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(row_stats)(const XT_T *x, ptrdi
      * that), the gradient at 33-64 classes 1-6%, on AVX2 up to 20% (64
      * classes 2.71 -> 2.16); from there forward+gradient gains (128-256
      * classes: float32 +16-28%, float64 +13-17%, AVX2 even to +9%) and
-     * softmax even to +6%. */
+     * softmax even to +6%. The group's size is written out here and in
+     * group_max rather than named once: named, it made GCC lay out
+     * xt_rows_f32_avx512 otherwise, and logsumexp and log_softmax at 10
+     * float32 classes (lane mode, not this code) ran 8% slower (9d2cff3). */
     const ptrdiff_t ahead =
         group_max && out && W * C * (ptrdiff_t)sizeof(XT_T) < XT_ROW_PREFETCH_OUT_BYTES
             ? 0
