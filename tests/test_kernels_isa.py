@@ -27,11 +27,13 @@ DTYPES = [np.float32, np.float64]
 
 # Row lengths: every length up to two of the widest vectors plus one
 # (AVX-512: 16 floats / 8 doubles a vector), the short-row kernel's limit (32 columns), the
-# block size (1024 floats / 512 doubles) and the chunk size (65536) with
-# their neighbours, and a row of two chunks plus one element.
+# block size (1024 floats / 512 doubles), the 16 KB up to which a row's
+# partial takes its max first (blocks.h, XT_ROWMAX_FIRST_BYTES: 4096 floats,
+# 2048 doubles) and the chunk size (65536) with their neighbours, and a
+# row of two chunks plus one element.
 SHORT_LENGTHS = {np.float32: list(range(0, 34)), np.float64: list(range(0, 18))}
-BOUNDARY_LENGTHS = [31, 32, 33, 511, 512, 513, 1023, 1024, 1025,
-                    65535, 65536, 65537, 131073]
+BOUNDARY_LENGTHS = [31, 32, 33, 511, 512, 513, 1023, 1024, 1025, 2047, 2048, 2049,
+                    4095, 4096, 4097, 65535, 65536, 65537, 131073]
 # Lengths of the rows that carry a NaN/inf in each lane position.
 SPECIAL_LENGTH = {np.float32: 33, np.float64: 17}
 
@@ -267,14 +269,16 @@ SPECIAL_CASES = [("nan",), ("+inf",), ("-inf",), ("+inf", "-inf"), ("nan", "+inf
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("case", SPECIAL_CASES, ids="/".join)
-@pytest.mark.parametrize("long_row", [False, True], ids=["short", "long"])
+@pytest.mark.parametrize("long_row", [0, 1025, 5000], ids=["short", "max-first", "by-block"])
 def test_special_values_in_every_lane_match_scipy(level, dtype, case, long_row):
     n = SPECIAL_LENGTH[dtype]
     x = rows_with_special(dtype, n, [SPECIALS[c] for c in case])
     if long_row:
         # The same lanes at the start of a row past the short-row kernel's
-        # limit, and again in the masked tail of its last block.
-        pad = make_rows(dtype, n, 1025, seed=5)
+        # limit, and again in the masked tail of its last block; 1025
+        # columns take the row's max first, 5000 (past 16 KB) go block by
+        # block (blocks.h).
+        pad = make_rows(dtype, n, long_row, seed=5)
         pad[:, :n] = x
         pad[:, -n:] = x
         x = pad
@@ -450,10 +454,13 @@ def test_vector_exp_is_the_same_at_every_width(dtype):
     np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
 
 
-def _running_max_rows(dtype):
+def _running_max_rows(dtype, max_first):
     """Rows of several blocks that move the running max around (see
-    XT_DEFINE_CHUNK_PARTIAL): name -> row."""
-    n = 5 * 1024 + 7
+    XT_DEFINE_CHUNK_PARTIAL): name -> row. max_first: four blocks less
+    three elements (16 KB less 12 or 24 bytes: the row's max first), else
+    5 float32 blocks and 7 elements (past 16 KB in either type)."""
+    block = 1024 if dtype == np.float32 else 512
+    n = 4 * block - 3 if max_first else 5 * 1024 + 7
     rng = np.random.default_rng(5)
     rows = {
         "ascending": np.linspace(-30.0, 30.0, n),
@@ -461,13 +468,13 @@ def _running_max_rows(dtype):
         "max-in-last-block": np.r_[rng.normal(0, 1, n - 1), 50.0],
     }
     ties = np.full(n, -50.0)
-    ties[[5, 1500, 2600, n - 1]] = 0.0          # one maximum in four blocks
+    ties[[5, block + 476, 2 * block + 552, n - 1]] = 0.0  # a maximum in four blocks
     rows["ties-across-blocks"] = ties
     rising = np.full(n, -60.0)
-    rising[[10, 1100, 2200]] = [-1.0, 0.0, 0.0]  # max raised, then tied
+    rising[[10, block + 76, 2 * block + 152]] = [-1.0, 0.0, 0.0]  # max raised, then tied
     rows["raised-then-tied"] = rising
     lead = rng.normal(0, 1, n)
-    lead[:2048] = -np.inf                        # whole blocks of -inf first
+    lead[:2 * block] = -np.inf                   # whole blocks of -inf first
     rows["neginf-blocks-first"] = lead
     nan_hidden = lead.copy()
     nan_hidden[700] = np.nan                     # NaN in a block whose max is -inf
@@ -480,11 +487,14 @@ def _running_max_rows(dtype):
 
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_running_max_over_blocks(level, dtype):
-    """Long rows whose block maxima rise, tie and hide NaN/inf: the partial
-    folds earlier blocks when the max rises and counts maxima in every block
-    holding one; the result is scipy's (float64), to a few ulp."""
-    for name, row in _running_max_rows(dtype).items():
+@pytest.mark.parametrize("max_first", [True, False], ids=["max-first", "by-block"])
+def test_running_max_over_blocks(level, dtype, max_first):
+    """Rows of several blocks whose block maxima rise, tie and hide NaN/inf:
+    by block (past 16 KB) the partial folds earlier blocks when the max
+    rises, and counts maxima in every block holding one; max first (up to
+    16 KB), only in the blocks holding the row's max. The result is scipy's
+    (float64), to a few ulp."""
+    for name, row in _running_max_rows(dtype, max_first).items():
         with kernels(level):
             got = xentc.logsumexp(row)
         with np.errstate(invalid="ignore"):

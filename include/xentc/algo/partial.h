@@ -95,9 +95,13 @@ XT_ATTR XT_ALWAYS_INLINE static inline XV(v)
  * accuracy); without it the caller knows no element equals m. With out,
  * exp(x - m) of every element (maxima included: 1) is also stored there,
  * for softmax and the cross-entropy gradient to rescale instead of taking
- * exp again. Tail lanes read -inf: exp gives 0, the compare is false. */
+ * exp again. Tail lanes read -inf: exp gives 0, the compare is false.
+ * The lines ahead bytes past those it reads are prefetched for the max
+ * pass that follows: the next block's (XT_PREFETCH_BYTES), or the next
+ * row's (blocks.h, XT_ROWMAX_FIRST_BYTES). */
 XT_ATTR XT_ALWAYS_INLINE static inline double
-    XT_KI(sumexp)(const XT_IN *x, ptrdiff_t n, XT_T m, int exclude_max, double *nmax, XT_T *out)
+    XT_KI(sumexp)(const XT_IN *x, ptrdiff_t n, XT_T m, int exclude_max, double *nmax, XT_T *out,
+                  ptrdiff_t ahead)
 {
     const ptrdiff_t W = XV(lanes);
     const XV(v) vm = XV(set1)(m);
@@ -105,7 +109,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline double
     XV(c) c = XV(cnt_zero)(); /* one chain: an integer add waits 1 cycle */
     ptrdiff_t i = 0;
     for (; i + 2 * W <= n; i += 2 * W) {
-        XT_PREFETCH_SPAN(x + i, 2 * W * (ptrdiff_t)sizeof(XT_T));
+        XT_PREFETCH_SPAN_AT(x + i, ahead, 2 * W * (ptrdiff_t)sizeof(XT_T));
         XV(v) v0, v1;
         XT_LD2(x + i, &v0, &v1); /* 16-bit: in any order, and out NULL */
         XV(v) e0 = XT_K(exp)(XV(sub)(v0, vm)), e1 = XT_K(exp)(XV(sub)(v1, vm));
