@@ -200,9 +200,11 @@ cdef void _short_rows_parallel(const real[:, ::1] x, int mode, real *out,
 # group: forward at 1000 classes 6.98 -> 8.39 G/s, logsumexp 7.10 ->
 # 8.20; float64 forward at 300 and 500 classes 2.22 -> 2.62, 2.38 ->
 # 2.72; 2 KB was the limit before, measured against the per-row kernels
-# of 8aaf73e). At 2000 float32 classes the group kernel still gained 8%,
-# but a row mode lane then sums 128 exps in float32, twice as many as a
-# lane of the long-row kernel's blocks: those rows stay per row.
+# of 8aaf73e). At 2000 float32 classes the group kernel still gained 8%
+# (against the per-row kernels before rows up to 16 KB took their max
+# first, blocks.h: 2048 classes +10% by it), but a row mode lane then
+# sums 128 exps in float32, twice as many as a lane of the long-row
+# kernel's blocks: those rows stay per row.
 # log_softmax, which writes each row after the whole group's sums, gains
 # at 512 B (128 float32 classes 2.0 against 2.2) and loses past it
 # (1000: 2.0 against 1.5); softmax gains at every length up to the
