@@ -1223,9 +1223,22 @@ def _ill_conditioned(x, kwargs):
             # where the exact limit is inf at some angle (complex64 a = 94.6
             # - 0.34j, b = -inf: scipy and xentc NaN, the complex128
             # reference inf + 2.36j; fuzz seed 11). Compared structurally.
-            a, bb = np.broadcast_arrays(a, bb.astype(np.float64))
+            # And a sum that cancels: complex terms cancel whatever the
+            # weights' signs (e^0 + e^(i pi) = 0), and equal terms with
+            # weights summing to 0 leave only the rounding of their
+            # partial sums, which depends on the order (complex64 a all
+            # -2.27 + 0.57j, b = [2, 1, -1, -1, -1]: scipy -38.82, xentc's
+            # pairwise order -38.12, exactly -inf; fuzz seed 1313).
+            a, bb = np.broadcast_arrays(a.astype(np.complex128), bb.astype(np.float64))
             axes = lse_ref.normalize_axes(kwargs.get("axis"), a.ndim)
             bad = np.any(~np.isfinite(bb), axis=axes, keepdims=True)
+            with np.errstate(all="ignore"):
+                re = np.where(bb == 0, -np.inf, a.real)
+                m = np.max(re, axis=axes, keepdims=True)
+                t = bb * np.exp(a - np.where(np.isfinite(m), m, 0))
+                num = np.sum(np.abs(t), axis=axes, keepdims=True)
+                den = np.abs(np.sum(t, axis=axes, keepdims=True))
+                bad |= ~(num <= 1e4 * den)
             if not kwargs.get("keepdims"):
                 bad = bad.squeeze(axis=axes)
             return bad if bad.ndim else bad.reshape(())
