@@ -194,6 +194,33 @@ def test_many_rows_across_tasks(level, dtype):
         compare(level, x[:3000], target[:3000], {})
 
 
+@pytest.mark.parametrize("level", SIMD_LEVELS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("ncols", [3, 10, 16, 24])
+def test_gradient_from_memory_in_short_blocks(level, dtype, ncols):
+    # A gradient past XT_CE_GRAD_BIG_BYTES (8 MiB) goes through lane mode in
+    # shorter blocks: the same bits as the same rows in calls of under
+    # 8 MiB, which take the usual blocks; a NaN row among them is left to
+    # the per-row path either way. (Pieces of whole groups: a call's last
+    # rows short of a group go by row mode, an ulp apart from lane mode.)
+    rng = np.random.default_rng(ncols)
+    nrows = (9 << 20) // (ncols * np.dtype(dtype).itemsize) // 64 * 64 + 37
+    x = (rng.standard_normal((nrows, ncols)) * 3).astype(dtype)
+    x[1000, ncols // 2] = np.nan
+    target = rng.integers(0, ncols, nrows)
+    target[::97] = -100
+    piece = nrows // 4 // 16 * 16
+    with kernels(level):
+        for kw in ({}, {"label_smoothing": 0.1}):
+            loss, grad = xentc.cross_entropy_and_grad(x, target, reduction="none", **kw)
+            for r0 in range(0, nrows, piece):
+                part = slice(r0, r0 + piece)
+                l, g = xentc.cross_entropy_and_grad(x[part], target[part], reduction="none",
+                                                    **kw)
+                np.testing.assert_array_equal(l, loss[part])
+                np.testing.assert_array_equal(g, grad[part])
+
+
 # ---- log-sum-exp, softmax and log_softmax by groups (algo/row_groups.h) ---
 
 def _reductions(x, in_place):

@@ -327,6 +327,7 @@ DEFINE_CHECK_CE(f64, double)
         a.check_targets = 0;                                                  \
         a.ignore_index = -100;                                                \
         a.loss_total = NULL;                                                  \
+        a.grad_big = (int)((nrows + C) % 2); /* both block sizes */           \
         xt_select("neon");                                                    \
         NEON->ce_index_##SUF(x, nrows, target, opt == 3 ? gs : NULL, &a, loss,\
                              g, special);                                     \

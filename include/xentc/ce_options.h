@@ -38,7 +38,19 @@ typedef struct {
      * caller's separate pass over the losses was 5% of the samples at 2
      * classes. */
     double *loss_total;
+    /* Nonzero: the gradient is larger than XT_CE_GRAD_BIG_BYTES, so its
+     * lines come from memory as they are written: lane mode then makes it
+     * in shorter blocks (algo/ce_rows.h, XT_CE_LANE_EXPS_BIG). */
+    int grad_big;
 } xt_ce_index_args;
+
+/* A gradient past this many bytes stays out of the caches (L3 here: 32
+ * MiB for the logits and the gradient together). Lane mode's blocks of
+ * XT_CE_LANE_EXPS_BIG vectors, against XT_CE_LANE_EXPS, float32, 2
+ * threads: the forward+gradient at 16 and 24 classes 2^21 elements (8 MiB
+ * gradients) 0.96-0.99x, 2^22 1.12-1.23x, 2^23 1.16-1.30x, 2^25 1.22x at
+ * 16; in cache (2^17, 1 thread) 0.92-0.96x. */
+#define XT_CE_GRAD_BIG_BYTES (8 << 20)
 
 /* A group of rows (one per vector lane, at most 16) of the fused kernels
  * as the per-row fallback (XT_K(ce_emit)) reads it, in double: max,

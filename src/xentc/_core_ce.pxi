@@ -34,6 +34,7 @@ cdef extern from "xentc/cross_entropy.h" nogil:
         int check_targets
         long long ignore_index
         double *loss_total
+        int grad_big
 
     int xt_have_ce_index()
     Py_ssize_t xt_ce_index_f32(const float *x, Py_ssize_t nrows, const long long *target,
@@ -561,6 +562,7 @@ cdef int _ce_index_fused(const real[:, ::1] x, const long long[::1] target,
     a.check_targets = sums != NULL and sums.check
     a.ignore_index = sums.ignore_index if sums != NULL else -1
     a.loss_total = NULL
+    a.grad_big = want_grad and nrows * ncols * <Py_ssize_t> sizeof(real) > XT_CE_GRAD_BIG_BYTES
     cdef Py_ssize_t task = _group_task_rows(ncols)
     try:
         with nogil, parallel(num_threads=nthreads):

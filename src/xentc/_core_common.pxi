@@ -55,6 +55,7 @@ cdef extern from "xentc/xentc.h" nogil:
     Py_ssize_t xt_rows_f64(const double *x, Py_ssize_t nrows, Py_ssize_t C, int mode,
                            double *out, unsigned char *special)
     enum: XT_CE_FUSED_MAX_COLS
+    enum: XT_CE_GRAD_BIG_BYTES
     void xt_active_expscale_f32(const float *x, Py_ssize_t n, double shift,
                                 double scale, float *out)
     void xt_active_expscale_f64(const double *x, Py_ssize_t n, double shift,

@@ -317,6 +317,14 @@ XT_ATTR XT_ALWAYS_INLINE static inline XV(v) XT_K(ce_targets)(const long long *t
 #define XT_CE_XY_BY_COLUMNS 16
 /* vectors of exps a block keeps for the gradient (>= XT_COLUMNS_MAX) */
 #define XT_CE_LANE_EXPS 128
+/* the same when the gradient comes from memory (a->grad_big): each of a
+ * block's stores waits for its line, and 128 vector stores in a row (8
+ * KB, 8 groups of 16 float32 classes) held up the work after them, where
+ * 32 overlap with it (ce_options.h, XT_CE_GRAD_BIG_BYTES:
+ * float32 forward+gradient at 2^23 elements, 2 threads: 10 classes 1.96
+ * -> 2.16 G/s, 16 1.89 -> 2.30, 24 1.85 -> 2.36; 8 and below even; float64
+ * 8-10 classes +7-9%, 16 -3%; AVX2 even) */
+#define XT_CE_LANE_EXPS_BIG 32
 
 /* The W rows from r0 as vectors (C <= XT_COLUMNS_MAX); their exps (1 at
  * the maxima) in cols when want_grad. */
@@ -441,7 +449,11 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
      * with the rows (32 KB of them spread over the stack cost the
      * gradient a quarter of its speed at 32 classes) */
     XV(v) cols[XT_CE_LANE_EXPS];
-    const int blk = !want_grad ? B : C * B <= XT_CE_LANE_EXPS ? B : (int)(XT_CE_LANE_EXPS / C);
+    const ptrdiff_t nexps = a->grad_big ? XT_CE_LANE_EXPS_BIG : XT_CE_LANE_EXPS;
+    const int blk = !want_grad         ? B
+                    : C * B <= nexps   ? B
+                    : C <= nexps       ? (int)(nexps / C)
+                                       : 1;
     XV(columns_plan)(C, &plan);
     ptrdiff_t r0 = 0;
     while (r0 + W <= nrows) {
