@@ -95,7 +95,8 @@ typedef void (*xt_short_f64_fn)(const double *, ptrdiff_t, ptrdiff_t, int, doubl
  *
  * NAME(x, n): NAME##_chunk's max first up to XT_ROWMAX_FIRST_BYTES, its
  * sums prefetching the next slice of the same length (the next row of a
- * matrix); NAME##_stream beyond.
+ * matrix); NAME##_stream beyond. (16-bit inputs define the slice partial
+ * alone, XT_DEFINE_SLICE_PARTIAL: block by block at every length.)
  *
  * NAME##_store(x, n, out, &p): the partial, and out[j] = exp(x_j - p.max)
  * rounded to T (as EXPSCALE_FN(x, n, p.max, 1, out) would) when p is not

@@ -44,8 +44,9 @@ typedef struct {
     int grad_big;
 } xt_ce_index_args;
 
-/* A gradient past this many bytes stays out of the caches (L3 here: 32
- * MiB for the logits and the gradient together). Lane mode's blocks of
+/* A gradient past this many bytes is taken to come from memory as it is
+ * written: with logits as large beside it, it outgrows about half of L3
+ * (32 MiB on the machine measured). Lane mode's blocks of
  * XT_CE_LANE_EXPS_BIG vectors, against XT_CE_LANE_EXPS, float32, 2
  * threads: the forward+gradient at 16 and 24 classes 2^21 elements (8 MiB
  * gradients) 0.96-0.99x, 2^22 1.12-1.23x, 2^23 1.16-1.30x, 2^25 1.22x at
