@@ -234,9 +234,11 @@ def check_ce(x, errs, **kw):
 
 
 # every tail length 1..40 (AVX-512: 16 floats a vector, the short-row
-# kernel's 32 columns), rows past 4096, past a block and past a chunk
+# kernel's 32 columns), rows past 4096, past a block, at the 16 KB (8192
+# 16-bit elements) up to which a row's max is taken first (blocks.h) and
+# past a chunk
 TAIL_LENGTHS = list(range(1, 41))
-LONG_LENGTHS = [1023, 1024, 1025, 4097, 5000, 16385, 40000]
+LONG_LENGTHS = [1023, 1024, 1025, 4097, 5000, 8191, 8192, 8193, 16385, 40000]
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -328,7 +330,7 @@ SPECIALS = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf, "nan+inf": None}
 
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=ids)
-@pytest.mark.parametrize("n", [17, 33, 1030])
+@pytest.mark.parametrize("n", [17, 33, 1030, 9000])
 def test_special_values_in_every_lane(level, dtype, n):
     errs = {}
     rng = np.random.default_rng(n)
@@ -346,6 +348,22 @@ def test_special_values_in_every_lane(level, dtype, n):
             check_lse_softmax(x, -1, errs)
             check_ce(x, errs)
     assert max(errs.values()) <= 1, errs
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=ids)
+@pytest.mark.parametrize("n", [8189, 9000], ids=["max-first", "by-block"])
+def test_running_max_over_blocks(level, dtype, n):
+    # test_kernels_isa's rows (maxima rising, tied across blocks, NaN/inf
+    # hidden), in 16 bits: up to 8192 elements a row takes its max first,
+    # past it block by block (blocks.h)
+    from test_kernels_isa import _running_max_rows
+    errs = {}
+    with kernels(level):
+        for name, row in _running_max_rows(np.float32, True, n).items():
+            x = row.astype(dtype)[None, :]
+            check_lse_softmax(x, -1, errs)
+            assert max(errs.values()) <= 1, (name, errs)
 
 
 # --------------------------------------------------------------------------

@@ -454,13 +454,15 @@ def test_vector_exp_is_the_same_at_every_width(dtype):
     np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
 
 
-def _running_max_rows(dtype, max_first):
+def _running_max_rows(dtype, max_first, n=None):
     """Rows of several blocks that move the running max around (see
     XT_DEFINE_CHUNK_PARTIAL): name -> row. max_first: four blocks less
     three elements (16 KB less 12 or 24 bytes: the row's max first), else
-    5 float32 blocks and 7 elements (past 16 KB in either type)."""
+    5 float32 blocks and 7 elements (past 16 KB in either type); n, when
+    given, is the length (test_half's 16-bit rows)."""
     block = 1024 if dtype == np.float32 else 512
-    n = 4 * block - 3 if max_first else 5 * 1024 + 7
+    if n is None:
+        n = 4 * block - 3 if max_first else 5 * 1024 + 7
     rng = np.random.default_rng(5)
     rows = {
         "ascending": np.linspace(-30.0, 30.0, n),
