@@ -1217,42 +1217,34 @@ def _ill_conditioned(x, kwargs):
     try:
         a = np.atleast_1d(np.asarray(x))
         bb = np.atleast_1d(np.asarray(b))
-        if a.dtype.kind == "c" and bb.dtype.kind in "biuf":
-            # Complex a with an infinite (or NaN) weight: inf * e^a has no
-            # single answer, and the input dtype's complex product gives NaN
-            # where the exact limit is inf at some angle (complex64 a = 94.6
-            # - 0.34j, b = -inf: scipy and xentc NaN, the complex128
-            # reference inf + 2.36j; fuzz seed 11). Compared structurally.
-            # And a sum that cancels: complex terms cancel whatever the
-            # weights' signs (e^0 + e^(i pi) = 0), and equal terms with
-            # weights summing to 0 leave only the rounding of their
-            # partial sums, which depends on the order (complex64 a all
-            # -2.27 + 0.57j, b = [2, 1, -1, -1, -1]: scipy -38.82, xentc's
-            # pairwise order -38.12, exactly -inf; fuzz seed 1313).
-            a, bb = np.broadcast_arrays(a.astype(np.complex128), bb.astype(np.float64))
-            axes = lse_ref.normalize_axes(kwargs.get("axis"), a.ndim)
-            bad = np.any(~np.isfinite(bb), axis=axes, keepdims=True)
-            with np.errstate(all="ignore"):
-                re = np.where(bb == 0, -np.inf, a.real)
-                m = np.max(re, axis=axes, keepdims=True)
-                t = bb * np.exp(a - np.where(np.isfinite(m), m, 0))
-                num = np.sum(np.abs(t), axis=axes, keepdims=True)
-                den = np.abs(np.sum(t, axis=axes, keepdims=True))
-                bad |= ~(num <= 1e4 * den)
-            if not kwargs.get("keepdims"):
-                bad = bad.squeeze(axis=axes)
-            return bad if bad.ndim else bad.reshape(())
-        if a.dtype.kind not in "biuf" or bb.dtype.kind not in "biuf":
+        if a.dtype.kind not in "biufc" or bb.dtype.kind not in "biuf":
             return None
-        a, bb = np.broadcast_arrays(a.astype(np.float64), bb.astype(np.float64))
+        cplx = a.dtype.kind == "c"
+        a, bb = np.broadcast_arrays(a.astype(np.complex128 if cplx else np.float64),
+                                    bb.astype(np.float64))
         axes = lse_ref.normalize_axes(kwargs.get("axis"), a.ndim)
         with np.errstate(all="ignore"):
             a = np.where(bb == 0, -np.inf, a)
-            m = np.max(a, axis=axes, keepdims=True)
+            m = np.max(a.real, axis=axes, keepdims=True)
             t = bb * np.exp(a - np.where(np.isfinite(m), m, 0))
             num = np.sum(np.abs(t), axis=axes, keepdims=True)
             den = np.abs(np.sum(t, axis=axes, keepdims=True))
-            bad = ~(num <= 1e4 * den) & (np.any(bb < 0, axis=axes, keepdims=True))
+            bad = ~(num <= 1e4 * den)
+        if cplx:
+            # Complex terms cancel whatever the weights' signs (e^0 +
+            # e^(i pi) = 0); equal terms with weights summing to 0 leave only
+            # the rounding of their partial sums, which depends on the order
+            # (complex64 a all -2.27 + 0.57j, b = [2, 1, -1, -1, -1]: scipy
+            # -38.82, xentc's pairwise order -38.12, exactly -inf; fuzz seed
+            # 1313). And an infinite (or NaN) weight: inf * e^a has no single
+            # answer, and the input dtype's complex product gives NaN where
+            # the exact limit is inf at some angle (complex64 a = 94.6 -
+            # 0.34j, b = -inf: scipy and xentc NaN, the complex128 reference
+            # inf + 2.36j; fuzz seed 11).
+            bad |= np.any(~np.isfinite(bb), axis=axes, keepdims=True)
+        else:
+            # real terms cancel only against negative weights
+            bad &= np.any(bb < 0, axis=axes, keepdims=True)
         if not kwargs.get("keepdims"):
             bad = bad.squeeze(axis=axes)
         return bad if bad.ndim else bad.reshape(())
