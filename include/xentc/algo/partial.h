@@ -98,7 +98,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline XV(v)
  * exp again. Tail lanes read -inf: exp gives 0, the compare is false.
  * The lines ahead bytes past those it reads are prefetched for the max
  * pass that follows: the next block's (XT_PREFETCH_BYTES), or the next
- * row's (blocks.h, XT_ROWMAX_FIRST_BYTES). */
+ * row's (blocks.h, XT_ROWMAX_FIRST_BYTES and XT_STORE_NEXT_BYTES). */
 XT_ATTR XT_ALWAYS_INLINE static inline double
     XT_KI(sumexp)(const XT_IN *x, ptrdiff_t n, XT_T m, int exclude_max, double *nmax, XT_T *out,
                   ptrdiff_t ahead)
