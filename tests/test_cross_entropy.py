@@ -194,6 +194,41 @@ def test_split_rows_whose_chunks_differ(dtype):
     assert np.all(grad[0, chunk:2 * chunk] == 0)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_split_rows_with_a_large_gradient_go_in_tiles(workers):
+    # Logits past 32 MiB with a gradient: the chunked path takes its rows in
+    # tiles of about 8 MiB (_chunked_tile_rows), all its passes one tile
+    # after the other. The same bits as the same rows in calls too small
+    # for tiles; special, ignored and smoothed rows, and in place.
+    chunk = xentc._core.chunk_size()
+    ncols = chunk + 1                          # two chunks, the second of 1
+    nrows = (33 << 20) // (ncols * 4) + 3      # past 32 MiB of float32
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((nrows, ncols)) * 2).astype(np.float32)
+    x[5, 7] = np.nan
+    x[40, -1] = np.inf
+    x[77, :chunk] = -np.inf                    # the max in the one-element chunk
+    y = rng.integers(0, ncols, nrows)
+    y[::9] = -100
+    piece = 40                                 # 10 MiB: one tile
+    for kw in ({}, {"label_smoothing": 0.1}):
+        loss, grad = xentc.cross_entropy_and_grad(x, y, reduction="none", workers=workers, **kw)
+        inplace = x.copy()
+        loss2, _ = xentc.cross_entropy_and_grad(inplace, y, reduction="none", workers=workers,
+                                                grad_out=inplace, **kw)
+        for r0 in range(0, nrows, piece):
+            part = slice(r0, r0 + piece)
+            l, g = xentc.cross_entropy_and_grad(x[part], y[part], reduction="none",
+                                                workers=workers, **kw)
+            np.testing.assert_array_equal(l, loss[part])
+            np.testing.assert_array_equal(g, grad[part])
+            xp = x[part].copy()
+            l, _ = xentc.cross_entropy_and_grad(xp, y[part], reduction="none",
+                                                workers=workers, grad_out=xp, **kw)
+            np.testing.assert_array_equal(l, loss2[part])
+            np.testing.assert_array_equal(xp, inplace[part])
+
+
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32,
                                    np.uint32, np.int64, np.uint64])
 def test_any_integer_target_dtype(dtype):
