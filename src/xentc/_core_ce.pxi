@@ -505,9 +505,11 @@ cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
                     else:
                         parts[t] = _stats(src, n, o.class_weight + off if has_weight else NULL,
                                           q, need_wx)
-            # parts[i] takes row i's merged stats: the tile's own chunk
-            # stats start at i0 * nchunks >= i1 (a tile has at most i0
-            # rows past the first), and row i's come before it is written
+            # parts[i] takes row i's merged stats over stats already merged:
+            # in the first tile row i's chunk stats start at i nchunks >= i
+            # and are read before parts[i] is written, the later rows' lie
+            # past it; in a later tile they all start at i0 nchunks >= i1
+            # (i0 >= tile there, so i1 <= 2 i0 <= i0 nchunks)
             with nogil:
                 for i in range(i0, i1):
                     st = parts[i * nchunks]
