@@ -46,7 +46,10 @@ typedef struct {
 
 /* A gradient past this many bytes is taken to come from memory as it is
  * written: with logits as large beside it, it outgrows about half of L3
- * (32 MiB on the machine measured). Lane mode's blocks of
+ * (32 MiB on the machine measured). It also sizes the tiles of rows that
+ * the chunked path takes with a gradient (_core_ce.pxi,
+ * _chunked_tile_rows; tiles of 2, 8 and 16 MiB measured there). Lane
+ * mode's blocks of
  * XT_CE_LANE_EXPS_BIG vectors, against XT_CE_LANE_EXPS, float32, 2
  * threads: the forward+gradient at 16 and 24 classes 2^21 elements (8 MiB
  * gradients) 0.96-0.99x, 2^22 1.12-1.23x, 2^23 1.16-1.30x, 2^25 1.22x at

@@ -333,19 +333,14 @@ cdef inline bint _fused_index_rows(Py_ssize_t ncols, Py_ssize_t itemsize) noexce
     return _grouped(ncols, itemsize, XT_SHORT_LSE) and xt_have_ce_index()
 
 
-cdef enum:
-    # Bytes of logits a tile of rows of the chunked path covers with a
-    # gradient (_chunked_tile_rows), once the logits pass four times that
-    _CHUNKED_TILE_BYTES = 8 << 20
-
-
 cdef inline Py_ssize_t _chunked_tile_rows(Py_ssize_t nrows, Py_ssize_t ncols,
                                           Py_ssize_t itemsize, int nthreads) noexcept nogil:
-    """Rows of a tile of _ce_rows_core's chunked path with a gradient: about
-    _CHUNKED_TILE_BYTES of logits (at least one row per thread) when the
-    logits are more than four times that, all rows otherwise. Why: the
-    exps the first pass keeps in the gradient are rescaled by the last;
-    untiled, a gradient past the caches went to memory and came back.
+    """Rows of a tile of _ce_rows_core's chunked path with a gradient: a
+    gradient of about XT_CE_GRAD_BIG_BYTES (ce_options.h: the largest taken
+    to stay in the caches beside its logits; at least one row per thread)
+    when the logits are more than four times that, all rows otherwise.
+    Why: the exps the first pass keeps in the gradient are rescaled by the
+    last; untiled, a gradient past the caches went to memory and came back.
     Forward+gradient at 70001 and 128256 classes, 2 threads, alternating
     against no tiles, best of 4-6, in runs on a quiet and a busy host:
     float32 at 2^25 elements +7 to +29% (tiles of 16 MiB +15-18%), float64
@@ -353,9 +348,9 @@ cdef inline Py_ssize_t _chunked_tile_rows(Py_ssize_t nrows, Py_ssize_t ncols,
     -6 to +6%, at 2^22 (two tiles) -4 to -6%: a gradient that stays in L3
     (32 MiB here) gains nothing from them, and pays their barriers."""
     cdef Py_ssize_t rowbytes = ncols * itemsize
-    if nrows * rowbytes <= 4 * <Py_ssize_t> _CHUNKED_TILE_BYTES:
+    if nrows * rowbytes <= 4 * <Py_ssize_t> XT_CE_GRAD_BIG_BYTES:
         return nrows
-    return _imax(_CHUNKED_TILE_BYTES // rowbytes, nthreads)
+    return _imax(XT_CE_GRAD_BIG_BYTES // rowbytes, nthreads)
 
 
 cdef int _ce_rows_core(const real[:, ::1] x, const long long[::1] target,
