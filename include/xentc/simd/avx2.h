@@ -165,7 +165,107 @@ XT_L2 __m256 xv_avx2_f32_gather(const float *p, __m256i i)
 {
     return _mm256_i32gather_ps(p, i, 4);
 }
-XT_DEFINE_GATHER_COLUMNS(XT_L2, xv_avx2_f32, float)
+/* columns_plan / load_columns / load_tile / store_columns / store_tile
+ * (simd/common.h) by W x W transposes of tiles of W columns of the W
+ * rows, each row's tile one load (masked where a plain one would read
+ * past the block's last element; reading into the rows after it inside
+ * the block is harmless, those lanes become columns nobody uses). Tiles
+ * of up to XT_AVX2_TILE_GATHER columns are gathers instead.
+ * The stores of whole rows (store_columns) go row by row with plain
+ * stores that may run into the next row, which that row's own stores then
+ * overwrite: only the block's last bytes need a masked store. A tile of
+ * a row's last columns (store_tile, row mode's tail) may not run into the
+ * next row, written already: masked there. DT's transpose is in place. */
+#define XT_DEFINE_AVX2_COLUMNS(DT, T, V, W, S, MASKI)                         \
+    typedef xv_avx2_##DT##_i xv_avx2_##DT##_cp;                               \
+    XT_L2 void xv_avx2_##DT##_columns_plan(ptrdiff_t C, xv_avx2_##DT##_cp *plan) \
+    {                                                                         \
+        *plan = xv_avx2_##DT##_gather_index(C);                               \
+    }                                                                         \
+    XT_L2 XT_ALWAYS_INLINE void xv_avx2_##DT##_load_tile(const T *p, ptrdiff_t stride,        \
+                                        ptrdiff_t nc, V *cols)                \
+    {                                                                         \
+        if (nc <= XT_AVX2_TILE_GATHER) {                                      \
+            const xv_avx2_##DT##_i idx = xv_avx2_##DT##_gather_index(stride); \
+            for (ptrdiff_t j = 0; j < nc; j++)                                \
+                cols[j] = xv_avx2_##DT##_gather(p + j, idx);                  \
+            return;                                                           \
+        }                                                                     \
+        V tile[W];                                                            \
+        const ptrdiff_t end = ((W) - 1) * stride + nc; /* past the block */  \
+        for (int r = 0; r < (W); r++)                                         \
+            tile[r] = r * stride + (W) <= end                                 \
+                          ? _mm256_loadu_##S(p + r * stride)                  \
+                          : _mm256_maskload_##S(p + r * stride, MASKI(nc));   \
+        xv_avx2_##DT##_transpose(tile);                                       \
+        for (ptrdiff_t j = 0; j < nc; j++)                                    \
+            cols[j] = tile[j];                                                \
+    }                                                                         \
+    XT_L2 XT_ALWAYS_INLINE void xv_avx2_##DT##_store_tile(T *p, ptrdiff_t stride, ptrdiff_t nc, \
+                                         const V *cols)                       \
+    {                                                                         \
+        V tile[W];                                                            \
+        for (int j = 0; j < (W); j++)                                         \
+            tile[j] = j < nc ? cols[j] : _mm256_setzero_##S();                \
+        xv_avx2_##DT##_transpose(tile);                                       \
+        for (int r = 0; r < (W); r++)                                         \
+            if (nc == (W))                                                    \
+                _mm256_storeu_##S(p + r * stride, tile[r]);                   \
+            else                                                              \
+                _mm256_maskstore_##S(p + r * stride, MASKI(nc), tile[r]);     \
+    }                                                                         \
+    XT_L2 XT_ALWAYS_INLINE void xv_avx2_##DT##_load_columns(const T *p, ptrdiff_t C,           \
+                                           const xv_avx2_##DT##_cp *plan, V *cols) \
+    {                                                                         \
+        (void)plan;                                                           \
+        for (ptrdiff_t t0 = 0; t0 < C; t0 += (W))                             \
+            xv_avx2_##DT##_load_tile(p + t0, C, C - t0 < (W) ? C - t0 : (W), cols + t0); \
+    }                                                                         \
+    XT_L2 XT_ALWAYS_INLINE void xv_avx2_##DT##_store_columns(T *p, ptrdiff_t C,                \
+                                            const xv_avx2_##DT##_cp *plan,    \
+                                            const V *cols)                    \
+    {                                                                         \
+        (void)plan;                                                           \
+        enum { NT = (XT_COLUMNS_MAX + (W) - 1) / (W) };                       \
+        V tile[NT][W];                                                        \
+        const ptrdiff_t nt = (C + (W) - 1) / (W);                             \
+        for (ptrdiff_t t = 0; t < nt; t++) {                                  \
+            for (int j = 0; j < (W); j++)                                     \
+                tile[t][j] = t * (W) + j < C ? cols[t * (W) + j] : _mm256_setzero_##S(); \
+            xv_avx2_##DT##_transpose(tile[t]);                                \
+        }                                                                     \
+        for (int r = 0; r < (W); r++)                                         \
+            for (ptrdiff_t t = 0; t < nt; t++) {                              \
+                const ptrdiff_t at = r * C + t * (W), nc = C - t * (W);       \
+                if (at + (W) <= (W) * C)                                      \
+                    _mm256_storeu_##S(p + at, tile[t][r]);                    \
+                else                                                          \
+                    _mm256_maskstore_##S(p + at, MASKI(nc), tile[t][r]);      \
+            }                                                                 \
+    }
+/* at most this many columns of a tile by a gather each (to be measured) */
+#define XT_AVX2_TILE_GATHER 2
+/* 8 x 8 transpose in place: r[i] lane j becomes r[j] lane i */
+XT_L2 XT_ALWAYS_INLINE void xv_avx2_f32_transpose(__m256 *r)
+{
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+#define XT_AVX2_F32_TAIL(n) xv_avx2_f32_tail(n)
+XT_DEFINE_AVX2_COLUMNS(f32, float, __m256, 8, ps, XT_AVX2_F32_TAIL)
 /* Columns are gathers here, about one cycle an element on AMD Zen 4: row
  * mode is ahead from 24 float32 classes in the forward (1 thread, 2^20
  * elements: 1.18-1.21 against 1.10 G/s; at 32, 1.43 against 1.15; behind
@@ -257,7 +357,18 @@ XT_L2 __m256d xv_avx2_f64_gather(const double *p, __m128i i)
 {
     return _mm256_i32gather_pd(p, i, 8);
 }
-XT_DEFINE_GATHER_COLUMNS(XT_L2, xv_avx2_f64, double)
+/* 4 x 4 transpose in place */
+XT_L2 XT_ALWAYS_INLINE void xv_avx2_f64_transpose(__m256d *r)
+{
+    const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+#define XT_AVX2_F64_TAIL(n) xv_avx2_f64_tail(n)
+XT_DEFINE_AVX2_COLUMNS(f64, double, __m256d, 4, pd, XT_AVX2_F64_TAIL)
 enum { xv_avx2_f64_lane_classes = 20, xv_avx2_f64_lane_classes_out = 20,
        xv_avx2_f64_lane_classes_grad = 20 };
 XT_L2 __m256d xv_avx2_f64_widen(__m256d v, int k) { (void)k; return v; }
