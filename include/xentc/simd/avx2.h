@@ -175,7 +175,9 @@ XT_L2 __m256 xv_avx2_f32_gather(const float *p, __m256i i)
  * stores that may run into the next row, which that row's own stores then
  * overwrite: only the block's last bytes need a masked store. A tile of
  * a row's last columns (store_tile, row mode's tail) may not run into the
- * next row, written already: masked there. DT's transpose is in place. */
+ * next row, written already: masked there. DT's transpose is in place.
+ * Rows of 2 elements are the block's two vectors, split into even and
+ * odd elements by DT's pairs_split (pairs_join the inverse). */
 #define XT_DEFINE_AVX2_COLUMNS(DT, T, V, W, S, MASKI)                         \
     typedef xv_avx2_##DT##_i xv_avx2_##DT##_cp;                               \
     XT_L2 void xv_avx2_##DT##_columns_plan(ptrdiff_t C, xv_avx2_##DT##_cp *plan) \
@@ -218,6 +220,10 @@ XT_L2 __m256 xv_avx2_f32_gather(const float *p, __m256i i)
                                            const xv_avx2_##DT##_cp *plan, V *cols) \
     {                                                                         \
         (void)plan;                                                           \
+        if (C == 2) {                                                         \
+            xv_avx2_##DT##_pairs_split(p, cols);                              \
+            return;                                                           \
+        }                                                                     \
         for (ptrdiff_t t0 = 0; t0 < C; t0 += (W))                             \
             xv_avx2_##DT##_load_tile(p + t0, C, C - t0 < (W) ? C - t0 : (W), cols + t0); \
     }                                                                         \
@@ -226,6 +232,10 @@ XT_L2 __m256 xv_avx2_f32_gather(const float *p, __m256i i)
                                             const V *cols)                    \
     {                                                                         \
         (void)plan;                                                           \
+        if (C == 2) {                                                         \
+            xv_avx2_##DT##_pairs_join(p, cols);                               \
+            return;                                                           \
+        }                                                                     \
         enum { NT = (XT_COLUMNS_MAX + (W) - 1) / (W) };                       \
         V tile[NT][W];                                                        \
         const ptrdiff_t nt = (C + (W) - 1) / (W);                             \
@@ -263,6 +273,23 @@ XT_L2 XT_ALWAYS_INLINE void xv_avx2_f32_transpose(__m256 *r)
         r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
         r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
     }
+}
+/* the 8 rows of 2 floats at p: column 0 (the even elements) and 1 */
+XT_L2 XT_ALWAYS_INLINE void xv_avx2_f32_pairs_split(const float *p, __m256 *cols)
+{
+    const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+    /* the shuffles leave rows 0 1 4 5 | 2 3 6 7: the permute orders them */
+    cols[0] = _mm256_castpd_ps(
+        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    cols[1] = _mm256_castpd_ps(
+        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+XT_L2 XT_ALWAYS_INLINE void xv_avx2_f32_pairs_join(float *p, const __m256 *cols)
+{
+    const __m256 c0 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(cols[0]), 0xD8));
+    const __m256 c1 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(cols[1]), 0xD8));
+    _mm256_storeu_ps(p, _mm256_unpacklo_ps(c0, c1));
+    _mm256_storeu_ps(p + 8, _mm256_unpackhi_ps(c0, c1));
 }
 #define XT_AVX2_F32_TAIL(n) xv_avx2_f32_tail(n)
 XT_DEFINE_AVX2_COLUMNS(f32, float, __m256, 8, ps, XT_AVX2_F32_TAIL)
@@ -367,10 +394,24 @@ XT_L2 XT_ALWAYS_INLINE void xv_avx2_f64_transpose(__m256d *r)
     r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
     r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
 }
+/* the 4 rows of 2 doubles at p: column 0 and 1 */
+XT_L2 XT_ALWAYS_INLINE void xv_avx2_f64_pairs_split(const double *p, __m256d *cols)
+{
+    const __m256d a = _mm256_loadu_pd(p), b = _mm256_loadu_pd(p + 4);
+    cols[0] = _mm256_permute4x64_pd(_mm256_unpacklo_pd(a, b), 0xD8); /* rows 0 2 1 3 ordered */
+    cols[1] = _mm256_permute4x64_pd(_mm256_unpackhi_pd(a, b), 0xD8);
+}
+XT_L2 XT_ALWAYS_INLINE void xv_avx2_f64_pairs_join(double *p, const __m256d *cols)
+{
+    const __m256d c0 = _mm256_permute4x64_pd(cols[0], 0xD8);
+    const __m256d c1 = _mm256_permute4x64_pd(cols[1], 0xD8);
+    _mm256_storeu_pd(p, _mm256_unpacklo_pd(c0, c1));
+    _mm256_storeu_pd(p + 4, _mm256_unpackhi_pd(c0, c1));
+}
 #define XT_AVX2_F64_TAIL(n) xv_avx2_f64_tail(n)
 XT_DEFINE_AVX2_COLUMNS(f64, double, __m256d, 4, pd, XT_AVX2_F64_TAIL)
 enum { xv_avx2_f64_lane_classes = 20, xv_avx2_f64_lane_classes_out = 20,
-       xv_avx2_f64_lane_classes_grad = 20 };
+       xv_avx2_f64_lane_classes_grad = 12 };
 XT_L2 __m256d xv_avx2_f64_widen(__m256d v, int k) { (void)k; return v; }
 XT_L2 __m256d xv_avx2_f64_narrow(const __m256d *d) { return d[0]; }
 /* exponent as a double, through the 1.5 * 2^52 mantissa trick (AVX2 has
