@@ -449,8 +449,54 @@ XT_L2 __m256d xv_avx2_f64_load_index(const long long *p)
 {
     return _mm256_cvtepi32_pd(xv_avx2_low_halves(p));
 }
-XT_DEFINE_LANEWISE_MANY(XT_L2, xv_avx2_f32, float)
-XT_DEFINE_LANEWISE_MANY(XT_L2, xv_avx2_f64, double)
+/* hmax_many / hsum_many (simd/common.h) as a tree: each stage pairs the
+ * vectors and halves the lanes each row holds (128-bit halves, then pairs
+ * of lanes, then lanes), by two shuffles and one max or add: W - 1 pairs,
+ * 3 operations a row, where a reduction a row took 5-7 and a store, and
+ * the W results a reload. The pairs are chosen so that row l ends in lane
+ * l. The sums are in T, as on AVX-512. */
+#define XT_DEFINE_AVX2_MANY(DT, V)                                            \
+    XT_L2 XT_ALWAYS_INLINE V xv_avx2_##DT##_hmax_many(const V *v)             \
+    {                                                                         \
+        return xv_avx2_##DT##_tree(v, 1);                                     \
+    }                                                                         \
+    XT_L2 XT_ALWAYS_INLINE V xv_avx2_##DT##_hsum_many(const V *v)             \
+    {                                                                         \
+        return xv_avx2_##DT##_tree(v, 0);                                     \
+    }
+#define XT_AVX2_OP(S, use_max, a, b) ((use_max) ? _mm256_max_##S(a, b) : _mm256_add_##S(a, b))
+/* 128-bit halves: [a's halves combined | b's] */
+#define XT_AVX2_HALVES(S, use_max, a, b)                                      \
+    XT_AVX2_OP(S, use_max, _mm256_permute2f128_##S(a, b, 0x20),             \
+               _mm256_permute2f128_##S(a, b, 0x31))
+XT_L2 XT_ALWAYS_INLINE __m256 xv_avx2_f32_tree(const __m256 *v, int use_max)
+{
+    /* [r0|r4] [r1|r5] [r2|r6] [r3|r7], 4 lanes a row */
+    const __m256 a0 = XT_AVX2_HALVES(ps, use_max, v[0], v[4]);
+    const __m256 a1 = XT_AVX2_HALVES(ps, use_max, v[1], v[5]);
+    const __m256 a2 = XT_AVX2_HALVES(ps, use_max, v[2], v[6]);
+    const __m256 a3 = XT_AVX2_HALVES(ps, use_max, v[3], v[7]);
+    /* 2 lanes a row: [r0 r0 r1 r1 | r4 r4 r5 r5], [r2 r2 r3 r3 | r6 r6 r7 r7] */
+    const __m256 b0 = XT_AVX2_OP(ps, use_max, _mm256_shuffle_ps(a0, a1, 0x44),
+                                 _mm256_shuffle_ps(a0, a1, 0xEE));
+    const __m256 b1 = XT_AVX2_OP(ps, use_max, _mm256_shuffle_ps(a2, a3, 0x44),
+                                 _mm256_shuffle_ps(a2, a3, 0xEE));
+    /* a lane a row: [r0 r1 r2 r3 | r4 r5 r6 r7] */
+    return XT_AVX2_OP(ps, use_max, _mm256_shuffle_ps(b0, b1, 0x88),
+                      _mm256_shuffle_ps(b0, b1, 0xDD));
+}
+XT_L2 XT_ALWAYS_INLINE __m256d xv_avx2_f64_tree(const __m256d *v, int use_max)
+{
+    /* [r0|r2] [r1|r3], 2 lanes a row */
+    const __m256d a0 = XT_AVX2_HALVES(pd, use_max, v[0], v[2]);
+    const __m256d a1 = XT_AVX2_HALVES(pd, use_max, v[1], v[3]);
+    /* [r0 r1 | r2 r3] */
+    return XT_AVX2_OP(pd, use_max, _mm256_unpacklo_pd(a0, a1), _mm256_unpackhi_pd(a0, a1));
+}
+XT_DEFINE_AVX2_MANY(f32, __m256)
+XT_DEFINE_AVX2_MANY(f64, __m256d)
+#undef XT_AVX2_HALVES
+#undef XT_AVX2_OP
 /* ---- 16-bit floats (float32 lanes; half.h says why) ------------------- */
 /* The operations of simd/avx512.h's 16-bit section, 8 lanes. float16 is
  * F16C (vcvtph2ps / vcvtps2ph), a separate CPUID bit: these functions, and
