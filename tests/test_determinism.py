@@ -244,3 +244,27 @@ def test_grad_kept_exps_match_two_exp_route(level, options, prob):
     finally:
         assert _core.select_kernels(before)
     assert same_bits([(loss_a, g_a), (loss_b, g_b)])
+
+
+# Row mode's rows whose last C mod W classes a whole group takes as columns
+# (algo/row_groups.h): rows in a partial group (the array's last rows, or a
+# short array) must give the same bits as in a whole group. The widths
+# leave 1-7 columns past whole float32 vectors on AVX2 (W = 8) and on
+# AVX-512 (W = 16) alike.
+@pytest.mark.parametrize("C", [35, 50, 100, 300, 1001])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_of_a_partial_group_are_those_of_a_whole_one(C, dtype):
+    x = make((53, C), dtype, special=False, seed=C)
+    y = np.arange(53) % C
+    funcs = {
+        "logsumexp": lambda a, t: xentc.logsumexp(a, axis=1),
+        "softmax": lambda a, t: xentc.softmax(a, axis=1),
+        "log_softmax": lambda a, t: xentc.log_softmax(a, axis=1),
+        "cross_entropy": lambda a, t: xentc.cross_entropy(a, t, reduction="none"),
+        "grad": lambda a, t: xentc.cross_entropy_and_grad(a, t, reduction="sum")[1],
+    }
+    for name, f in funcs.items():
+        whole = f(x, y)
+        for start in range(0, 53, 7):   # groups of 7 rows: none whole
+            part = f(x[start:start + 7], y[start:start + 7])
+            assert part.tobytes() == whole[start:start + 7].tobytes(), (name, start)

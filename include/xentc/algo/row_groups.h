@@ -147,8 +147,13 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(row_stats)(const XT_T *x, ptrdi
      * (1000 classes ran 35% slower with the group's 64 KB read twice). */
     const int group_max = W * C * (ptrdiff_t)sizeof(XT_T) <= XT_CE_GROUP_BYTES;
     const ptrdiff_t body = C / W * W, tail = C - body;
-    const int by_tile = group_max && n == W && body > 0 && tail > 0 &&
-                        tail <= XT_ROW_TAIL_COLUMNS;
+    /* a partial group (n < W) takes its tail columns the same way, as
+     * lanes copied one by one (-inf past row n: m 0, count 1, rest 0 there),
+     * so that a row's bits do not depend on whether its group is whole:
+     * the sum of a row's tail exps after the rest of its row is another
+     * order of the same sum (a chunk of 7 rows of 300 float32 classes
+     * differed from the same rows in a whole group, AVX2) */
+    const int by_tile = group_max && body > 0 && tail > 0 && tail <= XT_ROW_TAIL_COLUMNS;
     const ptrdiff_t Cr = by_tile ? body : C; /* along the rows */
     XV(v) tc[XV(lanes)];
     /* The sums pull the rows that the next max pass reads towards L1:
@@ -180,7 +185,16 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(row_stats)(const XT_T *x, ptrdi
             part[l] = l < n ? XT_K(max_lanes)(x + (r0 + l) * C, Cr) : zero;
         XV(v) vm = XV(hmax_many)(part);
         if (by_tile) {
-            XV(load_tile)(x + r0 * C + body, C, tail, tc);
+            if (n == W) {
+                XV(load_tile)(x + r0 * C + body, C, tail, tc);
+            } else {
+                XT_T lane[XV(lanes)];
+                for (ptrdiff_t j = 0; j < tail; j++) {
+                    for (int l = 0; l < W; l++)
+                        lane[l] = l < n ? x[(r0 + l) * C + body + j] : (XT_T)-INFINITY;
+                    tc[j] = XV(load)(lane);
+                }
+            }
             for (ptrdiff_t j = 0; j < tail; j++)
                 vm = XV(max)(tc[j], vm);
         }
@@ -210,8 +224,16 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(row_stats)(const XT_T *x, ptrdi
     *count = XV(hsum_many)(cpart);
     if (by_tile) {
         XT_K(lane_sums)(tc, tail, *m, count, rest, out ? tc : NULL);
-        if (out)
+        if (out && n == W) {
             XV(store_tile)(out + r0 * C + body, C, tail, tc);
+        } else if (out) {
+            XT_T lane[XV(lanes)];
+            for (ptrdiff_t j = 0; j < tail; j++) {
+                XV(store)(lane, tc[j]);
+                for (int l = 0; l < n; l++)
+                    out[(r0 + l) * C + body + j] = lane[l];
+            }
+        }
     }
 }
 

@@ -293,12 +293,15 @@ XT_L2 XT_ALWAYS_INLINE void xv_avx2_f32_pairs_join(float *p, const __m256 *cols)
 }
 #define XT_AVX2_F32_TAIL(n) xv_avx2_f32_tail(n)
 XT_DEFINE_AVX2_COLUMNS(f32, float, __m256, 8, ps, XT_AVX2_F32_TAIL)
-/* Columns are gathers here, about one cycle an element on AMD Zen 4: row
- * mode is ahead from 24 float32 classes in the forward (1 thread, 2^20
- * elements: 1.18-1.21 against 1.10 G/s; at 32, 1.43 against 1.15; behind
- * at 21-22, 1.0 against 1.08), and even from 20 float64 ones (at 32: 0.62
- * against 0.56); with outputs, from 21 (24 float32 classes: gradient 0.88
- * against 0.67, softmax 1.15 against 0.83). */
+/* Where lane mode stops (the columns by transposes above), measured on
+ * AMD Zen 3 (2 threads, 2^23 elements, lane mode to 34 classes against
+ * these limits, 3 alternating runs): the float32 forward even at 20
+ * classes, +14% at 24, -14% at 28, -30% at 32 (rows past 16 classes have
+ * C known only at run time; row mode's rows of 32 are four whole
+ * vectors); forward+gradient -3% at 20, -18% at 24, -30% at 32. 20 kept
+ * for all three (24 is ahead in the forward alone and is no point of the
+ * sweep). With the gathers these replace, the limits were measured on
+ * Zen 4 at 20 as well. */
 enum { xv_avx2_f32_lane_classes = 20, xv_avx2_f32_lane_classes_out = 20,
        xv_avx2_f32_lane_classes_grad = 20 };
 XT_L2 __m256 xv_avx2_f32_getexp(__m256 x)
@@ -410,6 +413,9 @@ XT_L2 XT_ALWAYS_INLINE void xv_avx2_f64_pairs_join(double *p, const __m256d *col
 }
 #define XT_AVX2_F64_TAIL(n) xv_avx2_f64_tail(n)
 XT_DEFINE_AVX2_COLUMNS(f64, double, __m256d, 4, pd, XT_AVX2_F64_TAIL)
+/* float64 (Zen 3, as above, lane mode to 20 against 12): the forward in
+ * lane mode +20% at 13 classes, +14% at 16, even at 20; forward+gradient
+ * in row mode from 13 classes, +16% at 13, +9% at 16, +3% at 20. */
 enum { xv_avx2_f64_lane_classes = 20, xv_avx2_f64_lane_classes_out = 20,
        xv_avx2_f64_lane_classes_grad = 12 };
 XT_L2 __m256d xv_avx2_f64_widen(__m256d v, int k) { (void)k; return v; }
