@@ -95,6 +95,7 @@ for any BLAS thread count. They
 differ from the NumPy lanes' in the last bits (other blocks, another
 BLAS), so a machine without SciPy gets other, equally deterministic, bits.
 """
+import contextlib
 import ctypes
 import math
 import os
@@ -438,14 +439,19 @@ class _Linear:
                           parts=parts)
         else:
             run = partial(self._lane, kernel_threads=kernel_threads)
-        if threads > 1 and len(lanes) > 1:
-            with ThreadPoolExecutor(threads) as pool:
-                gbs = list(pool.map(run, lanes, targets))
-        elif parts > 1:
-            with _blas_threads.single_threaded():
+        # SciPy's OpenBLAS at one thread for split products and for lanes
+        # alike: a product OpenBLAS threads can round otherwise than the
+        # same product on one thread (lanes' grad_W of 12000 rows, 50 classes,
+        # 64 features differed between 1 and 2 BLAS threads on an AMD Zen 3,
+        # where OpenBLAS takes its Haswell kernels), so that the bits depend
+        # on neither `workers` nor the BLAS thread count
+        pin = in_c and (parts > 1 or len(lanes) > 1) and _blas_threads.available()
+        with _blas_threads.single_threaded() if pin else contextlib.nullcontext():
+            if threads > 1 and len(lanes) > 1:
+                with ThreadPoolExecutor(threads) as pool:
+                    gbs = list(pool.map(run, lanes, targets))
+            else:
                 gbs = [run(lane, t) for lane, t in zip(lanes, targets)]
-        else:
-            gbs = [run(lane, t) for lane, t in zip(lanes, targets)]
         if none:
             loss = self.per_sample if self.sw is None else self.per_sample * self.sw
             loss = loss.astype(dt).reshape(self.sample_shape)
