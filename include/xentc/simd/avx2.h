@@ -253,7 +253,10 @@ XT_L2 __m256 xv_avx2_f32_gather(const float *p, __m256i i)
                     _mm256_maskstore_##S(p + at, MASKI(nc), tile[t][r]);      \
             }                                                                 \
     }
-/* at most this many columns of a tile by a gather each (to be measured) */
+/* at most this many columns of a tile by a gather each: a transpose of
+ * 8 loads for one or two columns lost (Zen 3, 1 thread, 2^20 elements,
+ * against 2: the forward at 9-10 classes -22 to -27%, at 17-18 -5%;
+ * forward+gradient -16% at 9-10, +4-6% at 34 and 50, within the noise) */
 #define XT_AVX2_TILE_GATHER 2
 /* 8 x 8 transpose in place: r[i] lane j becomes r[j] lane i */
 XT_L2 XT_ALWAYS_INLINE void xv_avx2_f32_transpose(__m256 *r)
