@@ -9,8 +9,12 @@
  *                     layer's load_columns), every step vertical;
  *   XT_K(row_stats)   row mode: each row by vectors along it, the W rows'
  *                     lane partials reduced at once (hmax_many, hsum_many).
- * Each row's numbers depend on that row alone, whatever the grouping or
- * the threads.
+ * Each row's numbers depend on that row alone and on which mode takes
+ * it, never on the threads (the grid of groups is fixed). Row mode gives a
+ * row the same bits in a whole group and in a partial one; lane mode's
+ * leftover rows (the last nrows mod W) go by row mode, whose order of the
+ * sums differs, so such a row alone can differ in its last bit from the
+ * same row inside a longer array.
  */
 
 /* Do rows of C classes take lane mode? Up to the layer's lane_classes,

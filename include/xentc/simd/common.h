@@ -54,7 +54,8 @@
  *                                      p[stride + j], ... (W rows' first
  *                                      nc elements, rows stride apart)
  *   store_tile(p, stride, nc, cols)    its inverse
- * simd/avx512.h has its own, by permutes of the block's vectors. */
+ * simd/avx512.h and simd/avx2.h have their own, by permutes and
+ * transposes of the block's vectors (NEON keeps these). */
 #define XT_COLUMNS_MAX 34 /* >= every layer's lane_classes */
 /* r = CALL(K) with K the constant C for C = 2..16, else CALL(C): the lane
  * kernels' instances with C a constant (algo/ce_rows.h, row_groups.h),
@@ -117,7 +118,8 @@
     }
 
 /* Horizontal reductions of W vectors at once, for the layers without a
- * cheaper way than one reduction each (simd/avx512.h has a tree):
+ * cheaper way than one reduction each (simd/avx512.h and avx2.h
+ * have trees):
  *   hmax_many(v), hsum_many(v)    lane l: the largest / the sum of the
  *                                 lanes of v[l], l < W (no NaN lanes for
  *                                 hmax; hsum's double sum rounded to T) */
