@@ -188,9 +188,7 @@ XT_L2 __m256 xv_avx2_f32_gather(const float *p, __m256i i)
                                         ptrdiff_t nc, V *cols)                \
     {                                                                         \
         if (nc <= XT_AVX2_TILE_GATHER) {                                      \
-            const xv_avx2_##DT##_i idx = xv_avx2_##DT##_gather_index(stride); \
-            for (ptrdiff_t j = 0; j < nc; j++)                                \
-                cols[j] = xv_avx2_##DT##_gather(p + j, idx);                  \
+            XT_GATHER_TILE(xv_avx2_##DT, p, stride, nc, cols);                \
             return;                                                           \
         }                                                                     \
         V tile[W];                                                            \
@@ -259,19 +257,27 @@ XT_L2 __m256 xv_avx2_f32_gather(const float *p, __m256i i)
  * forward+gradient -16% at 9-10, +4-6% at 34 and 50, within the noise) */
 #define XT_AVX2_TILE_GATHER 2
 /* 8 x 8 transpose in place: r[i] lane j becomes r[j] lane i */
+/* The first two rounds of a float transpose, shared with simd/avx512.h:
+ * 4 x 4 transposes within each 128-bit lane of the NV vectors in (X the
+ * intrinsics' prefix), through t into out; the 128-bit lanes are then
+ * exchanged by each width's own shuffles. */
+#define XT_X86_F32_IN_LANES(X, in, t, out, NV)                                \
+    do {                                                                      \
+        for (int i = 0; i < (NV) / 2; i++) {                                  \
+            t[2 * i] = X##_unpacklo_ps(in[2 * i], in[2 * i + 1]);             \
+            t[2 * i + 1] = X##_unpackhi_ps(in[2 * i], in[2 * i + 1]);         \
+        }                                                                     \
+        for (int i = 0; i < (NV) / 4; i++) {                                  \
+            out[4 * i + 0] = X##_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);    \
+            out[4 * i + 1] = X##_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);    \
+            out[4 * i + 2] = X##_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44); \
+            out[4 * i + 3] = X##_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE); \
+        }                                                                     \
+    } while (0)
 XT_L2 XT_ALWAYS_INLINE void xv_avx2_f32_transpose(__m256 *r)
 {
     __m256 t[8], u[8];
-    for (int i = 0; i < 4; i++) {
-        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 2; i++) {
-        u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-        u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-        u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-        u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-    }
+    XT_X86_F32_IN_LANES(_mm256, r, t, u, 8);
     for (int i = 0; i < 4; i++) {
         r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
         r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);

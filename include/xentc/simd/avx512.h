@@ -90,16 +90,7 @@ XT_DEFINE_AVX512_LAYER(f64, double, __m512d, __mmask8, 8, pd, __m256i)
 XT_L5 void xv_avx512_f32_transpose(__m512 *r)
 {
     __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-    }
+    XT_X86_F32_IN_LANES(_mm512, r, t, r, 16);
     XT_AVX512_LANE_ROUNDS(_mm512_shuffle_f32x4, r, t, r, 4);
 }
 XT_L5 void xv_avx512_f64_transpose(__m512d *r)
@@ -253,9 +244,7 @@ XT_L5 int xv_avx512_f64_store_halves(double *p, ptrdiff_t C, const __m512d *cols
                                           ptrdiff_t nc, V *cols)              \
     {                                                                         \
         if (nc <= XT_AVX512_TILE_GATHER) {                                    \
-            const xv_avx512_##DT##_i idx = xv_avx512_##DT##_gather_index(stride); \
-            for (ptrdiff_t j = 0; j < nc; j++)                                \
-                cols[j] = xv_avx512_##DT##_gather(p + j, idx);                \
+            XT_GATHER_TILE(xv_avx512_##DT, p, stride, nc, cols);              \
             return;                                                           \
         }                                                                     \
         V tile[W];                                                            \

@@ -80,6 +80,15 @@
     case 16: r = CALL(16); break;                                             \
     default: r = CALL(C);                                                     \
     }
+/* cols[j] = the j-th column of W rows stride apart from p, j < nc, one
+ * gather a column (PFX's gather_index and gather): the layers' load_tile
+ * for narrow tiles, and the whole of the gather layers' */
+#define XT_GATHER_TILE(PFX, p, stride, nc, cols)                              \
+    do {                                                                      \
+        const PFX##_i idx_ = PFX##_gather_index(stride);                      \
+        for (ptrdiff_t j_ = 0; j_ < (nc); j_++)                               \
+            (cols)[j_] = PFX##_gather((p) + j_, idx_);                        \
+    } while (0)
 #define XT_DEFINE_GATHER_COLUMNS(Q, PFX, T)                                   \
     typedef PFX##_i PFX##_cp;                                                 \
     Q void PFX##_columns_plan(ptrdiff_t C, PFX##_cp *plan)                    \
@@ -95,10 +104,7 @@
     Q void PFX##_load_tile(const T *p, ptrdiff_t stride, ptrdiff_t nc,        \
                            PFX##_v *cols)                                     \
     {                                                                         \
-        PFX##_cp plan;                                                        \
-        PFX##_columns_plan(stride, &plan);                                    \
-        for (ptrdiff_t j = 0; j < nc; j++)                                    \
-            cols[j] = PFX##_gather(p + j, plan);                              \
+        XT_GATHER_TILE(PFX, p, stride, nc, cols);                             \
     }                                                                         \
     Q void PFX##_store_tile(T *p, ptrdiff_t stride, ptrdiff_t nc,             \
                             const PFX##_v *cols)                              \
