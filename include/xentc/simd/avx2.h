@@ -178,8 +178,10 @@ XT_L2 __m256 xv_avx2_f32_gather(const float *p, __m256i i)
  * next row, written already: masked there. DT's transpose is in place.
  * Rows of 2 elements are the block's two vectors, split into even and
  * odd elements by DT's pairs_split (pairs_join the inverse). */
-#define XT_DEFINE_AVX2_COLUMNS(DT, T, V, W, S, MASKI)                         \
+#define XT_DEFINE_AVX2_COLUMNS(DT, T, V, W, S)                                \
     typedef xv_avx2_##DT##_i xv_avx2_##DT##_cp;                               \
+    /* the tiles need no plan (a narrow one makes its own gather index): \
+     * set, never read */                                                   \
     XT_L2 void xv_avx2_##DT##_columns_plan(ptrdiff_t C, xv_avx2_##DT##_cp *plan) \
     {                                                                         \
         *plan = xv_avx2_##DT##_gather_index(C);                               \
@@ -196,7 +198,7 @@ XT_L2 __m256 xv_avx2_f32_gather(const float *p, __m256i i)
         for (int r = 0; r < (W); r++)                                         \
             tile[r] = r * stride + (W) <= end                                 \
                           ? _mm256_loadu_##S(p + r * stride)                  \
-                          : _mm256_maskload_##S(p + r * stride, MASKI(nc));   \
+                          : _mm256_maskload_##S(p + r * stride, xv_avx2_##DT##_tail(nc)); \
         xv_avx2_##DT##_transpose(tile);                                       \
         for (ptrdiff_t j = 0; j < nc; j++)                                    \
             cols[j] = tile[j];                                                \
@@ -212,7 +214,7 @@ XT_L2 __m256 xv_avx2_f32_gather(const float *p, __m256i i)
             if (nc == (W))                                                    \
                 _mm256_storeu_##S(p + r * stride, tile[r]);                   \
             else                                                              \
-                _mm256_maskstore_##S(p + r * stride, MASKI(nc), tile[r]);     \
+                _mm256_maskstore_##S(p + r * stride, xv_avx2_##DT##_tail(nc), tile[r]); \
     }                                                                         \
     XT_L2 XT_ALWAYS_INLINE void xv_avx2_##DT##_load_columns(const T *p, ptrdiff_t C,           \
                                            const xv_avx2_##DT##_cp *plan, V *cols) \
@@ -248,7 +250,7 @@ XT_L2 __m256 xv_avx2_f32_gather(const float *p, __m256i i)
                 if (at + (W) <= (W) * C)                                      \
                     _mm256_storeu_##S(p + at, tile[t][r]);                    \
                 else                                                          \
-                    _mm256_maskstore_##S(p + at, MASKI(nc), tile[t][r]);      \
+                    _mm256_maskstore_##S(p + at, xv_avx2_##DT##_tail(nc), tile[t][r]); \
             }                                                                 \
     }
 /* at most this many columns of a tile by a gather each: a transpose of
@@ -256,7 +258,6 @@ XT_L2 __m256 xv_avx2_f32_gather(const float *p, __m256i i)
  * against 2: the forward at 9-10 classes -22 to -27%, at 17-18 -5%;
  * forward+gradient -16% at 9-10, +4-6% at 34 and 50, within the noise) */
 #define XT_AVX2_TILE_GATHER 2
-/* 8 x 8 transpose in place: r[i] lane j becomes r[j] lane i */
 /* The first two rounds of a float transpose, shared with simd/avx512.h:
  * 4 x 4 transposes within each 128-bit lane of the NV vectors in (X the
  * intrinsics' prefix), through t into out; the 128-bit lanes are then
@@ -274,6 +275,7 @@ XT_L2 __m256 xv_avx2_f32_gather(const float *p, __m256i i)
             out[4 * i + 3] = X##_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE); \
         }                                                                     \
     } while (0)
+/* 8 x 8 transpose in place: r[i] lane j becomes r[j] lane i */
 XT_L2 XT_ALWAYS_INLINE void xv_avx2_f32_transpose(__m256 *r)
 {
     __m256 t[8], u[8];
@@ -300,8 +302,7 @@ XT_L2 XT_ALWAYS_INLINE void xv_avx2_f32_pairs_join(float *p, const __m256 *cols)
     _mm256_storeu_ps(p, _mm256_unpacklo_ps(c0, c1));
     _mm256_storeu_ps(p + 8, _mm256_unpackhi_ps(c0, c1));
 }
-#define XT_AVX2_F32_TAIL(n) xv_avx2_f32_tail(n)
-XT_DEFINE_AVX2_COLUMNS(f32, float, __m256, 8, ps, XT_AVX2_F32_TAIL)
+XT_DEFINE_AVX2_COLUMNS(f32, float, __m256, 8, ps)
 /* Where lane mode stops (the columns by transposes above), measured on
  * AMD Zen 3 (2 threads, 2^23 elements, lane mode to 34 classes against
  * these limits, 3 alternating runs): the float32 forward even at 20
@@ -420,8 +421,7 @@ XT_L2 XT_ALWAYS_INLINE void xv_avx2_f64_pairs_join(double *p, const __m256d *col
     _mm256_storeu_pd(p, _mm256_unpacklo_pd(c0, c1));
     _mm256_storeu_pd(p + 4, _mm256_unpackhi_pd(c0, c1));
 }
-#define XT_AVX2_F64_TAIL(n) xv_avx2_f64_tail(n)
-XT_DEFINE_AVX2_COLUMNS(f64, double, __m256d, 4, pd, XT_AVX2_F64_TAIL)
+XT_DEFINE_AVX2_COLUMNS(f64, double, __m256d, 4, pd)
 /* float64 (Zen 3, as above, lane mode to 20 against 12): the forward in
  * lane mode +20% at 13 classes, +14% at 16, even at 20; forward+gradient
  * in row mode from 13 classes, +16% at 13, +9% at 16, +3% at 20. */
