@@ -50,15 +50,15 @@ typedef struct {
  * when lam = 0: the same bits (float32, 1 thread, in cache: forward +6%
  * at 2 classes, +4% at 3; forward+gradient +12% at 2, +4% at 8). */
 XT_ATTR XT_ALWAYS_INLINE static inline XT_K(ce_fin)
-    XT_K(ce_finish)(const xt_ce_options *o, int want_grad, int unit_w, XVD(v) m, XVD(v) ls,
+    XT_K(ce_finish)(const xt_ce_consts *k, int want_grad, int unit_w, XVD(v) m, XVD(v) ls,
                     XVD(v) sx, XVD(v) xy, XVD(v) wy, XVD(v) gs, XVD(v) inv)
 {
-    const double e = o->smoothing, c = e / (double)o->nclasses;
+    const double e = k->e, c = k->c;
     const XVD(v) zero = XVD(zero)();
     /* (1 - e) w_y */
-    const XVD(v) tw = unit_w    ? XVD(set1)(1.0 - e)
+    const XVD(v) tw = unit_w    ? XVD(set1)(k->one_e)
                       : e == 0.0 ? wy
-                                 : XVD(mul)(XVD(set1)(1.0 - e), wy);
+                                 : XVD(mul)(XVD(set1)(k->one_e), wy);
     XT_K(ce_fin) f;
     f.ls = ls;
     f.loss = zero;
@@ -70,15 +70,15 @@ XT_ATTR XT_ALWAYS_INLINE static inline XT_K(ce_fin)
     if (e > 0.0)
         f.loss = XVD(add)(f.loss,
                           XVD(mul)(XVD(set1)(c),
-                                   XVD(sub)(XVD(mul)(XVD(set1)(o->weight_total), ls), sx)));
+                                   XVD(sub)(XVD(mul)(XVD(set1)(k->weight_total), ls), sx)));
     const XVD(v) lse = XVD(add)(m, ls);
-    if (o->z_loss != 0.0)
-        f.loss = XVD(add)(f.loss, XVD(mul)(XVD(mul)(XVD(set1)(o->z_loss), lse), lse));
+    if (k->z_loss != 0.0)
+        f.loss = XVD(add)(f.loss, XVD(mul)(XVD(mul)(XVD(set1)(k->z_loss), lse), lse));
     f.scale = f.by = zero;
     if (want_grad) {
-        XVD(v) a = XVD(add)(tw, XVD(set1)(c * o->weight_total));
-        if (o->z_loss != 0.0)
-            a = XVD(add)(a, XVD(mul)(XVD(set1)(2.0 * o->z_loss), lse));
+        XVD(v) a = XVD(add)(tw, XVD(set1)(k->c_total));
+        if (k->z_loss != 0.0)
+            a = XVD(add)(a, XVD(mul)(XVD(set1)(k->z_loss2), lse));
         a = XVD(mul)(gs, a);
         /* exp(-ls) = 1 / S, S the row's sum of exps: in double from the
          * sum itself, where a double exp of the float ls cost 8% of the
@@ -197,6 +197,7 @@ typedef struct {
  * whole; returns whether none is. lsd: the rows' ls in double (row mode),
  * or NULL for g->ls widened. */
 XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_group)(const xt_ce_index_args *a,
+                                                          const xt_ce_consts *kc,
                                                           const double *gscale, ptrdiff_t r0,
                                                           int n, const XT_K(ce_rows) *g,
                                                           const XVD(v) *lsd,
@@ -226,12 +227,12 @@ XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(ce_group)(const xt_ce_index_args
     int ok = XV(all)(XV(cmp_eq)(XV(sub)(t, t), zero));
     for (int k = 0; k < NW; k++) {
         XVD(v) m = XV(widen)(g->m, k);
-        f[k] = XT_K(ce_finish)(&a->o, want_grad, w == NULL, m,
+        f[k] = XT_K(ce_finish)(kc, want_grad, w == NULL, m,
                                lsd ? lsd[k] : XV(widen)(ls, k), g->sx[k],
                                XV(widen)(g->xy, k),
                                w ? XVD(load)(wyt + k * WD) : XVD(zero)(),
                                gscale ? XVD(load)(gst + k * WD)
-                                      : XVD(set1)(a->grad_scale_all),
+                                      : XVD(set1)(kc->grad_scale_all),
                                want_grad ? XVD(div)(XVD(set1)(1.0),
                                                     XVD(add)(XV(widen)(g->count, k),
                                                              XV(widen)(g->rest, k)))
@@ -370,14 +371,15 @@ XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(ce_lane_sums)(
  * exps cols (want_grad). */
 XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
     const XT_K(ce_rows) *g, XV(v) *cols, ptrdiff_t r0, const long long *target,
-    const double *gscale, const XV(cp) *plan, const xt_ce_index_args *a, ptrdiff_t C,
-    double *loss, XT_T *grad, unsigned char *special, XT_K(ce_sum) *sum)
+    const double *gscale, const XV(cp) *plan, const xt_ce_index_args *a,
+    const xt_ce_consts *kc, ptrdiff_t C, double *loss, XT_T *grad, unsigned char *special,
+    XT_K(ce_sum) *sum)
 {
     enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes) };
     const int smoothing = a->o.smoothing > 0.0, want_grad = grad != NULL;
     const XV(v) zero = XV(zero)();
     XT_K(ce_fin) f[NW];
-    if (!XT_K(ce_group)(a, gscale, r0, W, g, NULL, want_grad, f, loss, special, sum)) {
+    if (!XT_K(ce_group)(a, kc, gscale, r0, W, g, NULL, want_grad, f, loss, special, sum)) {
         XT_T exps[XT_COLUMNS_MAX * XV(lanes)];
         if (want_grad)
             for (ptrdiff_t j = 0; j < C; j++)
@@ -397,8 +399,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
     if (smoothing) {
         double bct[XV(lanes)];
         for (int l = 0; l < W; l++)
-            bct[l] = (gscale ? gscale[r0 + l] : a->grad_scale_all) *
-                     (a->o.smoothing / (double)C);
+            bct[l] = (gscale ? gscale[r0 + l] : kc->grad_scale_all) * kc->c;
         for (int k = 0; k < NW; k++)
             bc[k] = XVD(load)(bct + k * XVD(lanes));
     }
@@ -438,7 +439,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_lane_out)(
  * done (a multiple of W). */
 XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
     const XT_T *x, ptrdiff_t nrows, const long long *target, const double *gscale,
-    const xt_ce_index_args *a, ptrdiff_t C, double *loss, XT_T *grad,
+    const xt_ce_index_args *a, const xt_ce_consts *kc, ptrdiff_t C, double *loss, XT_T *grad,
     unsigned char *special, ptrdiff_t *nspecial, XT_K(ce_sum) *sum)
 {
     enum { W = XV(lanes), B = XT_CE_LANE_BLOCK };
@@ -469,7 +470,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
             XT_K(ce_rows_ls)(&g[b]);
         for (int b = 0; b < nb; b++)
             *nspecial += XT_K(ce_lane_out)(&g[b], cols + (want_grad ? b * C : 0), r0 + b * W,
-                                           target, gscale, &plan, a, C, loss, grad,
+                                           target, gscale, &plan, a, kc, C, loss, grad,
                                            special, sum);
         r0 += nb * W;
     }
@@ -479,8 +480,8 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
 /* Row mode: rows [r0, r0 + n), n <= W. */
 XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
     const XT_T *x, ptrdiff_t r0, int n, const long long *target, const double *gscale,
-    const xt_ce_index_args *a, double *loss, XT_T *grad, unsigned char *special,
-    XT_K(ce_sum) *sum)
+    const xt_ce_index_args *a, const xt_ce_consts *kc, double *loss, XT_T *grad,
+    unsigned char *special, XT_K(ce_sum) *sum)
 {
     enum { W = XV(lanes), NW = XV(lanes) / XVD(lanes), WD = XVD(lanes) };
     const ptrdiff_t C = a->o.nclasses;
@@ -523,7 +524,7 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
     for (int k = 0; k < NW; k++)
         g.sx[k] = XVD(load)(sxt + k * WD);
     XT_K(ce_fin) f[NW];
-    if (!XT_K(ce_group)(a, gscale, r0, n, &g, ls_double ? lsd : NULL, want_grad, f, loss,
+    if (!XT_K(ce_group)(a, kc, gscale, r0, n, &g, ls_double ? lsd : NULL, want_grad, f, loss,
                         special, sum)) {
         /* row by row: the exps where XT_K(ce_emit) looks for them */
         if (stashed && !in_place)
@@ -546,13 +547,16 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
                 grow[j] = 0;
             continue;
         }
-        double gs = gscale ? gscale[i] : a->grad_scale_all;
+        double gs = gscale ? gscale[i] : kc->grad_scale_all;
         XT_K(ce_grad_row)(grow, C, exps ? exps + l * C : grow, exps != NULL, (double)mt[l],
-                          st[l], gs * (a->o.smoothing / (double)C), (ptrdiff_t)target[i],
+                          st[l], gs * kc->c, (ptrdiff_t)target[i],
                           byt[l]);
     }
     return 0;
 }
+
+/* Targets a running max of the target check takes (XT_K(ce_index)) */
+#define XT_CE_CHECK_CHAINS 16
 
 /* The fused kernel over rows [0, nrows): the number of rows left to the
  * caller (special), or -1 when a->check_targets finds a target that is
@@ -571,11 +575,23 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
          * samples at 2 classes); an ignore_index that is a class index is
          * looked for apart. */
         const long long ignore = a->ignore_index;
-        unsigned long long top = 0;
-        for (ptrdiff_t i = 0; i < nrows; i++) {
-            const unsigned long long t = (unsigned long long)target[i];
+        /* XT_CE_CHECK_CHAINS running maxima: on AVX2 a max of unsigned
+         * int64 is three dependent operations, which one running max
+         * waited on for every vector of targets */
+        enum { NCH = XT_CE_CHECK_CHAINS };
+        unsigned long long tops[NCH] = {0}, top = 0;
+        ptrdiff_t i0 = 0;
+        for (; i0 + NCH <= nrows; i0 += NCH)
+            for (int k = 0; k < NCH; k++) {
+                const unsigned long long t = (unsigned long long)target[i0 + k];
+                tops[k] = t > tops[k] ? t : tops[k];
+            }
+        for (; i0 < nrows; i0++) {
+            const unsigned long long t = (unsigned long long)target[i0];
             top = t > top ? t : top;
         }
+        for (int k = 0; k < NCH; k++)
+            top = tops[k] > top ? tops[k] : top;
         if (top >= (unsigned long long)C)
             return -1;
         if (ignore >= 0 && ignore < C) {
@@ -586,6 +602,7 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
                 return -1;
         }
     }
+    const xt_ce_consts kc = xt_ce_consts_of(a);
     XT_K(ce_sum) sum, *sp = a->loss_total ? &sum : NULL;
     for (int j = 0; j < 8 / WD; j++)
         sum.acc[j] = XVD(zero)();
@@ -599,13 +616,14 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
          * instance with the options at their defaults as constants too
          * gained nothing: 1.58-4.36 against 1.64-4.25 G/s at 2-33.) */
 #define XT_CE_BY_LANE(K)                                                      \
-        XT_K(ce_by_lane)(x, nrows, target, gscale, a, K, loss, grad, special, &nspecial, sp)
+        XT_K(ce_by_lane)(x, nrows, target, gscale, a, &kc, K, loss, grad, special, &nspecial, sp)
         XT_SMALL_C_SWITCH(C, r0, XT_CE_BY_LANE)
 #undef XT_CE_BY_LANE
     }
     for (; r0 < nrows; r0 += W) {
         int n = nrows - r0 < W ? (int)(nrows - r0) : W;
-        nspecial += XT_K(ce_rows_by_row)(x, r0, n, target, gscale, a, loss, grad, special, sp);
+        nspecial += XT_K(ce_rows_by_row)(x, r0, n, target, gscale, a, &kc, loss, grad, special,
+                                         sp);
     }
     if (sp) {
         /* the partial group's losses, then the pairwise sum: _sum_doubles */
