@@ -246,6 +246,49 @@ def test_grad_kept_exps_match_two_exp_route(level, options, prob):
     assert same_bits([(loss_a, g_a), (loss_b, g_b)])
 
 
+# Lane mode's rows (2 to 34 classes, as far as each level takes it): the
+# array's last nrows mod W rows, and every row of an array of fewer than W,
+# go as a whole group padded with zero rows (algo/row_groups.h,
+# XT_K(lane_pad)), so a row has the same bits alone, in a piece of 7 rows
+# and inside the array, on every kernel level; with ignored targets, class
+# weights and smoothing, and the gradient in place.
+@pytest.mark.parametrize("level", _dispatch.available_levels())
+@pytest.mark.parametrize("C", [2, 3, 4, 9, 12, 17, 20, 24, 34])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lane_rows_have_the_same_bits_alone_and_in_an_array(level, C, dtype):
+    n = 53
+    x = make((n, C), dtype, special=False, seed=C)
+    y = np.arange(n) % C
+    y[5::11] = -100
+    w = np.linspace(0.5, 2.0, C)
+
+    def grad_in_place(a, t):
+        g = a.copy()
+        return xentc.cross_entropy_and_grad(g, t, reduction="sum", grad_out=g)[1]
+
+    funcs = {
+        "logsumexp": lambda a, t: xentc.logsumexp(a, axis=1),
+        "softmax": lambda a, t: xentc.softmax(a, axis=1),
+        "log_softmax": lambda a, t: xentc.log_softmax(a, axis=1),
+        "cross_entropy": lambda a, t: xentc.cross_entropy(a, t, reduction="none"),
+        "options": lambda a, t: xentc.cross_entropy(a, t, reduction="none", weight=w,
+                                                    label_smoothing=0.1),
+        "grad": lambda a, t: xentc.cross_entropy_and_grad(a, t, reduction="sum",
+                                                          label_smoothing=0.1)[1],
+        "grad_in_place": grad_in_place,
+    }
+    before = _core.active_kernels()
+    assert _core.select_kernels(level)
+    try:
+        for name, f in funcs.items():
+            whole = f(x, y)
+            for start, size in [(0, 7), (7, 7), (49, 4), (50, 1), (16, 16), (37, 16)]:
+                part = f(x[start:start + size], y[start:start + size])
+                assert part.tobytes() == whole[start:start + size].tobytes(), (name, start)
+    finally:
+        assert _core.select_kernels(before)
+
+
 # Row mode's rows whose last C mod W classes a whole group takes as columns
 # (algo/row_groups.h): rows in a partial group (the array's last rows, or a
 # short array) must give the same bits as in a whole group. The widths

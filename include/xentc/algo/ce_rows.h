@@ -477,6 +477,65 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_by_lane)(
     return r0;
 }
 
+/* Lane mode's leftover rows [r0, nrows), fewer than W (the last nrows mod
+ * W of an array, or all of a short one), as one whole group: copied with
+ * their targets and gradient scales into a group padded with rows of
+ * zeros and ignored targets (XT_K(lane_pad)), their losses, flags and
+ * gradient rows copied back; returns the special rows. Every lane's
+ * arithmetic is its own, so a row gets the same bits here as inside a
+ * longer array (row mode, which took them before, sums in another order:
+ * rows at 4, 9 and 17 classes called in pieces of 7 differed in their
+ * last bit). Out of line, C not a constant: the same operations in the
+ * same order as XT_K(ce_by_lane)'s instances; made in there, the padded
+ * group's pointers chosen group by group cost 16% of float32 forward at
+ * 16 classes. The caller adds the losses to its sums. */
+XT_ATTR static ptrdiff_t XT_K(ce_lane_leftover)(const XT_T *x, ptrdiff_t r0, ptrdiff_t nrows,
+                                                const long long *target,
+                                                const double *gscale,
+                                                const xt_ce_index_args *a,
+                                                const xt_ce_consts *kc, double *loss,
+                                                XT_T *grad, unsigned char *special,
+                                                XT_K(ce_sum) *sum)
+{
+    enum { W = XV(lanes) };
+    const ptrdiff_t C = a->o.nclasses, n = nrows - r0;
+    const int want_grad = grad != NULL;
+    XT_T xp[XV(lanes) * XT_COLUMNS_MAX];
+    XV(v) cols[XT_COLUMNS_MAX];
+    long long tp[XV(lanes)];
+    double gsp[XV(lanes)], lp[XV(lanes)];
+    unsigned char sp[XV(lanes)];
+    XV(cp) plan;
+    XT_K(ce_rows) g;
+    XT_K(ce_sum) sum_p; /* the group's own, only its .all read */
+    for (int j = 0; j < 8 / XVD(lanes); j++)
+        sum_p.acc[j] = XVD(zero)();
+    sum_p.all = 1;
+    XT_K(lane_pad)(x + r0 * C, (int)n, C, xp);
+    for (int l = 0; l < W; l++) {
+        tp[l] = l < n ? target[r0 + l] : -1;
+        gsp[l] = gscale && l < n ? gscale[r0 + l] : 0.0;
+    }
+    XV(columns_plan)(C, &plan);
+    XT_K(ce_lane_sums)(xp, 0, tp, &plan, C, a->o.smoothing > 0.0, want_grad, &g, cols);
+    XT_K(ce_rows_ls)(&g);
+    /* the gradient into xp itself: its rows are all in cols by now */
+    const ptrdiff_t nspecial =
+        XT_K(ce_lane_out)(&g, cols, 0, tp, gscale ? gsp : NULL, &plan, a, kc, C, lp,
+                          want_grad ? xp : NULL, sp, &sum_p);
+    memcpy(loss + r0, lp, (size_t)n * sizeof(double));
+    memcpy(special + r0, sp, (size_t)n);
+    /* a special row's gradient row stays the caller's (grad may be x,
+     * from which it redoes the row) */
+    if (want_grad)
+        for (int l = 0; l < n; l++)
+            if (!sp[l])
+                memcpy(grad + (r0 + l) * C, xp + l * C, (size_t)C * sizeof(XT_T));
+    if (sum && !sum_p.all)
+        sum->all = 0;
+    return nspecial;
+}
+
 /* Row mode: rows [r0, r0 + n), n <= W. */
 XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(ce_rows_by_row)(
     const XT_T *x, ptrdiff_t r0, int n, const long long *target, const double *gscale,
@@ -607,7 +666,7 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
     for (int j = 0; j < 8 / WD; j++)
         sum.acc[j] = XVD(zero)();
     sum.all = 1;
-    if (XT_K(by_lanes)(C, grad != NULL ? XT_LANES_GRAD : XT_LANES_NONE) && nrows >= W) {
+    if (XT_K(by_lanes)(C, grad != NULL ? XT_LANES_GRAD : XT_LANES_NONE)) {
         /* C as a constant where it is small: the loops over the columns
          * unrolled, the block's vectors kept in registers. float32, 1
          * thread, 2^17 elements in cache, forward: 2 classes 0.74 -> 0.91
@@ -619,6 +678,11 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
         XT_K(ce_by_lane)(x, nrows, target, gscale, a, &kc, K, loss, grad, special, &nspecial, sp)
         XT_SMALL_C_SWITCH(C, r0, XT_CE_BY_LANE)
 #undef XT_CE_BY_LANE
+        if (r0 < nrows) {
+            nspecial += XT_K(ce_lane_leftover)(x, r0, nrows, target, gscale, a, &kc, loss, grad,
+                                               special, sp);
+            r0 = nrows;
+        }
     }
     for (; r0 < nrows; r0 += W) {
         int n = nrows - r0 < W ? (int)(nrows - r0) : W;

@@ -10,11 +10,10 @@
  *   XT_K(row_stats)   row mode: each row by vectors along it, the W rows'
  *                     lane partials reduced at once (hmax_many, hsum_many).
  * Each row's numbers depend on that row alone and on which mode takes
- * it, never on the threads (the grid of groups is fixed). Row mode gives a
- * row the same bits in a whole group and in a partial one; lane mode's
- * leftover rows (the last nrows mod W) go by row mode, whose order of the
- * sums differs, so such a row alone can differ in its last bit from the
- * same row inside a longer array.
+ * it (the row length decides), never on the threads or on where the row
+ * sits: row mode gives a row the same bits in a whole group and in a
+ * partial one, and lane mode takes its leftover rows (the last nrows mod
+ * W) as a whole group padded with zeros (XT_K(lane_pad)).
  */
 
 /* Do rows of C classes take lane mode? Up to the layer's lane_classes,
@@ -26,6 +25,15 @@ XT_ATTR XT_ALWAYS_INLINE static inline int XT_K(by_lanes)(ptrdiff_t C, int outpu
                             : outputs == XT_LANES_OUT ? (ptrdiff_t)XV(lane_classes_out)
                                                       : (ptrdiff_t)XV(lane_classes);
     return C <= limit;
+}
+
+/* The n < W rows of C elements from x copied into the group xp (W rows),
+ * the rows past them zeros: finite, so they make no group special. */
+XT_ATTR XT_ALWAYS_INLINE static inline void XT_K(lane_pad)(const XT_T *x, int n, ptrdiff_t C,
+                                                            XT_T *xp)
+{
+    memcpy(xp, x, (size_t)(n * C) * sizeof(XT_T));
+    memset(xp + n * C, 0, (size_t)((XV(lanes) - n) * C) * sizeof(XT_T));
 }
 
 /* Lane mode: from the columns v[0:C) of a group, its max m, count of
@@ -344,6 +352,30 @@ XT_ATTR XT_ALWAYS_INLINE static inline ptrdiff_t XT_K(rows_by_lanes)(const XT_T 
     return r0;
 }
 
+/* Lane mode's leftover rows [r0, nrows), fewer than W (the last nrows mod
+ * W of an array, or all of a short one), as one whole group padded with
+ * rows of zeros in a copy (XT_K(lane_pad)), out and the flags copied
+ * back; returns the special rows. A row gets the same bits here as inside
+ * a longer array (as XT_K(ce_lane_leftover) in ce_rows.h, which says why
+ * out of line). */
+XT_ATTR static ptrdiff_t XT_K(rows_lane_leftover)(const XT_T *x, ptrdiff_t r0, ptrdiff_t nrows,
+                                                  ptrdiff_t C, int mode, XT_T *out,
+                                                  unsigned char *special)
+{
+    enum { W = XV(lanes) };
+    const ptrdiff_t n = nrows - r0, each = mode == XT_SHORT_LSE ? 1 : C;
+    XT_T xp[XV(lanes) * XT_COLUMNS_MAX], op[XV(lanes) * XT_COLUMNS_MAX];
+    unsigned char sp[XV(lanes)];
+    ptrdiff_t nspecial = 0;
+    XT_K(lane_pad)(x + r0 * C, (int)n, C, xp);
+    XT_K(rows_by_lanes)(xp, W, C, mode, op, sp, &nspecial);
+    memcpy(special + r0, sp, (size_t)n);
+    if (nspecial) /* the whole group, left to the caller: out may be x */
+        return n;
+    memcpy(out + r0 * each, op, (size_t)(n * each) * sizeof(XT_T));
+    return 0;
+}
+
 /* Rows x[0:nrows) of C <= XT_CE_FUSED_MAX_COLS elements, by mode: out[r] =
  * logsumexp of row r (XT_SHORT_LSE), or out's row r = its softmax /
  * log_softmax (out may be x). Groups holding a row whose max is not
@@ -360,10 +392,14 @@ XT_ATTR static ptrdiff_t XT_K(rows)(const XT_T *x, ptrdiff_t nrows, ptrdiff_t C,
      * lane_classes_out for softmax's outputs (float32 softmax at 28 and 32
      * classes: 2.1 and 3.2 G/s in row mode, 1.8-2.0 and 1.6 in lane mode);
      * C a constant up to 16 as in ce_rows.h's XT_K(ce_index) */
-    if (XT_K(by_lanes)(C, mode != XT_SHORT_LSE ? XT_LANES_OUT : XT_LANES_NONE) && nrows >= W) {
+    if (XT_K(by_lanes)(C, mode != XT_SHORT_LSE ? XT_LANES_OUT : XT_LANES_NONE)) {
 #define XT_ROWS_BY_LANES(K) XT_K(rows_by_lanes)(x, nrows, K, mode, out, special, &nspecial)
         XT_SMALL_C_SWITCH(C, r0, XT_ROWS_BY_LANES)
 #undef XT_ROWS_BY_LANES
+        if (r0 < nrows) {
+            nspecial += XT_K(rows_lane_leftover)(x, r0, nrows, C, mode, out, special);
+            r0 = nrows;
+        }
     }
     for (; r0 < nrows; r0 += W) {
         int n = nrows - r0 < W ? (int)(nrows - r0) : W;
