@@ -253,7 +253,7 @@ def test_grad_kept_exps_match_two_exp_route(level, options, prob):
 # and inside the array, on every kernel level; with ignored targets, class
 # weights and smoothing, and the gradient in place.
 @pytest.mark.parametrize("level", _dispatch.available_levels())
-@pytest.mark.parametrize("C", [2, 3, 4, 9, 12, 17, 20, 24, 34])
+@pytest.mark.parametrize("C", [2, 3, 4, 9, 12, 17, 20, 21, 24, 31, 34])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_lane_rows_have_the_same_bits_alone_and_in_an_array(level, C, dtype):
     n = 53

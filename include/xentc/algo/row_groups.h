@@ -376,6 +376,26 @@ XT_ATTR static ptrdiff_t XT_K(rows_lane_leftover)(const XT_T *x, ptrdiff_t r0, p
     return 0;
 }
 
+/* Lane mode over all rows [0, nrows) of 1 or more than XT_SMALL_C_MAX
+ * classes (returns nrows, the special rows counted in *nspecial), C a constant to
+ * 32 (XT_WIDE_C_SWITCH); out of line (simd/common.h says why). */
+XT_ATTR __attribute__((noinline)) static ptrdiff_t XT_K(rows_lanes_wide)(const XT_T *x,
+                                                                    ptrdiff_t nrows,
+                                                                    ptrdiff_t C, int mode,
+                                                                    XT_T *out,
+                                                                    unsigned char *special,
+                                                                    ptrdiff_t *nspecial)
+{
+    ptrdiff_t r0 = 0, ns = 0; /* the count in a local, written back at the end */
+#define XT_ROWS_BY_LANES(K) XT_K(rows_by_lanes)(x, nrows, K, mode, out, special, &ns)
+    XT_WIDE_C_SWITCH(C, r0, XT_ROWS_BY_LANES)
+#undef XT_ROWS_BY_LANES
+    if (r0 < nrows)
+        ns += XT_K(rows_lane_leftover)(x, r0, nrows, C, mode, out, special);
+    *nspecial += ns;
+    return nrows;
+}
+
 /* Rows x[0:nrows) of C <= XT_CE_FUSED_MAX_COLS elements, by mode: out[r] =
  * logsumexp of row r (XT_SHORT_LSE), or out's row r = its softmax /
  * log_softmax (out may be x). Groups holding a row whose max is not
@@ -390,15 +410,18 @@ XT_ATTR static ptrdiff_t XT_K(rows)(const XT_T *x, ptrdiff_t nrows, ptrdiff_t C,
     XV(cp) plan;
     /* lane mode as far as the layer's lane_classes for the log-sum-exp,
      * lane_classes_out for softmax's outputs (float32 softmax at 28 and 32
-     * classes: 2.1 and 3.2 G/s in row mode, 1.8-2.0 and 1.6 in lane mode);
-     * C a constant up to 16 as in ce_rows.h's XT_K(ce_index) */
+     * classes: 2.1 and 3.2 G/s in row mode, 1.8-2.0 and 1.6 in lane mode) */
     if (XT_K(by_lanes)(C, mode != XT_SHORT_LSE ? XT_LANES_OUT : XT_LANES_NONE)) {
+        if (C > XT_SMALL_C_MAX || C < 2) {
+            r0 = XT_K(rows_lanes_wide)(x, nrows, C, mode, out, special, &nspecial);
+        } else {
 #define XT_ROWS_BY_LANES(K) XT_K(rows_by_lanes)(x, nrows, K, mode, out, special, &nspecial)
-        XT_SMALL_C_SWITCH(C, r0, XT_ROWS_BY_LANES)
+            XT_SMALL_C_SWITCH(C, r0, XT_ROWS_BY_LANES)
 #undef XT_ROWS_BY_LANES
-        if (r0 < nrows) {
-            nspecial += XT_K(rows_lane_leftover)(x, r0, nrows, C, mode, out, special);
-            r0 = nrows;
+            if (r0 < nrows) {
+                nspecial += XT_K(rows_lane_leftover)(x, r0, nrows, C, mode, out, special);
+                r0 = nrows;
+            }
         }
     }
     for (; r0 < nrows; r0 += W) {

@@ -344,16 +344,17 @@ XT_L2 XT_ALWAYS_INLINE void xv_avx2_f32_pairs_join(float *p, const __m256 *cols)
 }
 XT_DEFINE_AVX2_COLUMNS(f32, float, __m256, 8, ps)
 /* Where lane mode stops (the columns by transposes above), measured on
- * AMD Zen 3 (2 threads, 2^23 elements, lane mode to 34 classes against
- * these limits, 3 alternating runs): the float32 forward even at 20
- * classes, +14% at 24, -14% at 28, -30% at 32 (rows past 16 classes have
- * C known only at run time; row mode's rows of 32 are four whole
- * vectors); forward+gradient -3% at 20, -18% at 24, -30% at 32. 20 kept
- * for all three (24 is ahead in the forward alone and is no point of the
- * sweep). With the gathers these replace, the limits were measured on
- * Zen 4 at 20 as well. */
-enum { xv_avx2_f32_lane_classes = 20, xv_avx2_f32_lane_classes_out = 20,
-       xv_avx2_f32_lane_classes_grad = 20 };
+ * AMD Zen 3 with C a constant to 32 (simd/common.h, XT_WIDE_C_SWITCH),
+ * against row mode, alternating builds. 1 thread, 2^20 elements: the
+ * forward +39% at 21, +16% at 28, +14% at 24 (2 threads, 2^23: +37%,
+ * +19%, +18%, +18% at 31); logsumexp +13-30% at 21-28; softmax +35% at 21,
+ * +18% at 28, even at 24; at 32 row mode (four whole vectors a row) is
+ * ahead: forward+gradient 0.85x, softmax 0.91x in lane mode. The gradient
+ * at 2 threads, 2^23: +20% at 21, -8% at 24 (row mode's whole vectors),
+ * even at 28 and 31: so to 23. (With C at run time past 16 the limits
+ * were 20: forward -14% at 28, -30% at 32.) */
+enum { xv_avx2_f32_lane_classes = 31, xv_avx2_f32_lane_classes_out = 31,
+       xv_avx2_f32_lane_classes_grad = 23 };
 XT_L2 __m256 xv_avx2_f32_getexp(__m256 x)
 {
     __m256i k = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_castps_si256(x), 23),

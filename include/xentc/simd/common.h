@@ -57,15 +57,21 @@
  * simd/avx512.h and simd/avx2.h have their own, by permutes and
  * transposes of the block's vectors (NEON keeps these). */
 #define XT_COLUMNS_MAX 34 /* >= every layer's lane_classes */
-/* r = CALL(K) with K the constant C for C = 2..20, else CALL(C): the lane
- * kernels' instances with C a constant (algo/ce_rows.h, row_groups.h),
- * whose loops over the columns unroll and whose block of vectors stays in
- * registers. To 20, AVX2's lane_classes: with C at run time there, float32
- * rows of 17 and 18 classes ran 26% below those of 16 (Zen 3, 1 thread,
- * 2^20 elements; as constants the cross-entropy forward +31-35%,
- * forward+gradient +38% at 17, logsumexp +38%, softmax +44%; at 19-20
- * +2-14%; float64 forward +6-7%), for 9% more module (1.78 -> 1.93 MB).
- * AVX-512's lane mode past 20 keeps C at run time. */
+/* r = CALL(K) with K the constant C for C = 2..20 (XT_SMALL_C_SWITCH) or
+ * 21..32 (XT_WIDE_C_SWITCH), else CALL(C): the lane kernels' instances
+ * with C a constant (algo/ce_rows.h, row_groups.h), whose loops over the
+ * columns unroll and whose block of vectors stays in registers. With C
+ * at run time past 16, float32 rows of 17 and 18 classes ran 26% below
+ * those of 16 on AVX2 (Zen 3, 1 thread, 2^20 elements; as constants the
+ * cross-entropy forward +31-35%, forward+gradient +38% at 17, logsumexp
+ * +38%, softmax +44%; at 19-20 +2-14%; float64 forward +6-7%), and those
+ * of 21-31 classes (then row mode) 20-30% below those of 20. The wide ones
+ * go in functions of their own (XT_K(ce_lanes_wide), XT_K(rows_lanes_wide)):
+ * inside the kernel beside the small ones they cost lane mode 3-9% at
+ * 2-16 classes and row mode 5-11% at 32-50 (code layout). Up to 32, NEON's
+ * lane_classes (AVX2's float32 31; AVX-512's float32 34 past it at run
+ * time). The module grew from 1.78 MB (to 16) to about 2.3 MB. */
+#define XT_SMALL_C_MAX 20
 #define XT_SMALL_C_SWITCH(C, r, CALL)                                         \
     switch (C) {                                                              \
     case 2: r = CALL(2); break;                                               \
@@ -87,6 +93,22 @@
     case 18: r = CALL(18); break;                                             \
     case 19: r = CALL(19); break;                                             \
     case 20: r = CALL(20); break;                                             \
+    default: r = CALL(C);                                                     \
+    }
+#define XT_WIDE_C_SWITCH(C, r, CALL)                                          \
+    switch (C) {                                                              \
+    case 21: r = CALL(21); break;                                             \
+    case 22: r = CALL(22); break;                                             \
+    case 23: r = CALL(23); break;                                             \
+    case 24: r = CALL(24); break;                                             \
+    case 25: r = CALL(25); break;                                             \
+    case 26: r = CALL(26); break;                                             \
+    case 27: r = CALL(27); break;                                             \
+    case 28: r = CALL(28); break;                                             \
+    case 29: r = CALL(29); break;                                             \
+    case 30: r = CALL(30); break;                                             \
+    case 31: r = CALL(31); break;                                             \
+    case 32: r = CALL(32); break;                                             \
     default: r = CALL(C);                                                     \
     }
 /* cols[j] = the j-th column of W rows stride apart from p, j < nc, one
