@@ -644,6 +644,28 @@ XT_ATTR __attribute__((noinline)) static ptrdiff_t XT_K(ce_lanes_wide)(
     return nrows;
 }
 
+/* Row mode over rows [r0, nrows), out of line: beside the lane kernels'
+ * instances GCC laid it out otherwise (float32, 256 classes). */
+XT_ATTR __attribute__((noinline)) static ptrdiff_t XT_K(ce_rows_mode)(
+    const XT_T *x, ptrdiff_t r0, ptrdiff_t nrows, const long long *target, const double *gscale,
+    const xt_ce_index_args *a, const xt_ce_consts *kcp, double *loss, XT_T *grad,
+    unsigned char *special, XT_K(ce_sum) *sp)
+{
+    enum { W = XV(lanes) };
+    const xt_ce_consts kc = *kcp;
+    XT_K(ce_sum) sum, *sl = sp ? &sum : NULL;
+    if (sp)
+        sum = *sp;
+    ptrdiff_t ns = 0;
+    for (; r0 < nrows; r0 += W) {
+        int n = nrows - r0 < W ? (int)(nrows - r0) : W;
+        ns += XT_K(ce_rows_by_row)(x, r0, n, target, gscale, a, &kc, loss, grad, special, sl);
+    }
+    if (sp)
+        *sp = sum;
+    return ns;
+}
+
 /* Targets a running max of the target check takes (XT_K(ce_index)) */
 #define XT_CE_CHECK_CHAINS 16
 
@@ -719,11 +741,9 @@ XT_ATTR static ptrdiff_t XT_K(ce_index)(const XT_T *x, ptrdiff_t nrows, const lo
         }
         }
     }
-    for (; r0 < nrows; r0 += W) {
-        int n = nrows - r0 < W ? (int)(nrows - r0) : W;
-        nspecial += XT_K(ce_rows_by_row)(x, r0, n, target, gscale, a, &kc, loss, grad, special,
-                                         sp);
-    }
+    if (r0 < nrows)
+        nspecial += XT_K(ce_rows_mode)(x, r0, nrows, target, gscale, a, &kc, loss, grad,
+                                       special, sp);
     if (sp) {
         /* the partial group's losses, then the pairwise sum: _sum_doubles */
         double s[8];
